@@ -1,0 +1,97 @@
+"""Decoding with PyAV: frame types, RGB pixels and FFmpeg's exported motion vectors.
+
+One decoder thread per process: extraction runs one process per core (facts.md).
+"""
+from dataclasses import dataclass
+
+import av
+import numpy as np
+from av.video.frame import PictureType
+
+ENCODE_HINT = "re-encode it with `teamnet encode` first"
+
+
+class VideoError(Exception):
+    """A video that cannot be processed; the message says why and what to do."""
+
+
+@dataclass(frozen=True)
+class VideoInfo:
+    codec: str
+    width: int
+    height: int
+    fps: float
+    frames: int  # as declared by the container (0 if unknown)
+
+
+def open_video(path):
+    """Open a file with PyAV; returns (container, video stream) or raises VideoError."""
+    if path.stat().st_size == 0:
+        raise VideoError("empty file (0 bytes)")
+    try:
+        container = av.open(str(path))
+    except av.FFmpegError as error:
+        raise VideoError(f"not a readable video: {error}") from None
+    if not container.streams.video:
+        container.close()
+        kinds = ", ".join(sorted({s.type for s in container.streams})) or "no streams"
+        raise VideoError(f"no video stream (contains: {kinds})")
+    return container, container.streams.video[0]
+
+
+def probe(path):
+    """Codec, size, frame rate and declared frame count of a file's first video stream."""
+    container, stream = open_video(path)
+    with container:
+        rate = stream.average_rate or stream.guessed_rate
+        return VideoInfo(stream.codec_context.name, stream.codec_context.width,
+                         stream.codec_context.height, float(rate) if rate else 0.0,
+                         stream.frames)
+
+
+def frame_types(path):
+    """The picture type of every frame in decode order ('I', 'P', 'B', ...), as one string."""
+    container, stream = open_video(path)
+    with container:
+        stream.thread_type = "AUTO"  # only types matter here; let the decoder use the cores
+        try:
+            return "".join(PictureType(frame.pict_type).name for frame in container.decode(stream))
+        except av.FFmpegError as error:
+            raise VideoError(f"decoding failed: {error}") from None
+
+
+def decode_with_motion(path):
+    """Yield (is_iframe, rgb, motion_records) for every frame of a strict-GOP MPEG-4 Part 2 file.
+
+    rgb is (H, W, 3) uint8; motion_records is FFmpeg's structured array of motion vectors for a
+    P-frame (None for I-frames and all-intra P-frames). Anything that is not I- then P-frames of
+    MPEG-4 Part 2 raises VideoError telling the user to run `teamnet encode`.
+    """
+    container, stream = open_video(path)
+    with container:
+        codec = stream.codec_context.name
+        if codec != "mpeg4":
+            raise VideoError(f"codec is {codec}, not MPEG-4 Part 2 (mpeg4); {ENCODE_HINT}")
+        stream.thread_count = 1
+        stream.codec_context.options = {"flags2": "+export_mvs"}
+        index = -1
+        try:
+            for index, frame in enumerate(container.decode(stream)):
+                kind = PictureType(frame.pict_type).name
+                if index == 0 and kind != "I":
+                    raise VideoError(f"first frame is a {kind}-frame, not an I-frame; {ENCODE_HINT}")
+                if kind == "I":
+                    yield True, frame.to_ndarray(format="rgb24"), None
+                elif kind == "P":
+                    side_data = frame.side_data.get("MOTION_VECTORS")
+                    records = None if side_data is None else np.array(side_data.to_ndarray())
+                    if records is not None and np.any(records["source"] > 0):
+                        raise VideoError(f"frame {index} predicts from a future frame; {ENCODE_HINT}")
+                    yield False, frame.to_ndarray(format="rgb24"), records
+                else:
+                    raise VideoError(f"frame {index} is a {kind}-frame (only I and P are "
+                                     f"supported); {ENCODE_HINT}")
+        except av.FFmpegError as error:
+            raise VideoError(f"decoding failed after frame {index}: {error}") from None
+        if index < 0:
+            raise VideoError("no decodable frames")

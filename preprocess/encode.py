@@ -1,0 +1,123 @@
+"""Re-encoding to MPEG-4 Part 2 with a strict GOP (representation.md section 1).
+
+One I-frame then gop-1 P-frames, no B-frames: FFmpeg's defaults (g=12, bf=0) are not enough,
+because the mpeg4 encoder promotes P-frames to I-frames at scene cuts unless sc_threshold is
+disabled. Every output is verified by decoding its frame types before it gets its final name.
+"""
+import os
+import shutil
+import subprocess
+from dataclasses import dataclass
+from pathlib import Path
+
+import ffmpeg
+
+from .atomic import atomic_output, write_json
+from .decode import VideoError, frame_types, probe
+from .discover import find_videos
+from .parallel import run_parallel
+
+FFMPEG_ENV = "TEAMNET_FFMPEG"
+REPORT_NAME = "encode-report.json"
+NO_SCENE_CUTS = 1_000_000_000
+
+
+@dataclass(frozen=True)
+class EncodeSettings:
+    gop: int = 12
+    qscale: int = 1
+    size: tuple = (340, 256)  # (width, height); ignored when short_side is set
+    short_side: int = None
+    ffmpeg: str = "ffmpeg"
+
+
+@dataclass(frozen=True)
+class EncodeResult:
+    source: str
+    status: str  # "encoded", "skipped" (already done) or "failed"
+    reason: str = ""
+
+
+def find_ffmpeg(explicit=None):
+    """The ffmpeg binary: explicit, then $TEAMNET_FFMPEG, then PATH, then imageio-ffmpeg's."""
+    for candidate, origin in ((explicit, "--ffmpeg"), (os.environ.get(FFMPEG_ENV), FFMPEG_ENV)):
+        if candidate:
+            found = shutil.which(candidate)
+            if not found:
+                raise FileNotFoundError(f"{origin}={candidate}: no such executable")
+            return found
+    on_path = shutil.which("ffmpeg")
+    if on_path:
+        return on_path
+    import imageio_ffmpeg
+    return imageio_ffmpeg.get_ffmpeg_exe()
+
+
+def output_size(width, height, settings):
+    """(width, height) of the re-encoded video: fixed, or the short side scaled to N (even)."""
+    if not settings.short_side:
+        return settings.size
+    scale = settings.short_side / min(width, height)
+    even = lambda value: max(2, int(round(value * scale / 2)) * 2)
+    return even(width), even(height)
+
+
+def ffmpeg_command(source, target, width, height, settings):
+    """The ffmpeg argument list (no shell involved) for one file; audio is dropped."""
+    video = ffmpeg.input(str(source)).video.filter("scale", width, height).filter("setsar", 1)
+    output = ffmpeg.output(
+        video, str(target), format="mp4", vcodec="mpeg4", pix_fmt="yuv420p",
+        g=settings.gop, bf=0, sc_threshold=NO_SCENE_CUTS, **{"q:v": settings.qscale})
+    return output.global_args("-nostdin", "-hide_banner", "-loglevel", "error").compile(
+        cmd=settings.ffmpeg, overwrite_output=True)
+
+
+def check_strict_gop(types, gop):
+    """Raise VideoError unless types is I followed by gop-1 P-frames, repeated."""
+    if not types:
+        raise VideoError("the encoded file has no frames")
+    for index, kind in enumerate(types):
+        expected = "I" if index % gop == 0 else "P"
+        if kind != expected:
+            raise VideoError(f"encoded frame {index} is a {kind}-frame, expected {expected} "
+                             f"(GOP {gop}); is this ffmpeg's mpeg4 encoder?")
+
+
+def encode_video(source, target, settings):
+    """Re-encode one file; the output appears only once complete and verified."""
+    if target.exists():
+        return EncodeResult(str(source), "skipped")
+    try:
+        info = probe(source)
+        width, height = output_size(info.width, info.height, settings)
+        with atomic_output(target) as temporary:
+            command = ffmpeg_command(source, temporary, width, height, settings)
+            done = subprocess.run(command, capture_output=True, text=True, errors="replace")
+            if done.returncode != 0:
+                message = done.stderr.strip().splitlines()[-1:] or [f"exit {done.returncode}"]
+                raise VideoError(f"ffmpeg failed: {message[0]}")
+            check_strict_gop(frame_types(temporary), settings.gop)
+    except VideoError as error:
+        return EncodeResult(str(source), "failed", str(error))
+    except Exception as error:  # a bug must not cost the other files their output
+        return EncodeResult(str(source), "failed", f"internal error: {error!r}")
+    return EncodeResult(str(source), "encoded")
+
+
+def encode_dataset(source_root, target_root, settings, workers=1):
+    """Re-encode every video under source_root into the same tree under target_root (.mp4).
+
+    Returns the results; failures are also written to target_root/encode-report.json.
+    """
+    target_root = Path(target_root).absolute()
+    videos = find_videos(source_root)
+    run = lambda video: encode_video(
+        video.path, target_root / video.relative.with_suffix(".mp4"), settings)
+    results = list(run_parallel(run, videos, workers, "encode"))
+    results.sort(key=lambda result: result.source)
+    counts = {status: sum(r.status == status for r in results)
+              for status in ("encoded", "skipped", "failed")}
+    write_json(target_root / REPORT_NAME, {
+        **counts, "settings": {**settings.__dict__, "size": list(settings.size)},
+        "failures": [{"path": r.source, "reason": r.reason} for r in results if r.status == "failed"]})
+    return results

@@ -1,0 +1,174 @@
+"""Extraction: encoded videos -> per GOP, the I-frame and every P-frame's accumulated motion
+vectors and residuals (representation.md sections 2-4) -> sharded HDF5 (docs/FORMAT.md).
+
+Each joblib task writes one whole shard under a temporary name; a rerun skips every video that
+a complete shard already holds, so killing a run loses at most the shards in flight.
+"""
+import json
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+import h5py
+import numpy as np
+
+from . import store
+from .atomic import atomic_output, write_json
+from .decode import ENCODE_HINT, VideoError, decode_with_motion, probe
+from .discover import PARTIAL_SUFFIX, DatasetError, find_videos
+from .motion import GopAccumulator
+from .parallel import run_parallel
+
+REPORT_NAME = "extract-report.json"
+
+
+@dataclass(frozen=True)
+class ExtractSettings:
+    storage: str = "int8"  # MVs and residuals: "int8" (saturated, see FORMAT.md) or "int16"
+    compression: str = "lzf"  # see store.COMPRESSIONS
+
+    def as_dict(self):
+        return {"format_version": store.FORMAT_VERSION, **asdict(self)}
+
+
+@dataclass
+class ShardResult:
+    shard: str
+    stored: list = field(default_factory=list)  # video ids
+    failures: list = field(default_factory=list)  # (source path, reason)
+
+
+class _GopBuffer:
+    """One GOP's P-frame outputs, reused from GOP to GOP (grown when a GOP is longer)."""
+
+    def __init__(self, height, width, dtype):
+        self.shape, self.dtype = (height, width), dtype
+        self.mvs = np.empty((0, height, width, 2), dtype)
+        self.residuals = np.empty((0, height, width, 3), dtype)
+        self.count = 0
+
+    def next_slots(self):
+        if self.count == len(self.mvs):
+            grown = max(16, 2 * len(self.mvs))
+            self.mvs = np.resize(self.mvs, (grown, *self.shape, 2))
+            self.residuals = np.resize(self.residuals, (grown, *self.shape, 3))
+        self.count += 1
+        return self.mvs[self.count - 1], self.residuals[self.count - 1]
+
+
+def extract_video(video, group, settings):
+    """Decode one video and write its GOPs and attributes into an HDF5 group."""
+    info = probe(video.path)
+    dtype = np.dtype(settings.storage)
+    writer = buffer = iframe = accumulator = None
+    frames = p_frames = p_frames_with_motion = 0
+    short_gop = None  # a GOP shorter than GOP 0: only the last one may be
+
+    def finish_gop():
+        nonlocal writer, short_gop
+        if writer is None:  # GOP 0 sets the P-frame count that every other GOP must have
+            writer = store.VideoWriter(group, *iframe.shape[:2], buffer.count, dtype,
+                                       settings.compression)
+        gop_index = len(writer.num_p)
+        if buffer.count > writer.max_p or short_gop is not None:
+            bad, count = (short_gop, "fewer") if short_gop is not None else (gop_index, "more")
+            raise VideoError(f"irregular GOPs: GOP {bad} has {count} P-frames than GOP 0 "
+                             f"({writer.max_p}) and is not the last; {ENCODE_HINT}")
+        if buffer.count < writer.max_p:
+            short_gop = gop_index
+        writer.add_gop(iframe, buffer.mvs[:buffer.count], buffer.residuals[:buffer.count])
+
+    for is_iframe, rgb, records in decode_with_motion(video.path):
+        frames += 1
+        if is_iframe:
+            if iframe is not None:
+                finish_gop()
+            iframe, accumulator = rgb, GopAccumulator(rgb)
+            buffer = buffer or _GopBuffer(*rgb.shape[:2], dtype)
+            buffer.count = 0
+        else:
+            p_frames += 1
+            p_frames_with_motion += records is not None
+            accumulator.advance(records, rgb, *buffer.next_slots())
+    finish_gop()
+    if p_frames and not p_frames_with_motion:
+        raise VideoError("no P-frame carries motion vectors (decoder without export_mvs?)")
+    writer.finish(video_id=video.video_id, source=video.relative.as_posix(),
+                  folder_class=video.folder_class, fps=info.fps, width=iframe.shape[1],
+                  height=iframe.shape[0], frames=frames)
+
+
+def extract_shard(task):
+    """Write a list of videos into one shard file, atomically; a shard that would hold no video
+    is not written. Failures are reported in the result, never raised."""
+    shard_path, videos, settings = task
+    result = ShardResult(Path(shard_path).name)
+    with atomic_output(shard_path) as temporary:
+        with h5py.File(temporary, "w") as shard:
+            shard.attrs["settings"] = json.dumps(settings.as_dict())
+            stored = shard.create_group("videos")
+            for video in videos:
+                name = f"{len(result.stored):05d}"
+                try:
+                    extract_video(video, stored.create_group(name), settings)
+                    result.stored.append(video.video_id)
+                except Exception as error:  # a bad video (or a bug) must not cost the others
+                    del stored[name]
+                    reason = str(error) if isinstance(error, VideoError) else f"internal error: {error!r}"
+                    result.failures.append((str(video.path), reason))
+        if not result.stored:
+            temporary.unlink()
+            result.shard = None
+    return result
+
+
+def _existing_shards(root, settings):
+    """{video_id: shard} of complete shards; refuses shards written with other settings."""
+    done = {}
+    for shard in sorted(root.glob(store.SHARD_GLOB)):
+        with h5py.File(shard, "r") as file:
+            theirs = json.loads(file.attrs["settings"])
+        if theirs != settings.as_dict():
+            raise DatasetError(f"{shard} was extracted with settings {theirs}, this run asks for "
+                               f"{settings.as_dict()}; use the same options or another folder")
+        done.update(dict.fromkeys(store.shard_videos(shard), shard.name))
+    return done
+
+
+def _check_labels(videos, labels_file):
+    labels = store.read_labels(labels_file)
+    missing = [v.video_id for v in videos if v.video_id not in labels]
+    if missing:
+        raise DatasetError(f"{labels_file}: no class for {len(missing)} video(s), such as "
+                           f"{missing[0]!r}")
+
+
+def extract_dataset(source_root, target_root, settings=ExtractSettings(), workers=1,
+                    shard_size=64, labels_file=None):
+    """Extract every video under source_root into shards under target_root, resuming.
+
+    Returns (index, failures) where failures lists (path, reason); failures are also written to
+    target_root/extract-report.json. index.json is rebuilt from all complete shards.
+    """
+    target_root = Path(target_root).absolute()
+    videos = find_videos(source_root)
+    if labels_file:
+        _check_labels(videos, labels_file)
+    target_root.mkdir(parents=True, exist_ok=True)
+    for stale in target_root.glob(f".*{PARTIAL_SUFFIX}"):
+        stale.unlink()  # left by a killed run: never complete, never visible as a shard
+    done = _existing_shards(target_root, settings)
+    todo = [video for video in videos if video.video_id not in done]
+    first = 1 + max((int(name[6:11]) for name in set(done.values())), default=-1)
+    tasks = [(target_root / store.shard_name(first + n), todo[start:start + shard_size], settings)
+             for n, start in enumerate(range(0, len(todo), shard_size))]
+    failures = []
+    for result in run_parallel(extract_shard, tasks, workers, "extract", total=len(todo),
+                               unit="video", weight=lambda r: len(r.stored) + len(r.failures)):
+        failures.extend(result.failures)
+    failures.sort()
+    write_json(target_root / REPORT_NAME, {
+        "videos": len(videos), "already_done": len(done), "extracted": len(todo) - len(failures),
+        "failed": len(failures), "settings": settings.as_dict(),
+        "failures": [{"path": path, "reason": reason} for path, reason in failures]})
+    index = store.build_index(target_root, settings.as_dict(), labels_file)
+    return index, failures

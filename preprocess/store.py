@@ -1,0 +1,183 @@
+"""The sharded HDF5 store of the partially decoded representation (layout: docs/FORMAT.md).
+
+Needs only h5py and NumPy (no decoder, no torch): the training package reads through here.
+Shards appear whole (written under a temporary name, then renamed); index.json is rebuilt from
+the complete shards at the end of every extraction run, so it never names a missing video.
+"""
+import csv
+import json
+from functools import lru_cache
+from pathlib import Path
+
+import h5py
+import numpy as np
+
+from .atomic import write_json
+from .discover import VIDEO_EXTENSIONS
+
+FORMAT_VERSION = 1
+INDEX_NAME = "index.json"
+SHARD_GLOB = "shard-*.h5"
+COMPRESSIONS = {"none": {}, "lzf": {"compression": "lzf"},
+                "gzip": {"compression": "gzip", "compression_opts": 1, "shuffle": False}}
+
+
+class StoreError(Exception):
+    """A dataset folder that cannot be read as asked; the message says why."""
+
+
+def shard_name(number):
+    return f"shard-{number:05d}.h5"
+
+
+class VideoWriter:
+    """Writes one video into a shard group, one GOP at a time (resizable datasets)."""
+
+    def __init__(self, group, height, width, max_p, dtype, compression):
+        options = COMPRESSIONS[compression]
+        # One chunk per frame: training reads one I-frame and one P-frame per sampled GOP.
+        # max(1, .): a chunk needs a non-zero size even where a video has no P-frames at all.
+        slots = max(1, max_p)
+        self.iframes = group.create_dataset(
+            "iframes", (0, height, width, 3), np.uint8, maxshape=(None, height, width, 3),
+            chunks=(1, height, width, 3), **options)
+        self.mvs = group.create_dataset(
+            "mvs", (0, slots, height, width, 2), dtype, maxshape=(None, slots, height, width, 2),
+            chunks=(1, 1, height, width, 2), **options)
+        self.residuals = group.create_dataset(
+            "residuals", (0, slots, height, width, 3), dtype,
+            maxshape=(None, slots, height, width, 3), chunks=(1, 1, height, width, 3), **options)
+        self.max_p, self.num_p, self.group = max_p, [], group
+
+    def add_gop(self, iframe, mvs, residuals):
+        """Append a GOP: its I-frame and its P-frames' accumulated MVs and residuals."""
+        gop, count = len(self.num_p), len(mvs)
+        for dataset in (self.iframes, self.mvs, self.residuals):
+            dataset.resize(gop + 1, axis=0)  # new slots read as zero until written
+        self.iframes[gop] = iframe
+        for k in range(count):
+            self.mvs[gop, k] = mvs[k]
+            self.residuals[gop, k] = residuals[k]
+        self.num_p.append(count)
+
+    def finish(self, **attributes):
+        self.group.create_dataset("num_p", data=np.asarray(self.num_p, np.int16))
+        self.group.attrs.update(attributes, gops=len(self.num_p))
+
+
+def shard_videos(path):
+    """{video_id: attributes} of the videos stored in one shard file."""
+    with h5py.File(path, "r") as shard:
+        return {group.attrs["video_id"]: dict(group.attrs, group=name, num_p=group["num_p"][()])
+                for name, group in shard["videos"].items()}
+
+
+def read_labels(path):
+    """{video_id: class name} from an annotation CSV of "video,class" lines, where video is
+    the id or the relative path with any video extension."""
+    labels = {}
+    with open(path, newline="", encoding="utf-8") as file:
+        for number, row in enumerate(csv.reader(file), 1):
+            if not row or row[0].startswith("#") or (number == 1 and row[:2] == ["video", "class"]):
+                continue
+            if len(row) != 2:
+                raise StoreError(f"{path}:{number}: expected 'video,class', got {row!r}")
+            video = Path(row[0].strip())
+            if video.suffix.lower() in VIDEO_EXTENSIONS:
+                video = video.with_suffix("")
+            labels[video.as_posix()] = row[1].strip()
+    return labels
+
+
+def build_index(root, settings, labels_file=None):
+    """Write root/index.json from the complete shards; returns the index.
+
+    Classes come from labels_file (keys: video id, or its path with extension) or else from
+    the video's folder name; label indices follow the sorted class names.
+    """
+    root = Path(root)
+    labels = read_labels(labels_file) if labels_file else None
+    videos = []
+    for shard in sorted(root.glob(SHARD_GLOB)):
+        for video_id, attrs in shard_videos(shard).items():
+            if labels is None:
+                class_name = attrs["folder_class"]
+            else:
+                class_name = labels.get(video_id)
+                if class_name is None:
+                    raise StoreError(f"{labels_file}: no class for video {video_id!r}")
+            videos.append({
+                "id": video_id, "class": class_name, "fps": float(attrs["fps"]),
+                "width": int(attrs["width"]), "height": int(attrs["height"]),
+                "frames": int(attrs["frames"]), "gops": int(attrs["gops"]),
+                "p_frames": [int(n) for n in attrs["num_p"]], "shard": shard.name,
+                "group": attrs["group"], "source": attrs["source"]})
+    videos.sort(key=lambda video: video["id"])
+    classes = sorted({video["class"] for video in videos})
+    label_of = {name: label for label, name in enumerate(classes)}
+    for video in videos:
+        video["label"] = label_of[video["class"]]
+    index = {"format_version": FORMAT_VERSION, "settings": settings, "classes": classes,
+             "videos": videos}
+    write_json(root / INDEX_NAME, index)
+    return index
+
+
+@lru_cache(maxsize=8)
+def _load_index(path, modified):
+    index = json.loads(path.read_text(encoding="utf-8"))
+    if index.get("format_version") != FORMAT_VERSION:
+        raise StoreError(f"{path}: format version {index.get('format_version')}, this reader "
+                         f"reads {FORMAT_VERSION}; re-run `teamnet extract` into a new folder")
+    index["by_id"] = {video["id"]: video for video in index["videos"]}
+    return index
+
+
+def load_index(root):
+    """The parsed index.json of an extracted dataset (cached until the file changes)."""
+    path = Path(root).absolute() / INDEX_NAME
+    if not path.is_file():
+        raise StoreError(f"{path}: no index; is {root} the output folder of `teamnet extract`?")
+    return _load_index(path, path.stat().st_mtime_ns)
+
+
+def list_videos(root):
+    """The ids of all videos in an extracted dataset, sorted."""
+    return [video["id"] for video in load_index(root)["videos"]]
+
+
+def read_video(root, video_id):
+    """One video's representation as NumPy arrays.
+
+    Returns iframes uint8 [G,H,W,3]; mvs int16 [G,P,H,W,2] (x, y, pixels); residuals int16
+    [G,P,H,W,3] (RGB); num_p int [G] (P-frames per GOP; P is the largest, unused slots are zero);
+    label, class_name, fps. Stored int8 values come back as int16 with the same values.
+    """
+    index = load_index(root)
+    video = index["by_id"].get(video_id)
+    if video is None:
+        raise StoreError(f"{root}: no video {video_id!r} in the index")
+    max_p = max(video["p_frames"], default=0)
+    with h5py.File(Path(root) / video["shard"], "r") as shard:
+        group = shard["videos"][video["group"]]
+        return {
+            "iframes": group["iframes"][()],
+            "mvs": group["mvs"][:, :max_p].astype(np.int16),
+            "residuals": group["residuals"][:, :max_p].astype(np.int16),
+            "num_p": group["num_p"][()].astype(np.int64),
+            "label": video["label"], "class_name": video["class"], "fps": video["fps"]}
+
+
+def summary(root):
+    """Totals of an extracted dataset: videos, classes, shards, GOPs, frames, bytes."""
+    root = Path(root)
+    index = load_index(root)
+    videos = index["videos"]
+    shards = sorted({video["shard"] for video in videos})
+    size = sum((root / shard).stat().st_size for shard in shards)
+    frames = sum(video["frames"] for video in videos)
+    return {"videos": len(videos), "classes": len(index["classes"]), "shards": len(shards),
+            "gops": sum(video["gops"] for video in videos), "frames": frames,
+            "stored_p_frames": sum(sum(video["p_frames"]) for video in videos),
+            "bytes": size, "bytes_per_frame": size / frames if frames else 0.0,
+            "settings": index["settings"]}
