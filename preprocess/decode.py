@@ -3,6 +3,7 @@
 One decoder thread per process: extraction runs one process per core (facts.md).
 """
 from dataclasses import dataclass
+from pathlib import Path
 
 import av
 import numpy as np
@@ -26,6 +27,7 @@ class VideoInfo:
 
 def open_video(path):
     """Open a file with PyAV; returns (container, video stream) or raises VideoError."""
+    path = Path(path)
     if path.stat().st_size == 0:
         raise VideoError("empty file (0 bytes)")
     try:
@@ -33,8 +35,8 @@ def open_video(path):
     except av.FFmpegError as error:
         raise VideoError(f"not a readable video: {error}") from None
     if not container.streams.video:
-        container.close()
         kinds = ", ".join(sorted({s.type for s in container.streams})) or "no streams"
+        container.close()
         raise VideoError(f"no video stream (contains: {kinds})")
     return container, container.streams.video[0]
 

@@ -1,8 +1,9 @@
 """Re-encoding to MPEG-4 Part 2 with a strict GOP (representation.md section 1).
 
-One I-frame then gop-1 P-frames, no B-frames: FFmpeg's defaults (g=12, bf=0) are not enough,
-because the mpeg4 encoder promotes P-frames to I-frames at scene cuts unless sc_threshold is
-disabled. Every output is verified by decoding its frame types before it gets its final name.
+One I-frame then gop-1 P-frames, no B-frames: g and bf, plus sc_threshold disabled, since
+some FFmpeg builds promote P-frames to I-frames at scene cuts (facts.md; the imageio-ffmpeg 9.0.2
+build did not, even at a hard cut). Whatever the build does, every output is verified by
+decoding its frame types before it gets its final name.
 """
 import os
 import shutil

@@ -120,7 +120,7 @@ def build_index(root, settings, labels_file=None):
     index = {"format_version": FORMAT_VERSION, "settings": settings, "classes": classes,
              "videos": videos}
     write_json(root / INDEX_NAME, index)
-    return index
+    return load_index(root)
 
 
 @lru_cache(maxsize=8)

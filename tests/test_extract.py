@@ -1,0 +1,194 @@
+"""`teamnet extract` and the store: exactness of storage, refusals, short GOPs, kill + resume."""
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import h5py
+import numpy as np
+import pytest
+
+import reference
+import synthetic
+from preprocess import store
+from preprocess.discover import DatasetError
+from preprocess.extract import REPORT_NAME, ExtractSettings, extract_dataset
+
+SMALL = (96, 64)
+
+
+def make_folder(root, videos):
+    """videos: {relative path: frames}; returns root."""
+    for relative, frames in videos.items():
+        (root / relative).parent.mkdir(parents=True, exist_ok=True)
+        synthetic.write_video(root / relative, frames)
+    return root
+
+
+def test_int8_is_int16_saturated_and_iframes_are_decoded(tmp_path, clips, pipeline):
+    (tmp_path / "raw" / "phone").mkdir(parents=True)
+    (tmp_path / "raw" / "phone" / "c.mp4").write_bytes((clips / "carphone_pristine.mp4").read_bytes())
+    encoded, exact, _ = pipeline(tmp_path / "raw", tmp_path / "a", size=(176, 144), storage="int16")
+    _, small, _ = pipeline(tmp_path / "raw", tmp_path / "b", size=(176, 144), storage="int8")
+    v16, v8 = store.read_video(exact, "phone/c"), store.read_video(small, "phone/c")
+    decoded_iframes = [rgb for kind, rgb, _ in reference.decode_all(encoded / "phone" / "c.mp4")
+                       if kind == "I"]
+    np.testing.assert_array_equal(v8["iframes"], np.stack(decoded_iframes))
+    np.testing.assert_array_equal(v8["mvs"], v16["mvs"].clip(-128, 127))
+    np.testing.assert_array_equal(v8["residuals"], v16["residuals"].clip(-128, 127))
+    assert np.abs(v16["residuals"]).max() > 128  # so that saturation was exercised
+    assert v8["mvs"].dtype == v8["residuals"].dtype == np.int16  # the reader's contract
+
+
+def irregular_encodes(ffmpeg_binary, source, target):
+    """MPEG-4 files that `teamnet encode` would never make."""
+    common = [ffmpeg_binary, "-loglevel", "error", "-y", "-i", str(source), "-an", "-c:v", "mpeg4"]
+    subprocess.run(common + ["-g", "12", "-bf", "2", str(target / "bframes.mp4")], check=True)
+    subprocess.run(common + ["-g", "12", "-bf", "0", "-force_key_frames", "expr:eq(n,5)",
+                             str(target / "scenecut.mp4")], check=True)
+
+
+def test_inputs_not_made_by_encode_are_refused(tmp_path, clips, ffmpeg_binary, pipeline):
+    raw = make_folder(tmp_path / "raw", {"x/good.mkv": synthetic.pan(30, 64, 96, 1, 1)})
+    encoded, _, _ = pipeline(raw, tmp_path, size=SMALL)
+    irregular_encodes(ffmpeg_binary, raw / "x" / "good.mkv", encoded / "x")
+    (encoded / "x" / "h264.mp4").write_bytes((clips / "carphone_distorted.mp4").read_bytes())
+    index, failures = extract_dataset(encoded, tmp_path / "again")
+    reasons = {Path(path).name: reason for path, reason in failures}
+    assert set(reasons) == {"bframes.mp4", "scenecut.mp4", "h264.mp4"}
+    assert "B-frame" in reasons["bframes.mp4"]
+    assert "irregular GOPs" in reasons["scenecut.mp4"]
+    assert "codec is h264" in reasons["h264.mp4"]
+    assert all("teamnet encode" in reason for reason in reasons.values())
+    assert [video["id"] for video in index["videos"]] == ["x/good"]
+    report = json.loads((tmp_path / "again" / REPORT_NAME).read_text())
+    assert report["failed"] == 3 and report["extracted"] == 1
+
+
+@pytest.mark.parametrize("frames, num_p", [(1, [0]), (5, [4]), (13, [11, 0]), (24, [11, 11])])
+def test_short_gops_keep_their_true_count(tmp_path, pipeline, frames, num_p):
+    raw = make_folder(tmp_path / "raw", {"c/v.mkv": synthetic.pan(frames, 64, 96, 2, 1)})
+    _, extracted, _ = pipeline(raw, tmp_path, size=SMALL)
+    video = store.read_video(extracted, "c/v")
+    assert video["num_p"].tolist() == num_p
+    assert video["mvs"].shape == (len(num_p), max(num_p), 64, 96, 2)
+    assert video["residuals"].shape == (len(num_p), max(num_p), 64, 96, 3)
+    for g, count in enumerate(num_p):  # used slots hold motion, unused ones are zero
+        assert all(np.abs(video["mvs"][g, k]).max() > 0 for k in range(count))
+        assert not video["mvs"][g, count:].any() and not video["residuals"][g, count:].any()
+    (entry,) = store.load_index(extracted)["videos"]
+    assert (entry["frames"], entry["gops"], entry["p_frames"]) == (frames, len(num_p), num_p)
+
+
+@pytest.fixture(scope="module")
+def encoded_dataset(tmp_path_factory, pipeline):
+    """10 synthetic videos, 3 classes, 60 frames at 160x128; encoded and extracted once."""
+    root = tmp_path_factory.mktemp("dataset")
+    videos = {f"class{i % 3}/video{i}.mkv": synthetic.pan(60, 128, 160, 1 + i % 3, i % 2, seed=i)
+              for i in range(10)}
+    encoded, extracted, failures = pipeline(make_folder(root / "raw", videos), root,
+                                            size=(160, 128), shard_size=3)
+    assert failures == []
+    return encoded, extracted
+
+
+def run_cli(*args):
+    return subprocess.Popen([sys.executable, "-c", "import cli; cli.main()", *map(str, args)],
+                            cwd=Path(__file__).parent.parent, stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, start_new_session=True)
+
+
+def test_killed_extraction_resumes_to_the_same_result(tmp_path, encoded_dataset):
+    encoded, complete = encoded_dataset
+    target = tmp_path / "killed"
+    process = run_cli("extract", encoded, target, "--shard-size", "1")
+    deadline = time.monotonic() + 120
+    while not (target / store.shard_name(1)).exists() and time.monotonic() < deadline:
+        time.sleep(0.005)
+    os.killpg(process.pid, signal.SIGKILL)
+    process.wait()
+    shards = sorted(target.glob(store.SHARD_GLOB))
+    assert 2 <= len(shards) < 10, "the kill should land mid-run"
+    for shard in shards:  # what is visible is complete
+        assert len(store.shard_videos(shard)) == 1
+    assert not (target / store.INDEX_NAME).exists()
+    process = run_cli("extract", encoded, target, "--shard-size", "1")
+    out, err = process.communicate(timeout=300)
+    assert process.returncode == 0, err.decode()
+    assert not list(target.glob(".*"))  # no temporary file left
+    assert len(list(target.glob(store.SHARD_GLOB))) == 10
+    assert store.list_videos(target) == store.list_videos(complete)
+    for video_id in store.list_videos(complete):
+        resumed, clean = store.read_video(target, video_id), store.read_video(complete, video_id)
+        for key in ("iframes", "mvs", "residuals", "num_p"):
+            np.testing.assert_array_equal(resumed[key], clean[key])
+        assert resumed["label"] == clean["label"]
+
+
+def test_rerun_with_other_settings_is_refused(encoded_dataset):
+    encoded, extracted = encoded_dataset
+    with pytest.raises(DatasetError, match="extracted with settings"):
+        extract_dataset(encoded, extracted, ExtractSettings(storage="int16"))
+    index, failures = extract_dataset(encoded, extracted)  # same settings: nothing to do
+    assert failures == [] and len(index["videos"]) == 10
+
+
+def test_index_and_reader(encoded_dataset):
+    _, extracted = encoded_dataset
+    ids = store.list_videos(extracted)
+    assert ids == sorted(ids) and len(ids) == 10
+    index = store.load_index(extracted)
+    assert index["classes"] == ["class0", "class1", "class2"]
+    video = store.read_video(extracted, "class2/video5")
+    assert (video["label"], video["class_name"], video["fps"]) == (2, "class2", 25.0)
+    assert video["iframes"].dtype == np.uint8 and video["iframes"].shape == (5, 128, 160, 3)
+    assert video["num_p"].tolist() == [11] * 5
+    # pan of (1 + 5 % 3, 5 % 2) = (3, 1) px per frame
+    assert np.median(video["mvs"][2, 10, 40:-40, 50:-50], axis=(0, 1)).tolist() == [33, 11]
+    entry = index["by_id"]["class2/video5"]
+    assert (entry["width"], entry["height"], entry["frames"], entry["gops"]) == (160, 128, 60, 5)
+    assert sum(1 for v in index["videos"] if v["shard"] == entry["shard"]) <= 3  # --shard-size
+    with pytest.raises(store.StoreError, match="no video 'nope'"):
+        store.read_video(extracted, "nope")
+    with pytest.raises(store.StoreError, match="no index"):
+        store.list_videos(extracted.parent)
+
+
+def test_shards_are_readable_with_h5py_alone(encoded_dataset):
+    # docs/FORMAT.md: /videos/<n> groups with attributes and four datasets
+    _, extracted = encoded_dataset
+    index = json.loads((extracted / "index.json").read_text())
+    entry = index["videos"][0]
+    with h5py.File(extracted / entry["shard"], "r") as shard:
+        assert json.loads(shard.attrs["settings"])["storage"] == "int8"
+        group = shard["videos"][entry["group"]]
+        assert group.attrs["video_id"] == entry["id"]
+        assert group["mvs"].dtype == np.int8 and group["mvs"].chunks == (1, 1, 128, 160, 2)
+        assert group["num_p"][()].tolist() == entry["p_frames"]
+
+
+def test_labels_from_an_annotation_file(tmp_path, encoded_dataset):
+    encoded, _ = encoded_dataset
+    labels = tmp_path / "labels.csv"
+    rows = [f"class{i % 3}/video{i}{'.mp4' if i % 2 else ''},{'odd' if i % 2 else 'even'}"
+            for i in range(10)]
+    labels.write_text("video,class\n" + "\n".join(rows) + "\n")
+    index, _ = extract_dataset(encoded, tmp_path / "out", shard_size=5, labels_file=labels)
+    assert index["classes"] == ["even", "odd"]
+    assert index["by_id"]["class1/video1"]["label"] == 1
+    labels.write_text("\n".join(rows[:-1]) + "\n")
+    with pytest.raises(DatasetError, match="no class for 1 video.*class0/video9"):
+        extract_dataset(encoded, tmp_path / "other", labels_file=labels)
+    assert not (tmp_path / "other").exists()  # refused before doing any work
+
+
+def test_packages_stay_light():
+    # extraction workers never load torch; the reader never needs the decoder
+    code = ("import sys; sys.modules['torch'] = None; import cli, preprocess.extract, "
+            "preprocess.encode; sys.modules['av'] = sys.modules['numba'] = None; "
+            "[sys.modules.pop(m) for m in list(sys.modules) if m.startswith('preprocess')]; "
+            "import preprocess.store")
+    subprocess.run([sys.executable, "-c", code], check=True, cwd=Path(__file__).parent.parent)
