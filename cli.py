@@ -96,18 +96,23 @@ def encode(src, dst, gop, qscale, size, short_side, workers, ffmpeg_binary):
               show_default=True,
               help="int8 keeps exactly the values the network sees (MV within +-127 px, "
                    "residual within [-128, 127]); int16 keeps every value.")
-@click.option("--compression", type=click.Choice(["lzf", "gzip", "none"]), default="lzf",
-              show_default=True, help="HDF5 filter (all built into h5py).")
+@click.option("--compression", type=click.Choice(["balanced", "lzf", "gzip", "none"]),
+              default="balanced", show_default=True,
+              help="HDF5 filters, all built into h5py. balanced: lzf on I-frames and MVs, raw "
+                   "residuals (fast); lzf/gzip: everything, smaller and slower (BENCHMARKS.md).")
+@click.option("--p-stride", default=1, show_default=True, type=click.IntRange(1),
+              help="Keep P-frames 1, 1+S, 1+2S, ... of each GOP: S=4 keeps 3 of 11 (incl. the "
+                   "5th, which evaluation uses) for about a third of the storage.")
 @click.option("--labels", type=click.Path(exists=True, dir_okay=False, path_type=Path),
               default=None, help="CSV of 'video,class' lines [default: class = folder name].")
-def extract(src, dst, workers, shard_size, storage, compression, labels):
+def extract(src, dst, workers, shard_size, storage, compression, p_stride, labels):
     """Extract I-frames, accumulated motion vectors and residuals from SRC into DST.
 
     SRC holds videos made by `teamnet encode`. Writes DST/shard-*.h5 and DST/index.json
     (format: docs/FORMAT.md). Killing it is safe: a rerun does only what is missing.
     """
     from preprocess.extract import REPORT_NAME, ExtractSettings, extract_dataset
-    settings = ExtractSettings(storage=storage, compression=compression)
+    settings = ExtractSettings(storage=storage, compression=compression, p_stride=p_stride)
     _index, failures = extract_dataset(src, dst, settings, workers, shard_size, labels)
     _print_summary(dst, as_json=False)
     _report_failures(failures, dst / REPORT_NAME)

@@ -2,6 +2,7 @@
 
 One decoder thread per process: extraction runs one process per core (facts.md).
 """
+import gc
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -62,11 +63,17 @@ def frame_types(path):
             raise VideoError(f"decoding failed: {error}") from None
 
 
-def decode_with_motion(path):
-    """Yield (is_iframe, rgb, motion_records) for every frame of a strict-GOP MPEG-4 Part 2 file.
+def rgb(frame):
+    """A decoded frame's pixels, (H, W, 3) uint8 RGB (the conversion costs more than decoding)."""
+    return frame.to_ndarray(format="rgb24")
 
-    rgb is (H, W, 3) uint8; motion_records is FFmpeg's structured array of motion vectors for a
-    P-frame (None for I-frames and all-intra P-frames). Anything that is not I- then P-frames of
+
+def decode_with_motion(path):
+    """Yield (is_iframe, frame, motion_records) for every frame of a strict-GOP MPEG-4 Part 2 file.
+
+    frame is PyAV's decoded frame (pixels through rgb(frame), only where needed);
+    motion_records is FFmpeg's structured array of motion vectors for a P-frame (None for
+    I-frames and all-intra P-frames). Anything that is not I- then P-frames of
     MPEG-4 Part 2 raises VideoError telling the user to run `teamnet encode`.
     """
     container, stream = open_video(path)
@@ -83,13 +90,18 @@ def decode_with_motion(path):
                 if index == 0 and kind != "I":
                     raise VideoError(f"first frame is a {kind}-frame, not an I-frame; {ENCODE_HINT}")
                 if kind == "I":
-                    yield True, frame.to_ndarray(format="rgb24"), None
+                    # PyAV's side data and its frame reference each other, so frames whose
+                    # motion vectors were read live until a garbage collection, holding the
+                    # decoder's picture buffers; collecting young objects once per GOP hands
+                    # them back (measured: about +10% frames/s, and better scaling).
+                    gc.collect(0)
+                    yield True, frame, None
                 elif kind == "P":
                     side_data = frame.side_data.get("MOTION_VECTORS")
                     records = None if side_data is None else np.array(side_data.to_ndarray())
                     if records is not None and np.any(records["source"] > 0):
                         raise VideoError(f"frame {index} predicts from a future frame; {ENCODE_HINT}")
-                    yield False, frame.to_ndarray(format="rgb24"), records
+                    yield False, frame, records
                 else:
                     raise VideoError(f"frame {index} is a {kind}-frame (only I and P are "
                                      f"supported); {ENCODE_HINT}")

@@ -13,7 +13,7 @@ import numpy as np
 
 from . import store
 from .atomic import atomic_output, write_json
-from .decode import ENCODE_HINT, VideoError, decode_with_motion, probe
+from .decode import ENCODE_HINT, VideoError, decode_with_motion, probe, rgb
 from .discover import PARTIAL_SUFFIX, DatasetError, find_videos
 from .motion import GopAccumulator
 from .parallel import run_parallel
@@ -24,7 +24,8 @@ REPORT_NAME = "extract-report.json"
 @dataclass(frozen=True)
 class ExtractSettings:
     storage: str = "int8"  # MVs and residuals: "int8" (saturated, see FORMAT.md) or "int16"
-    compression: str = "lzf"  # see store.COMPRESSIONS
+    compression: str = "balanced"  # see store.COMPRESSIONS
+    p_stride: int = 1  # keep P-frames 1, 1 + S, 1 + 2S, ... of each GOP (1: all)
 
     def as_dict(self):
         return {"format_version": store.FORMAT_VERSION, **asdict(self)}
@@ -55,42 +56,55 @@ class _GopBuffer:
         return self.mvs[self.count - 1], self.residuals[self.count - 1]
 
 
+def _check_gop_length(p_counts, count):
+    """A strict GOP: every GOP has GOP 0's P-frame count, except the last, which may have fewer."""
+    if not p_counts:
+        return
+    if p_counts[-1] < p_counts[0]:  # a short GOP that turns out not to be the last
+        bad, bad_count = len(p_counts) - 1, p_counts[-1]
+    elif count > p_counts[0]:
+        bad, bad_count = len(p_counts), count
+    else:
+        return
+    raise VideoError(f"irregular GOPs: GOP {bad} has {bad_count} P-frames, GOP 0 has "
+                     f"{p_counts[0]}, and only the last GOP may have fewer (an I-frame at a "
+                     f"scene cut?); {ENCODE_HINT}")
+
+
 def extract_video(video, group, settings):
     """Decode one video and write its GOPs and attributes into an HDF5 group."""
     info = probe(video.path)
     dtype = np.dtype(settings.storage)
     writer = buffer = iframe = accumulator = None
-    frames = p_frames = p_frames_with_motion = 0
-    short_gop = None  # a GOP shorter than GOP 0: only the last one may be
+    frames = p_frames_with_motion = 0
+    p_counts = []  # true P-frames per GOP (the stored ones are every p_stride-th)
 
-    def finish_gop():
-        nonlocal writer, short_gop
+    def finish_gop(count):
+        nonlocal writer
+        _check_gop_length(p_counts, count)
+        p_counts.append(count)
         if writer is None:  # GOP 0 sets the P-frame count that every other GOP must have
             writer = store.VideoWriter(group, *iframe.shape[:2], buffer.count, dtype,
                                        settings.compression)
-        gop_index = len(writer.num_p)
-        if buffer.count > writer.max_p or short_gop is not None:
-            bad, count = (short_gop, "fewer") if short_gop is not None else (gop_index, "more")
-            raise VideoError(f"irregular GOPs: GOP {bad} has {count} P-frames than GOP 0 "
-                             f"({writer.max_p}) and is not the last; {ENCODE_HINT}")
-        if buffer.count < writer.max_p:
-            short_gop = gop_index
         writer.add_gop(iframe, buffer.mvs[:buffer.count], buffer.residuals[:buffer.count])
 
-    for is_iframe, rgb, records in decode_with_motion(video.path):
+    for is_iframe, frame, records in decode_with_motion(video.path):
         frames += 1
         if is_iframe:
             if iframe is not None:
-                finish_gop()
-            iframe, accumulator = rgb, GopAccumulator(rgb)
-            buffer = buffer or _GopBuffer(*rgb.shape[:2], dtype)
+                finish_gop(position)
+            iframe = rgb(frame)
+            accumulator, position = GopAccumulator(iframe), 0
+            buffer = buffer or _GopBuffer(*iframe.shape[:2], dtype)
             buffer.count = 0
         else:
-            p_frames += 1
+            position += 1
             p_frames_with_motion += records is not None
-            accumulator.advance(records, rgb, *buffer.next_slots())
-    finish_gop()
-    if p_frames and not p_frames_with_motion:
+            accumulator.warp(records)
+            if (position - 1) % settings.p_stride == 0:
+                accumulator.outputs(rgb(frame), *buffer.next_slots())
+    finish_gop(position)
+    if sum(p_counts) and not p_frames_with_motion:
         raise VideoError("no P-frame carries motion vectors (decoder without export_mvs?)")
     writer.finish(video_id=video.video_id, source=video.relative.as_posix(),
                   folder_class=video.folder_class, fps=info.fps, width=iframe.shape[1],

