@@ -32,8 +32,8 @@ class Video:
 def find_videos(root):
     """All videos under root (recursive, extensions in any case), sorted by id.
 
-    Raises DatasetError if root is not a folder or if two files would share an id
-    (such as clip.avi and clip.mp4 side by side).
+    Raises DatasetError if root is not a folder, holds no video, or if two files would share
+    an id (such as clip.avi and clip.mp4 side by side).
     """
     root = Path(root).absolute()
     if not root.is_dir():
@@ -43,6 +43,9 @@ def find_videos(root):
          if path.suffix.lower() in VIDEO_EXTENSIONS and path.is_file()
          and not path.name.startswith(".")),
         key=lambda video: video.video_id)
+    if not videos:
+        extensions = ", ".join(sorted(e[1:] for e in VIDEO_EXTENSIONS))
+        raise DatasetError(f"{root}: no videos ({extensions}) in this folder or below it")
     for first, second in zip(videos, videos[1:]):
         if first.video_id == second.video_id:
             raise DatasetError(f"{first.path} and {second.path} would share the id "

@@ -15,7 +15,7 @@ import ffmpeg
 
 from .atomic import atomic_output, write_json
 from .decode import VideoError, frame_types, probe
-from .discover import find_videos
+from .discover import DatasetError, find_videos
 from .parallel import run_parallel
 
 FFMPEG_ENV = "TEAMNET_FFMPEG"
@@ -111,6 +111,9 @@ def encode_dataset(source_root, target_root, settings, workers=1):
     Returns the results; failures are also written to target_root/encode-report.json.
     """
     target_root = Path(target_root).absolute()
+    if target_root.is_relative_to(Path(source_root).absolute()):
+        raise DatasetError(f"{target_root} is inside {source_root}: a rerun would take the "
+                           "encoded files for sources; choose a folder outside it")
     videos = find_videos(source_root)
     run = lambda video: encode_video(
         video.path, target_root / video.relative.with_suffix(".mp4"), settings)

@@ -126,6 +126,16 @@ def test_clashing_ids_are_refused(tmp_path, ffmpeg_binary):
         encode_dataset(tmp_path / "raw", tmp_path / "out", EncodeSettings(ffmpeg=ffmpeg_binary))
 
 
+def test_refuses_an_empty_source_or_a_target_inside_it(tmp_path, ffmpeg_binary):
+    (tmp_path / "raw").mkdir()
+    (tmp_path / "raw" / "notes.txt").write_text("no videos here")
+    with pytest.raises(DatasetError, match="no videos .*avi.*mp4"):
+        encode_dataset(tmp_path / "raw", tmp_path / "out", EncodeSettings(ffmpeg=ffmpeg_binary))
+    synthetic.write_video(tmp_path / "raw" / "a.mkv", synthetic.pan(2, 64, 96, 1, 0))
+    with pytest.raises(DatasetError, match="is inside"):
+        encode_dataset(tmp_path / "raw", tmp_path / "raw" / "out", EncodeSettings(ffmpeg=ffmpeg_binary))
+
+
 def test_ffmpeg_lookup_order(tmp_path, monkeypatch):
     import imageio_ffmpeg
     bundled = imageio_ffmpeg.get_ffmpeg_exe()
