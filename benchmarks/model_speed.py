@@ -1,0 +1,106 @@
+"""Model cost and speed: parameters, GFLOPs per clip, training clips/s, inference videos/s.
+
+    python benchmarks/model_speed.py                       # the paper's TEAM-Net, this device
+    python benchmarks/model_speed.py --batch 80 --bf16 --channels-last --compile   # on a GPU
+
+Training: T segments (8) per clip at --size (224), SGD steps on random inputs, --batch clips a
+step. Inference: the paper's test protocol, 25 segments per video, --infer-batch videos a step.
+FLOPs are counted by torch.utils.flop_counter (a multiply-add counts 2).
+"""
+import argparse
+import json
+import platform
+import time
+from contextlib import nullcontext
+
+import torch
+from torch.utils.flop_counter import FlopCounterMode
+
+from teamnet.model import TSN, CoViAR, TEAMNet
+
+MODELS = {"teamnet": TEAMNet, "tsn": TSN, "coviar": CoViAR}
+
+
+def random_clips(batch, segments, size, device, channels_last):
+    layout = torch.channels_last_3d if channels_last else torch.contiguous_format
+    return {m: torch.randn(batch, segments, c, size, size, device=device).contiguous(
+                memory_format=layout) for m, c in (("iframe", 3), ("mv", 2), ("residual", 3))}
+
+
+def gflops(model, inputs):
+    with torch.no_grad(), FlopCounterMode(display=False) as counter:
+        model(inputs)
+    return counter.get_total_flops() / 1e9
+
+
+def timed(step, steps, device):
+    step()  # warm-up (and compilation)
+    step()
+    if device.type == "cuda":
+        torch.cuda.synchronize()
+    start = time.perf_counter()
+    for _ in range(steps):
+        step()
+    if device.type == "cuda":
+        torch.cuda.synchronize()
+    return (time.perf_counter() - start) / steps
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--model", choices=MODELS, default="teamnet")
+    parser.add_argument("--batch", type=int, default=2, help="training clips a step")
+    parser.add_argument("--infer-batch", type=int, default=1, help="test videos a step")
+    parser.add_argument("--segments", type=int, default=8)
+    parser.add_argument("--test-segments", type=int, default=25)
+    parser.add_argument("--size", type=int, default=224)
+    parser.add_argument("--steps", type=int, default=3)
+    parser.add_argument("--bf16", action="store_true")
+    parser.add_argument("--channels-last", action="store_true")
+    parser.add_argument("--compile", action="store_true")
+    args = parser.parse_args()
+    device = torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    torch.backends.cudnn.benchmark = True
+
+    model = MODELS[args.model](400).to(device)
+    parameters = sum(p.numel() for p in model.parameters())
+    flops_train = gflops(model.eval(), random_clips(1, args.segments, args.size, device, False))
+    flops_test = gflops(model, random_clips(1, args.test_segments, args.size, device, False))
+    if args.channels_last:
+        model = model.to(memory_format=torch.channels_last)
+    runner = torch.compile(model) if args.compile else model
+    autocast = (torch.autocast(device.type, dtype=torch.bfloat16) if args.bf16 else nullcontext())
+    optimizer = torch.optim.SGD(model.parameters(), lr=0.001, momentum=0.9)
+    clips = random_clips(args.batch, args.segments, args.size, device, args.channels_last)
+    labels = torch.randint(0, 400, (args.batch,), device=device)
+    videos = random_clips(args.infer_batch, args.test_segments, args.size, device,
+                          args.channels_last)
+
+    def train_step():
+        with autocast:
+            loss = model.loss(runner(clips), labels)
+        optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        optimizer.step()
+
+    def infer_step():
+        with torch.no_grad(), autocast:
+            runner(videos)["logits"].argmax(1)
+
+    model.train()
+    train_s = timed(train_step, args.steps, device)
+    model.eval()
+    infer_s = timed(infer_step, args.steps, device)
+    result = {
+        "model": args.model, "device": torch.cuda.get_device_name() if device.type == "cuda"
+        else f"CPU ({torch.get_num_threads()} threads, {platform.processor() or platform.machine()})",
+        "torch": torch.__version__, "parameters_M": parameters / 1e6,
+        f"gflops_per_clip_T{args.segments}": flops_train,
+        f"gflops_per_video_T{args.test_segments}": flops_test,
+        "train_clips_per_s": args.batch / train_s, "infer_videos_per_s": args.infer_batch / infer_s,
+        "settings": vars(args)}
+    print(json.dumps(result, indent=1))
+
+
+if __name__ == "__main__":
+    main()

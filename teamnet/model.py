@@ -1,0 +1,138 @@
+"""TEAM-Net (paper section 3, supplementary A) and the baselines it is compared with (Table 1).
+
+Every model takes a dict of (N, T, C, H, W) tensors, one per modality it uses ("iframe": RGB,
+"mv": 2 channels, "residual": RGB; normalised as in representation.md section 5), runs the
+N*T segments through one ResNet branch per modality, and averages each branch's logits over
+the T segments (TSN's consensus). They differ in what happens between and after branches:
+
+- TEAMNet: TEAM modules fuse the three branches after the chosen stages; the branches' logits
+  are summed and one cross-entropy loss trains everything end to end.
+- TSN: one branch (I-frames by default), no fusion.
+- CoViAR: three branches with no fusion inside. The reference trained them separately; here
+  they train as one model whose loss is the sum of the per-branch cross-entropies, which is the
+  same thing (no parameter is shared, so each branch only gets its own loss's gradient). At
+  inference the logits are fused with weights 2:1:1 (I:MV:R), as the reference did.
+"""
+import torch
+from torch import nn
+from torch.nn import functional as F
+
+from .backbone import POSITIONS, Branch, TemporalShift
+from .fusion import TEAM
+
+MODALITIES = ("iframe", "mv", "residual")
+IN_CHANNELS = {"iframe": 3, "mv": 2, "residual": 3}
+DEFAULT_POSITIONS = ("stem", "res2", "res3", "res4")  # the paper's: after conv1, res2-4
+
+
+class Head(nn.Module):
+    """Global pooling, dropout, linear; logits averaged over the T segments."""
+
+    def __init__(self, features, num_classes, dropout):
+        super().__init__()
+        self.dropout = nn.Dropout(dropout)
+        self.fc = nn.Linear(features, num_classes)
+
+    def forward(self, x, segments):  # (N*T, C, h, w)
+        logits = self.fc(self.dropout(x.mean(dim=(2, 3))))  # (N*T, K)
+        return logits.reshape(-1, segments, logits.shape[-1]).mean(dim=1)  # (N, K)
+
+
+class SegmentNet(nn.Module):
+    """Branches per modality over T segments, optional TEAM modules after chosen stages."""
+
+    def __init__(self, num_classes, archs, positions=(), arrangement="c->s", reduction=4,
+                 dropout=0.5, temporal_shift=False, pretrained=None, fusion_weights=None,
+                 joint_loss=True):
+        super().__init__()
+        unknown = set(positions) - set(POSITIONS)
+        if unknown:
+            raise ValueError(f"TEAM positions {sorted(unknown)}: choose from {POSITIONS}")
+        self.modalities = tuple(m for m in MODALITIES if m in archs)
+        self.branches = nn.ModuleDict({
+            m: Branch(archs[m], IN_CHANNELS[m], input_norm=m != "iframe",
+                      temporal_shift=temporal_shift, pretrained=pretrained)
+            for m in self.modalities})
+        self.teams = nn.ModuleDict({
+            position: TEAM(tuple(b.channels[stage] for b in self.branches.values()),
+                           reduction, arrangement)
+            for stage, position in enumerate(POSITIONS) if position in positions})
+        self.heads = nn.ModuleDict({m: Head(self.branches[m].features, num_classes, dropout)
+                                    for m in self.modalities})
+        self.fusion_weights = fusion_weights or dict.fromkeys(self.modalities, 1.0)
+        self.joint_loss = joint_loss
+        self.num_classes = num_classes
+
+    def forward(self, inputs):
+        """inputs: {modality: (N, T, C, H, W)}. Returns {"logits": (N, K), "branches": {m: (N, K)}}."""
+        segments = inputs[self.modalities[0]].shape[1]
+        for module in self.modules():
+            if isinstance(module, TemporalShift):
+                module.segments = segments
+        x = [self.branches[m].input_norm(inputs[m].flatten(0, 1)) for m in self.modalities]
+        for stage, position in enumerate(POSITIONS):
+            x = [self.branches[m].stages[stage](t) for m, t in zip(self.modalities, x)]
+            if position in self.teams:
+                x = list(self.teams[position](*x))
+        branches = {m: self.heads[m](t, segments) for m, t in zip(self.modalities, x)}
+        logits = sum(self.fusion_weights[m] * branches[m] for m in self.modalities)
+        return {"logits": logits, "branches": branches}
+
+    def loss(self, output, labels):
+        """Cross-entropy on the fused logits, or summed over branches trained independently."""
+        if self.joint_loss:
+            return F.cross_entropy(output["logits"], labels)
+        return sum(F.cross_entropy(logits, labels) for logits in output["branches"].values())
+
+
+class TEAMNet(SegmentNet):
+    """ResNet-50 (I-frames) and two ResNet-18 (MV, residual) fused by TEAM modules."""
+
+    def __init__(self, num_classes, iframe_arch="resnet50", pframe_arch="resnet18",
+                 positions=DEFAULT_POSITIONS, arrangement="c->s", reduction=4, dropout=0.5,
+                 temporal_shift=False, pretrained=None):
+        archs = {"iframe": iframe_arch, "mv": pframe_arch, "residual": pframe_arch}
+        super().__init__(num_classes, archs, positions, arrangement, reduction, dropout,
+                         temporal_shift, pretrained)
+
+
+class TSN(SegmentNet):
+    """Temporal Segment Network on one modality (I-frames by default), ResNet-50."""
+
+    def __init__(self, num_classes, modality="iframe", arch="resnet50", dropout=0.5,
+                 temporal_shift=False, pretrained=None):
+        if modality not in MODALITIES:
+            raise ValueError(f"modality {modality!r}: choose one of {MODALITIES}")
+        super().__init__(num_classes, {modality: arch}, dropout=dropout,
+                         temporal_shift=temporal_shift, pretrained=pretrained)
+
+
+class CoViAR(SegmentNet):
+    """Three independent branches; logits fused 2:1:1 (I:MV:R); per-branch losses."""
+
+    def __init__(self, num_classes, iframe_arch="resnet50", pframe_arch="resnet18", dropout=0.5,
+                 pretrained=None, fusion_weights=(2.0, 1.0, 1.0)):
+        archs = {"iframe": iframe_arch, "mv": pframe_arch, "residual": pframe_arch}
+        super().__init__(num_classes, archs, dropout=dropout, pretrained=pretrained,
+                         fusion_weights=dict(zip(MODALITIES, fusion_weights)), joint_loss=False)
+
+
+def load_weights(model, state_dict):
+    """Initialise from a checkpoint's model state, possibly trained for other classes.
+
+    Prefixes of DDP ("module.") and torch.compile ("_orig_mod.") are dropped. Heads whose shape
+    differs (Kinetics-400 -> UCF-101) keep their fresh initialisation; any other mismatch is an
+    error. Returns the names of the re-initialised head parameters.
+    """
+    own = model.state_dict()
+    cleaned = {k.replace("_orig_mod.", "").removeprefix("module."): v for k, v in state_dict.items()}
+    reinitialised = sorted(k for k, v in cleaned.items()
+                           if k.startswith("heads.") and k in own and own[k].shape != v.shape)
+    for key in reinitialised:
+        del cleaned[key]
+    missing, unexpected = model.load_state_dict(cleaned, strict=False)
+    missing = [k for k in missing if k not in reinitialised]
+    if missing or unexpected:
+        raise ValueError(f"checkpoint does not fit the model: missing {missing[:5]}, "
+                         f"unexpected {unexpected[:5]}")
+    return reinitialised

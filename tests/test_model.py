@@ -1,0 +1,243 @@
+"""The TEAM module and the models: equations, structure, shapes, gradients, weights."""
+import itertools
+import sys
+import subprocess
+from pathlib import Path
+
+import pytest
+import torch
+import torchvision
+from torch.nn import functional as F
+
+from teamnet.backbone import ARCHS, POSITIONS, Branch, TemporalShift
+from teamnet.fusion import ARRANGEMENTS, TEAM
+from teamnet.model import TSN, CoViAR, TEAMNet, load_weights
+
+torch.manual_seed(0)
+
+
+def features(channels=(24, 8, 12), size=(5, 7), batch=4):
+    """Strictly positive inputs, so that output / input is defined everywhere."""
+    return [torch.rand(batch, c, *size) + 0.5 for c in channels]
+
+
+def eqs_1_to_4(team, inputs):
+    """Channel fusion written from the paper, with the module's own weights."""
+    pooled = torch.cat([f.sum(dim=(2, 3)) / (f.shape[2] * f.shape[3]) for f in inputs], 1)  # eq 1
+    z_l = torch.relu(pooled @ team.channel.squeeze.weight.T)  # eq 2
+    gates = [torch.sigmoid(z_l @ fc.weight.T) for fc in team.channel.excite]  # eq 3
+    return [f * g[:, :, None, None] for f, g in zip(inputs, gates)]  # eq 4
+
+
+def eqs_5_to_7(team, inputs):
+    """Spatial fusion written from the paper, with the module's own weights."""
+    z_s = torch.cat([f.sum(dim=1, keepdim=True) / f.shape[1] for f in inputs], 1)  # eq 5
+    gates = [torch.sigmoid(F.conv2d(z_s, conv.weight, padding=1)) for conv in team.spatial.convs]  # eq 6
+    return [f * g for f, g in zip(inputs, gates)]  # eq 7
+
+
+@pytest.mark.parametrize("arrangement", ARRANGEMENTS)
+def test_team_equals_the_equations(arrangement):
+    team = TEAM((24, 8, 12), reduction=4, arrangement=arrangement)
+    inputs = features()
+    if arrangement == "c":
+        expected = eqs_1_to_4(team, inputs)
+    elif arrangement == "s":
+        expected = eqs_5_to_7(team, inputs)
+    elif arrangement == "c->s":
+        expected = eqs_5_to_7(team, eqs_1_to_4(team, inputs))
+    elif arrangement == "s->c":
+        expected = eqs_1_to_4(team, eqs_5_to_7(team, inputs))
+    else:  # parallel: both gates from the same inputs, both applied
+        channel, spatial = eqs_1_to_4(team, inputs), eqs_5_to_7(team, inputs)
+        expected = [c * s / f for c, s, f in zip(channel, spatial, inputs)]
+    for out, want, f in zip(team(*inputs), expected, inputs):
+        assert out.shape == f.shape
+        torch.testing.assert_close(out, want, rtol=1e-5, atol=1e-6)
+    assert team.channel is None if "c" not in arrangement else team.channel.squeeze.out_features == 11
+
+
+@pytest.mark.parametrize("arrangement", ARRANGEMENTS)
+def test_structure_of_the_gates(arrangement):
+    team = TEAM((24, 8, 12), arrangement=arrangement)
+    inputs = features()
+    for out, f in zip(team(*inputs), inputs):
+        ratio = out / f  # (N, C, H, W)
+        by_position = ratio / ratio[:, :, :1, :1]  # positions relative to the first one
+        by_channel = ratio / ratio[:, :1]  # channels relative to the first one
+        # per-channel x per-position: relative position profile is the same for every channel
+        torch.testing.assert_close(by_position, by_position[:, :1].expand_as(by_position))
+        if arrangement == "c":  # constant over positions
+            torch.testing.assert_close(by_position, torch.ones_like(by_position))
+        if arrangement == "s":  # constant over channels
+            torch.testing.assert_close(by_channel, torch.ones_like(by_channel))
+        if "c" in arrangement and "s" in arrangement:  # neither alone
+            assert by_position.std() > 1e-3 and by_channel.std() > 1e-3
+
+
+@pytest.mark.parametrize("arrangement", ARRANGEMENTS)
+def test_every_modality_hears_the_others(arrangement):
+    team = TEAM((24, 8, 12), arrangement=arrangement)
+    inputs = features()
+    before = team(*inputs)
+    for changed in range(3):
+        altered = [f.clone() for f in inputs]
+        altered[changed] = altered[changed] * 3 + 1
+        after = team(*altered)
+        for other in set(range(3)) - {changed}:
+            assert not torch.allclose(before[other], after[other]), (changed, other)
+
+
+@pytest.mark.parametrize("channels, size", [((64, 64, 64), (56, 56)), ((2048, 512, 512), (1, 1)),
+                                            ((3, 5, 7), (9, 4))])
+def test_any_channels_and_size(channels, size):
+    outputs = TEAM(channels)(*features(channels, size, batch=2))
+    assert [tuple(o.shape) for o in outputs] == [(2, c, *size) for c in channels]
+
+
+def clip(batch=2, segments=3, size=32):
+    return {"iframe": torch.randn(batch, segments, 3, size, size),
+            "mv": torch.randn(batch, segments, 2, size, size),
+            "residual": torch.randn(batch, segments, 3, size, size)}
+
+
+@pytest.mark.parametrize("arch", ARCHS)
+def test_every_backbone(arch):
+    model = TEAMNet(7, iframe_arch=arch, pframe_arch="resnet18" if arch != "resnet18" else arch)
+    output = model(clip())
+    assert output["logits"].shape == (2, 7)
+    expected = {"resnet18": 512, "resnet34": 512}.get(arch, 2048)
+    assert model.branches["iframe"].features == expected
+    assert [b.channels for b in model.branches.values()][1] == [64, 64, 128, 256, 512]
+
+
+def test_every_subset_of_positions():
+    for count in range(len(POSITIONS) + 1):
+        for positions in itertools.combinations(POSITIONS, count):
+            model = TEAMNet(5, "resnet18", "resnet18", positions=positions)
+            assert sorted(model.teams) == sorted(positions)
+            assert model(clip(batch=1, segments=2))["logits"].shape == (1, 5)
+
+
+def test_gradients_reach_every_branch_and_team():
+    model = TEAMNet(5, "resnet18", "resnet18", positions=POSITIONS)
+    output = model(clip())
+    model.loss(output, torch.tensor([0, 3])).backward()
+    for name, branch in model.branches.items():
+        assert branch.stages[0][0].weight.grad.abs().sum() > 0, name
+        assert branch.stages[4][-1].conv2.weight.grad.abs().sum() > 0, name
+    for position, team in model.teams.items():
+        for parameter in team.parameters():
+            assert parameter.grad is not None and parameter.grad.abs().sum() > 0, position
+    assert model.branches["mv"].input_norm.weight.grad.abs().sum() > 0
+
+
+def test_teamnet_sums_branch_logits_over_segment_means():
+    model = TEAMNet(5, "resnet18", "resnet18").eval()
+    output = model(clip())
+    torch.testing.assert_close(output["logits"], sum(output["branches"].values()))
+    # the consensus is a mean over segments: repeating every segment changes nothing
+    single = clip(segments=1)
+    repeated = {k: v.repeat(1, 4, 1, 1, 1) for k, v in single.items()}
+    torch.testing.assert_close(model(single)["logits"], model(repeated)["logits"],
+                               rtol=1e-4, atol=1e-4)
+
+
+def test_baselines():
+    inputs = clip()
+    for modality in ("iframe", "mv", "residual"):
+        tsn = TSN(4, modality=modality, arch="resnet18")
+        assert list(tsn.branches) == [modality] and not tsn.teams
+        assert tsn(inputs)["logits"].shape == (2, 4)
+    coviar = CoViAR(4, "resnet18").eval()
+    output = coviar(inputs)
+    b = output["branches"]
+    assert not coviar.teams
+    torch.testing.assert_close(output["logits"], 2 * b["iframe"] + b["mv"] + b["residual"])
+    labels = torch.tensor([1, 2])
+    torch.testing.assert_close(coviar.loss(output, labels),
+                               sum(F.cross_entropy(v, labels) for v in b.values()))
+    with pytest.raises(ValueError, match="modality 'flow'"):
+        TSN(4, modality="flow")
+
+
+def test_options_have_effects():
+    inputs = clip()
+    assert TEAM((24, 8, 12), reduction=2).channel.squeeze.out_features == 22
+    with pytest.raises(ValueError, match="arrangement"):
+        TEAM((1, 2, 3), arrangement="x")
+    with pytest.raises(ValueError, match="positions"):
+        TEAMNet(3, positions=("res6",))
+    model = TEAMNet(3, "resnet18", "resnet18", dropout=0.9).train()
+    assert model.heads["mv"].dropout.p == 0.9
+    assert not torch.equal(model(inputs)["logits"], model(inputs)["logits"])  # dropout active
+    torch.manual_seed(1)
+    plain = TEAMNet(3, "resnet18", "resnet18").eval()
+    torch.manual_seed(1)
+    shifted = TEAMNet(3, "resnet18", "resnet18", temporal_shift=True).eval()
+    assert not torch.allclose(plain(inputs)["logits"], shifted(inputs)["logits"])
+
+
+def test_temporal_shift_moves_an_eighth_each_way():
+    shift = TemporalShift(torch.nn.Identity())
+    shift.segments = 3
+    x = torch.arange(2 * 3 * 16, dtype=torch.float32).reshape(6, 16, 1, 1)  # (N*T, C, 1, 1)
+    y = shift(x).reshape(2, 3, 16)
+    v = x.reshape(2, 3, 16)
+    assert torch.equal(y[:, :2, :2], v[:, 1:, :2]) and not y[:, 2, :2].any()  # from t+1
+    assert torch.equal(y[:, 1:, 2:4], v[:, :2, 2:4]) and not y[:, 0, 2:4].any()  # from t-1
+    assert torch.equal(y[:, :, 4:], v[:, :, 4:])
+
+
+def test_pretrained_weights_from_files(tmp_path):
+    for arch in ("resnet18", "resnet34"):
+        torch.save(getattr(torchvision.models, arch)().state_dict(), tmp_path / f"{arch}.pth")
+    reference = torch.load(tmp_path / "resnet34.pth", weights_only=True)
+    model = TEAMNet(5, "resnet34", "resnet18", pretrained=tmp_path)  # a folder of <arch>.pth
+    iframe, mv = model.branches["iframe"], model.branches["mv"]
+    torch.testing.assert_close(iframe.stages[0][0].weight, reference["conv1.weight"])
+    torch.testing.assert_close(iframe.stages[3][0].conv1.weight, reference["layer3.0.conv1.weight"])
+    small = torch.load(tmp_path / "resnet18.pth", weights_only=True)
+    torch.testing.assert_close(mv.stages[2][1].conv2.weight, small["layer2.1.conv2.weight"])
+    assert mv.stages[0][0].weight.shape == (64, 2, 7, 7)  # the MV conv1 is new
+    branch = Branch("resnet18", pretrained=tmp_path / "resnet18.pth")  # a single file
+    torch.testing.assert_close(branch.stages[0][0].weight, small["conv1.weight"])
+    with pytest.raises(ValueError, match="does not fit resnet18"):
+        Branch("resnet18", pretrained=tmp_path / "resnet34.pth")
+    with pytest.raises(FileNotFoundError, match="resnet50.pth"):
+        TEAMNet(5, pretrained=tmp_path)
+
+
+def test_init_from_a_checkpoint_with_other_classes():
+    kinetics = TEAMNet(400, "resnet18", "resnet18")
+    ucf = TEAMNet(101, "resnet18", "resnet18")
+    compiled_names = {f"_orig_mod.{k}": v for k, v in kinetics.state_dict().items()}
+    reinitialised = load_weights(ucf, compiled_names)
+    assert reinitialised == sorted(f"heads.{m}.fc.{p}" for m in ("iframe", "mv", "residual")
+                                   for p in ("bias", "weight"))
+    torch.testing.assert_close(ucf.teams["res3"].spatial.convs[1].weight,
+                               kinetics.teams["res3"].spatial.convs[1].weight)
+    assert ucf.heads["iframe"].fc.weight.shape == (101, 512)
+    with pytest.raises(ValueError, match="does not fit"):
+        load_weights(TEAMNet(101, "resnet34", "resnet18"), kinetics.state_dict())
+
+
+def test_channels_last_bf16_and_compile():
+    torch.manual_seed(0)
+    model = TEAMNet(5, "resnet18", "resnet18").eval()
+    inputs = clip(batch=2, segments=2, size=64)
+    with torch.no_grad():
+        reference = model(inputs)["logits"]
+        fast = model.to(memory_format=torch.channels_last)
+        with torch.autocast("cpu", dtype=torch.bfloat16):
+            low = fast({k: v.contiguous(memory_format=torch.channels_last_3d)
+                        for k, v in inputs.items()})["logits"]
+        torch.testing.assert_close(low.float(), reference, rtol=0.05, atol=0.05)
+        compiled = torch.compile(model)
+        torch.testing.assert_close(compiled(inputs)["logits"], reference, rtol=1e-3, atol=1e-3)
+
+
+def test_training_package_never_imports_the_decoder():
+    code = ("import sys; sys.modules['av'] = None; sys.modules['numba'] = None; "
+            "import teamnet.model, teamnet.fusion, teamnet.backbone")
+    subprocess.run([sys.executable, "-c", code], check=True, cwd=Path(__file__).parent.parent)
