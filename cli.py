@@ -8,17 +8,20 @@ import click
 
 
 class _Group(click.Group):
-    """Turns the library's expected errors into a one-line message (exit status 1)."""
+    """Turns the library's expected errors into a one-line message (exit status 1).
+    (preprocess.decode.VideoError never escapes: failed videos are reported per file.)"""
 
     def invoke(self, context):
-        from preprocess.decode import VideoError
         from preprocess.discover import DatasetError
         from preprocess.store import StoreError
+        from teamnet.splits import SplitError
         try:
             return super().invoke(context)
-        except (DatasetError, StoreError, VideoError, FileNotFoundError) as error:
+        except (DatasetError, StoreError, SplitError, FileNotFoundError, ValueError) as error:
             raise click.ClickException(str(error)) from None
         except ModuleNotFoundError as error:
+            if error.name not in {"av", "ffmpeg", "imageio_ffmpeg", "numba", "skvideo"}:
+                raise
             raise click.ClickException(
                 f"{error}: `teamnet {context.invoked_subcommand}` needs the video tools, "
                 "pip install 'teamnet[preprocess]'") from None
@@ -49,7 +52,7 @@ def main():
     """TEAM-Net: video action recognition on partially decoded video.
 
     Pipeline: `encode` (strict-GOP MPEG-4) -> `extract` (I-frames, accumulated motion
-    vectors and residuals into HDF5 shards) -> `info`.
+    vectors and residuals into HDF5 shards) -> `train` -> `evaluate`; `info` summarises.
     """
 
 
@@ -140,6 +143,162 @@ def _print_summary(root, as_json):
 def info(dst, as_json):
     """Summarise an extracted dataset: videos, classes, shards, GOPs, frames, bytes."""
     _print_summary(dst, as_json)
+
+
+def _parse_numbers(_context, _parameter, value):
+    try:
+        return tuple(int(part) for part in value.replace(",", " ").split())
+    except ValueError:
+        raise click.BadParameter(f"{value!r} is not a list of epochs like '30 40 45'") from None
+
+
+def _parse_positions(_context, _parameter, value):
+    from teamnet.backbone import POSITIONS
+    positions = tuple(part for part in value.replace(",", " ").split() if part != "none")
+    unknown = sorted(set(positions) - set(POSITIONS))
+    if unknown:
+        raise click.BadParameter(f"{', '.join(unknown)}: choose from {', '.join(POSITIONS)} or none")
+    return positions
+
+
+DATA = click.Path(exists=True, file_okay=False, path_type=Path)
+ARCHS = click.Choice(["resnet18", "resnet34", "resnet50", "resnet101", "resnet152"])
+LIST_FORMATS = click.Choice(["auto", "ucf101", "hmdb51", "kinetics", "generic"])
+
+
+@main.command()
+@click.option("--data", required=True, type=DATA, help="Output folder of `teamnet extract`.")
+@click.option("--train-list", type=click.Path(exists=True), default=None,
+              help="Training videos [default: all of --data].")
+@click.option("--test-list", type=click.Path(exists=True), default=None,
+              help="Evaluated once with the best checkpoint at the end (never used to select).")
+@click.option("--list-format", type=LIST_FORMATS, default="auto", show_default=True)
+@click.option("--split", default=1, show_default=True, help="HMDB-51 split number.")
+@click.option("--val-fraction", default=0.1, show_default=True, type=click.FloatRange(0, 0.9),
+              help="Share of each class held out from the training list to select `best.pt`.")
+@click.option("--model", "model_name", type=click.Choice(["teamnet", "tsn", "coviar"]),
+              default="teamnet", show_default=True)
+@click.option("--modality", type=click.Choice(["iframe", "mv", "residual"]), default="iframe",
+              show_default=True, help="TSN's input (I-frames use --iframe-arch, else --pframe-arch).")
+@click.option("--iframe-arch", type=ARCHS, default="resnet50", show_default=True)
+@click.option("--pframe-arch", type=ARCHS, default="resnet18", show_default=True)
+@click.option("--team-positions", default="stem res2 res3 res4", show_default=True,
+              callback=_parse_positions, help="Stages followed by TEAM (stem res2 res3 res4 res5).")
+@click.option("--team-arrangement", type=click.Choice(["c->s", "s->c", "c+s", "c", "s"]),
+              default="c->s", show_default=True)
+@click.option("--temporal-shift", is_flag=True, help="TSM shifts in the residual blocks.")
+@click.option("--num-segments", default=8, show_default=True, type=click.IntRange(1))
+@click.option("--input-size", default=224, show_default=True, type=click.IntRange(32))
+@click.option("--batch-size", default=80, show_default=True, type=click.IntRange(1),
+              help="Global batch size (split over the ranks).")
+@click.option("--epochs", default=50, show_default=True, type=click.IntRange(1))
+@click.option("--lr", default=0.01, show_default=True, type=click.FloatRange(0, min_open=True))
+@click.option("--lr-steps", default="30 40 45", show_default=True, callback=_parse_numbers,
+              help="Epochs at which the learning rate is divided by 10.")
+@click.option("--momentum", default=0.9, show_default=True)
+@click.option("--weight-decay", default=5e-4, show_default=True,
+              help="On conv and linear weights only.")
+@click.option("--clip-grad", default=20.0, show_default=True, help="Max gradient norm (0: off).")
+@click.option("--dropout", default=0.5, show_default=True)
+@click.option("--workers", default=8, show_default=True, type=click.IntRange(0),
+              help="Data-loader processes per rank.")
+@click.option("--output", default="runs/teamnet", show_default=True,
+              type=click.Path(file_okay=False, path_type=Path))
+@click.option("--resume", is_flag=True,
+              help="Continue the run in --output from last.pt, with that run's settings.")
+@click.option("--pretrained", default=None,
+              help="'imagenet' or torchvision ResNet weights: a .pth file or a folder of <arch>.pth.")
+@click.option("--init-from", type=click.Path(exists=True, dir_okay=False), default=None,
+              help="Start from a TEAM-Net checkpoint (other classes: heads re-initialised).")
+@click.option("--seed", default=0, show_default=True)
+@click.option("--compile", "compile_model", is_flag=True, help="torch.compile the model.")
+@click.option("--device", default="auto", show_default=True, help="auto, cuda or cpu.")
+def train(data, train_list, test_list, list_format, split, val_fraction, model_name, modality,
+          iframe_arch, pframe_arch, team_positions, team_arrangement, temporal_shift,
+          num_segments, input_size, batch_size, epochs, lr, lr_steps, momentum, weight_decay,
+          clip_grad, dropout, workers, output, resume, pretrained, init_from, seed, compile_model,
+          device):
+    """Train TEAM-Net (or a baseline) on extracted shards.
+
+    One process: `teamnet train ...`; several (DDP): `torchrun --nproc_per_node N --no-python
+    teamnet train ...` (nccl on GPUs, gloo on CPUs). Writes --output/config.json,
+    metrics.jsonl, tensorboard/, last.pt and best.pt.
+    """
+    from teamnet.config import DataConfig, ModelConfig, OptimConfig, TrainConfig
+    from teamnet.distributed import cleanup
+    from teamnet.train import run
+    config = TrainConfig(
+        DataConfig(str(data), train_list, test_list, list_format, split, val_fraction,
+                   num_segments, input_size, batch_size, workers),
+        ModelConfig(model_name, modality, iframe_arch, pframe_arch, team_positions,
+                    team_arrangement, temporal_shift, dropout, pretrained, init_from),
+        OptimConfig(epochs, lr, lr_steps, momentum, weight_decay, clip_grad),
+        str(output), seed, compile_model, device)
+    try:
+        run(config, resume=resume)
+        if test_list:
+            report = _evaluate(output / "best.pt", data, test_list, list_format, split,
+                               workers=workers, device=device)
+            if report:
+                (output / "test_metrics.json").write_text(json.dumps(report) + "\n")
+    finally:
+        cleanup()
+
+
+def _evaluate(checkpoint, data, list_path, list_format, split, num_segments=25, input_size=224,
+              crops=1, batch_size=4, workers=4, device="auto", confusion=None, as_json=False):
+    """Evaluate and print the accuracy table (rank 0); returns the report there."""
+    from teamnet.evaluate import evaluate_checkpoint
+    report = evaluate_checkpoint(checkpoint, data, list_path, list_format, split, num_segments,
+                                 input_size, crops, batch_size, workers, device, confusion)
+    from teamnet.distributed import setup
+    if not setup(device).is_main:
+        return None
+    per_class = report["per_class"]
+    click.echo(f"\n{report['videos']} videos, {report['protocol']['num_segments']} segments, "
+               f"{report['protocol']['crops']} crop(s), {report['videos_per_s']:.1f} videos/s")
+    click.echo(f"  top-1 {report['top1']:.2%}   top-5 {report['top5']:.2%}   "
+               f"mean class accuracy {report['mean_class_accuracy']:.2%}")
+    width = max(map(len, per_class), default=5)
+    for name, accuracy in per_class.items():
+        click.echo(f"  {name:<{width}}  {'-' if accuracy is None else f'{accuracy:.2%}'}")
+    if "confusion_image" in report:
+        click.echo(f"confusion matrix: {report['confusion_image']}")
+    if as_json:
+        click.echo(json.dumps(report))
+    return report
+
+
+@main.command()
+@click.option("--checkpoint", required=True, type=click.Path(exists=True, dir_okay=False, path_type=Path))
+@click.option("--data", required=True, type=DATA, help="Output folder of `teamnet extract`.")
+@click.option("--list", "list_path", type=click.Path(exists=True), default=None,
+              help="Videos to evaluate (UCF-101/HMDB-51/Kinetics/generic) [default: all].")
+@click.option("--list-format", type=LIST_FORMATS, default="auto", show_default=True)
+@click.option("--split", default=1, show_default=True, help="HMDB-51 split number.")
+@click.option("--num-segments", default=25, show_default=True, type=click.IntRange(1))
+@click.option("--input-size", default=224, show_default=True, type=click.IntRange(32))
+@click.option("--crops", type=click.Choice(["1", "3", "10"]), default="1", show_default=True,
+              help="1: centre crop (the paper); 3: along the longer side; 10: corners + centre, flipped.")
+@click.option("--batch-size", default=4, show_default=True, type=click.IntRange(1))
+@click.option("--workers", default=4, show_default=True, type=click.IntRange(0))
+@click.option("--device", default="auto", show_default=True)
+@click.option("--confusion", type=click.Path(dir_okay=False, path_type=Path), default=None,
+              help="Confusion-matrix PNG [default: confusion.png beside the checkpoint].")
+@click.option("--json", "as_json", is_flag=True, help="Also print one JSON object, last line.")
+def evaluate(checkpoint, data, list_path, list_format, split, num_segments, input_size, crops,
+             batch_size, workers, device, confusion, as_json):
+    """Accuracy of a checkpoint: top-1, top-5, mean class and per-class accuracy, videos/s.
+
+    Default protocol: 25 segments, the centre GOP of each, centre crop (the paper).
+    """
+    from teamnet.distributed import cleanup
+    try:
+        _evaluate(checkpoint, data, list_path, list_format, split, num_segments, input_size,
+                  int(crops), batch_size, workers, device,
+                  confusion or checkpoint.with_name("confusion.png"), as_json)
+    finally:
+        cleanup()
 
 
 @main.command()

@@ -179,6 +179,38 @@ def read_video(root, video_id):
             "p_stride": index["settings"]["p_stride"]}
 
 
+class ClipReader:
+    """Reads chosen GOPs and P-frames of videos, keeping shard files open (one set per process:
+    create it inside each data-loader worker, never before fork)."""
+
+    def __init__(self, root):
+        self.root = Path(root)
+        self.index = load_index(root)
+        self._open = {}
+
+    def _group(self, video):
+        shard = self._open.get(video["shard"])
+        if shard is None:
+            shard = self._open[video["shard"]] = h5py.File(self.root / video["shard"], "r")
+        return shard["videos"][video["group"]]
+
+    def read(self, video_id, gops, p_slots):
+        """I-frames of `gops`, and MVs and residuals of stored P-frame p_slots[i] of gops[i].
+
+        Returns uint8 [T,H,W,3], and [T,H,W,2] / [T,H,W,3] in the stored dtype (int8 or int16).
+        """
+        group = self._group(self.index["by_id"][video_id])
+        iframes = np.stack([group["iframes"][g] for g in gops])
+        mvs = np.stack([group["mvs"][g, k] for g, k in zip(gops, p_slots)])
+        residuals = np.stack([group["residuals"][g, k] for g, k in zip(gops, p_slots)])
+        return iframes, mvs, residuals
+
+    def close(self):
+        for shard in self._open.values():
+            shard.close()
+        self._open.clear()
+
+
 def summary(root):
     """Totals of an extracted dataset: videos, classes, shards, GOPs, frames, bytes."""
     root = Path(root)

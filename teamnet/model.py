@@ -117,6 +117,21 @@ class CoViAR(SegmentNet):
                          fusion_weights=dict(zip(MODALITIES, fusion_weights)), joint_loss=False)
 
 
+def build_model(config, num_classes):
+    """The model a ModelConfig describes (teamnet.config)."""
+    common = dict(dropout=config.dropout, pretrained=config.pretrained)
+    if config.model == "teamnet":
+        return TEAMNet(num_classes, config.iframe_arch, config.pframe_arch, config.team_positions,
+                       config.team_arrangement, temporal_shift=config.temporal_shift, **common)
+    if config.model == "tsn":
+        arch = config.iframe_arch if config.modality == "iframe" else config.pframe_arch
+        return TSN(num_classes, config.modality, arch, temporal_shift=config.temporal_shift,
+                   **common)
+    if config.model == "coviar":
+        return CoViAR(num_classes, config.iframe_arch, config.pframe_arch, **common)
+    raise ValueError(f"model {config.model!r}: choose teamnet, tsn or coviar")
+
+
 def load_weights(model, state_dict):
     """Initialise from a checkpoint's model state, possibly trained for other classes.
 

@@ -1,0 +1,87 @@
+"""Clips from the HDF5 shards: a dataset of (video, label) and a DDP-aware sampler.
+
+Randomness of a sample comes from (seed, epoch, index) alone, so a clip is the same whichever
+rank or loader worker draws it, and a resumed run sees exactly the data an uninterrupted one
+would. Shard files are opened lazily inside each worker, never before fork.
+"""
+import numpy as np
+import torch
+from torch.utils.data import DataLoader, Dataset, Sampler
+
+from preprocess.store import ClipReader, load_index
+
+from .sampling import sample_clip
+from .transforms import apply_crop, eval_crops, train_crop
+
+
+class ClipDataset(Dataset):
+    """Items are clips: {"iframe": uint8, "mv": int8/16, "residual": int8/16} tensors of shape
+    (T, C, size, size) for the modalities asked for (T x crops in evaluation), and the label."""
+
+    def __init__(self, root, entries, modalities, segments, input_size, train, seed=0, crops=1):
+        self.root, self.entries = root, list(entries)
+        self.modalities, self.segments, self.input_size = tuple(modalities), segments, input_size
+        self.train, self.seed, self.crops = train, seed, crops
+        index = load_index(root)
+        self.p_stride = index["settings"]["p_stride"]
+        self.needs_p_frames = bool({"mv", "residual"} & set(self.modalities))
+        self.num_p = [np.asarray(index["by_id"][video]["p_frames"]) for video, _ in self.entries]
+        if self.needs_p_frames:
+            empty = [v for (v, _), n in zip(self.entries, self.num_p) if not n.any()]
+            if empty:
+                raise ValueError(f"{len(empty)} video(s) have no P-frame, such as {empty[0]!r}: "
+                                 "remove them from the list, or use an I-frame-only model")
+        self.sizes = [(index["by_id"][v]["height"], index["by_id"][v]["width"])
+                      for v, _ in self.entries]
+        self.reader = None
+
+    def __len__(self):
+        return len(self.entries)
+
+    def __getitem__(self, key):
+        epoch, i = key  # from EpochSampler
+        if self.reader is None:
+            self.reader = ClipReader(self.root)
+        video, label = self.entries[i]
+        rng = np.random.default_rng((self.seed, epoch, i)) if self.train else None
+        gops, slots = sample_clip(self.num_p[i], self.segments, self.needs_p_frames, rng,
+                                  self.p_stride)
+        iframes, mvs, residuals = self.reader.read(video, gops, slots)
+        frames = {"iframe": iframes, "mv": mvs, "residual": residuals}
+        crops = [train_crop(*self.sizes[i], rng)] if self.train else eval_crops(
+            *self.sizes[i], self.input_size, self.crops)
+        clip = {m: torch.cat([apply_crop(frames[m], crop, self.input_size, is_mv=m == "mv")
+                              for crop in crops]) for m in self.modalities}
+        return clip, label, i
+
+
+class EpochSampler(Sampler):
+    """Yields (epoch, index): reshuffled each epoch from (seed, epoch), padded by repetition to
+    a multiple of the world size, and split across ranks (then across loader workers by the
+    DataLoader), so every rank gets the same number of items."""
+
+    def __init__(self, size, rank=0, world_size=1, shuffle=True, seed=0):
+        if size < world_size:
+            raise ValueError(f"{size} videos cannot be split across {world_size} ranks")
+        self.size, self.rank, self.world_size = size, rank, world_size
+        self.shuffle, self.seed, self.epoch = shuffle, seed, 0
+
+    def set_epoch(self, epoch):
+        self.epoch = epoch
+
+    def __len__(self):
+        return -(-self.size // self.world_size)
+
+    def __iter__(self):
+        order = (np.random.default_rng((self.seed, self.epoch)).permutation(self.size)
+                 if self.shuffle else np.arange(self.size))
+        order = np.resize(order, len(self) * self.world_size)  # pads with the first items
+        return iter([(self.epoch, int(i)) for i in order[self.rank::self.world_size]])
+
+
+def make_loader(dataset, batch_size, workers, rank=0, world_size=1, seed=0, train=True,
+                pin_memory=False):
+    sampler = EpochSampler(len(dataset), rank, world_size, shuffle=train, seed=seed)
+    return DataLoader(dataset, batch_size=batch_size, sampler=sampler, num_workers=workers,
+                      pin_memory=pin_memory, drop_last=train, persistent_workers=workers > 0,
+                      prefetch_factor=4 if workers > 0 else None)

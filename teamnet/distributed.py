@@ -1,0 +1,54 @@
+"""DDP setup from torchrun's environment; one process without torchrun works the same."""
+import os
+from dataclasses import dataclass
+
+import torch
+import torch.distributed as dist
+
+
+@dataclass(frozen=True)
+class Context:
+    rank: int
+    local_rank: int
+    world_size: int
+    device: torch.device
+
+    @property
+    def is_main(self):
+        return self.rank == 0
+
+
+def setup(device="auto"):
+    """Read RANK, LOCAL_RANK, WORLD_SIZE; choose the device before init_process_group
+    (nccl on GPUs, gloo on CPUs); return the process's context."""
+    rank = int(os.environ.get("RANK", 0))
+    local_rank = int(os.environ.get("LOCAL_RANK", 0))
+    world_size = int(os.environ.get("WORLD_SIZE", 1))
+    if device == "auto":
+        device = "cuda" if torch.cuda.is_available() else "cpu"
+    device = torch.device(device, local_rank) if device == "cuda" else torch.device(device)
+    if device.type == "cuda":
+        torch.cuda.set_device(device)
+    if world_size > 1 and not dist.is_initialized():
+        dist.init_process_group("nccl" if device.type == "cuda" else "gloo",
+                                device_id=device if device.type == "cuda" else None)
+    return Context(rank, local_rank, world_size, device)
+
+
+def all_gather(obj, context):
+    """Every rank's obj, as a list in rank order (just [obj] without DDP)."""
+    if context.world_size == 1:
+        return [obj]
+    gathered = [None] * context.world_size
+    dist.all_gather_object(gathered, obj)
+    return gathered
+
+
+def barrier(context):
+    if context.world_size > 1:
+        dist.barrier()
+
+
+def cleanup():
+    if dist.is_initialized():
+        dist.destroy_process_group()

@@ -1,0 +1,42 @@
+"""GOP-level sampling (paper section 4.1, representation.md section 6).
+
+A clip is T GOPs, one from each of T equal segments of the video's GOPs: a random one when
+training, the centre one when evaluating. From each chosen GOP come its I-frame and one stored
+P-frame: a random one when training, a fixed one (the 5th, as the reference) when evaluating.
+
+GOPs without P-frames (a video's last GOP can be a lone I-frame) are not sampled when the
+model uses MVs or residuals: their inputs would be zeros the model learns from without anyone
+knowing. A video left with no GOP to sample is an error (ClipDataset names it).
+"""
+import numpy as np
+
+EVAL_P_FRAME = 5  # 1-based position in the GOP of the P-frame used for evaluation
+
+
+def segment_positions(count, segments, rng=None):
+    """One position in [0, count) per segment: random within it (rng) or its centre.
+    With fewer positions than segments, positions repeat."""
+    edges = np.arange(segments + 1) * count / segments
+    if rng is None:
+        return np.floor((edges[:-1] + edges[1:]) / 2).astype(np.int64)
+    starts = np.floor(edges[:-1]).astype(np.int64)
+    ends = np.maximum(np.floor(edges[1:]).astype(np.int64), starts + 1)
+    return rng.integers(starts, ends)
+
+
+def sample_clip(num_p, segments, needs_p_frames, rng=None, p_stride=1):
+    """(gops, p_slots) for one clip of a video whose GOPs store num_p[g] P-frames each.
+
+    rng given: training (random GOP per segment, random P-frame); None: evaluation (centre
+    GOP, the stored slot of P-frame EVAL_P_FRAME or the GOP's last one if it is shorter).
+    """
+    num_p = np.asarray(num_p)
+    usable = np.flatnonzero(num_p > 0) if needs_p_frames else np.arange(len(num_p))
+    if len(usable) == 0:
+        raise ValueError("no GOP with P-frames to sample")
+    gops = usable[segment_positions(len(usable), segments, rng)]
+    counts = np.maximum(num_p[gops], 1)  # I-frame-only models never read the slot
+    if rng is not None:
+        return gops, rng.integers(0, counts)
+    slot = round((EVAL_P_FRAME - 1) / p_stride)
+    return gops, np.minimum(slot, counts - 1)

@@ -1,0 +1,155 @@
+"""Train/test lists: UCF-101, HMDB-51, Kinetics-400 CSV and a generic format.
+
+Each reader returns [(video_id, label)] with labels indexing the extracted dataset's classes
+(index.json), so a list naming a video or class the shards lack is an error naming it.
+
+- ucf101: trainlist0N.txt ("Class/v_Class_g08_c01.avi 1", labels from classInd.txt beside it,
+  1-based) or testlist0N.txt (no labels: the folder is the class).
+- hmdb51: the *_test_splitN.txt files ("clip.avi 1"; 1 = train, 2 = test, 0 = unused), given
+  as one of them or their folder (then --split picks N); the file's prefix is the class.
+- kinetics: CSV with columns label, youtube_id, ... ; videos are matched by YouTube id
+  (files named <youtube_id>_<start>_<end> as the usual download scripts write them).
+- generic: "relative/path [label]" per line, the path with or without extension, the label a
+  0-based integer or a class name, by default the video's folder class.
+"""
+import csv
+import re
+from pathlib import Path
+
+import numpy as np
+
+from preprocess.discover import VIDEO_EXTENSIONS
+
+FORMATS = ("auto", "ucf101", "hmdb51", "kinetics", "generic")
+
+
+class SplitError(Exception):
+    """A list that does not fit the dataset; the message names the file and the entry."""
+
+
+def detect_format(path):
+    path = Path(path)
+    if re.fullmatch(r"(train|test)list\d+\.txt", path.name):
+        return "ucf101"
+    if re.search(r"_test_split\d+\.txt$", path.name) or (
+            path.is_dir() and any(path.glob("*_test_split*.txt"))):
+        return "hmdb51"
+    if path.suffix.lower() == ".csv":
+        return "kinetics"
+    return "generic"
+
+
+def _strip_extension(name):
+    suffix = Path(name).suffix
+    return name[:-len(suffix)] if suffix.lower() in VIDEO_EXTENSIONS else name
+
+
+def _lines(path):
+    with open(path, encoding="utf-8") as file:
+        for number, line in enumerate(file, 1):
+            if line.strip() and not line.lstrip().startswith("#"):
+                yield number, line.strip()
+
+
+def _ucf101(path, _role, _split):
+    class_ind = path.parent / "classInd.txt"
+    names = {}
+    if class_ind.is_file():
+        names = {int(n): c for _, line in _lines(class_ind) for n, c in [line.split()]}
+    entries = []
+    for number, line in _lines(path):
+        parts = line.split()
+        video = _strip_extension(parts[0])
+        if len(parts) > 1:
+            if int(parts[1]) not in names:
+                raise SplitError(f"{path}:{number}: label {parts[1]} not in {class_ind}")
+            entries.append((number, video, names[int(parts[1])]))
+        else:
+            entries.append((number, video, None))
+    return entries
+
+
+def _hmdb51(path, role, split):
+    if path.is_file():
+        split = int(re.search(r"_test_split(\d+)\.txt$", path.name).group(1))
+        path = path.parent
+    wanted = {"train": "1", "test": "2"}[role]
+    entries = []
+    for file in sorted(path.glob(f"*_test_split{split}.txt")):
+        class_name = file.name[:-len(f"_test_split{split}.txt")]
+        for number, line in _lines(file):
+            name, code = line.split()
+            if code == wanted:
+                entries.append((number, f"{class_name}/{_strip_extension(name)}", class_name))
+    if not entries:
+        raise SplitError(f"{path}: no *_test_split{split}.txt entries for {role}")
+    return entries
+
+
+def _kinetics(path, _role, _split):
+    with open(path, newline="", encoding="utf-8") as file:
+        rows = list(csv.DictReader(file))
+    if not rows or not {"label", "youtube_id"} <= set(rows[0]):
+        raise SplitError(f"{path}: expected a Kinetics CSV with columns label, youtube_id")
+    return [(number, row["youtube_id"], row["label"]) for number, row in enumerate(rows, 2)]
+
+
+def _generic(path, _role, _split):
+    entries = []
+    for number, line in _lines(path):
+        video, _, label = line.partition(" ")
+        label = label.strip() or None
+        entries.append((number, _strip_extension(video.strip()),
+                        int(label) if label and label.lstrip("-").isdigit() else label))
+    return entries
+
+
+def read_list(path, index, role="train", list_format="auto", split=1):
+    """[(video_id, label)] of a list file, checked against the dataset index."""
+    path = Path(path)
+    if not path.exists():
+        raise SplitError(f"{path}: no such list file")
+    list_format = detect_format(path) if list_format == "auto" else list_format
+    if list_format not in FORMATS[1:]:
+        raise SplitError(f"list format {list_format!r}: choose one of {FORMATS}")
+    entries = {"ucf101": _ucf101, "hmdb51": _hmdb51, "kinetics": _kinetics,
+               "generic": _generic}[list_format](path, role, split)
+    by_id, classes = index["by_id"], index["classes"]
+    if list_format == "kinetics":  # match by YouTube id, the first 11 characters of the name
+        youtube = {Path(v).name[:11]: v for v in by_id}
+        entries = [(n, youtube.get(video, video), label) for n, video, label in entries]
+    missing = [(n, video) for n, video, _ in entries if video not in by_id]
+    if missing:
+        n, video = missing[0]
+        raise SplitError(f"{path}:{n}: video {video!r} is not in the extracted dataset "
+                         f"({len(missing)} of {len(entries)} entries missing)")
+    label_of = {name: label for label, name in enumerate(classes)}
+    result = []
+    for n, video, label in entries:
+        if label is None:
+            label = by_id[video]["class"]
+        if isinstance(label, str):
+            if label not in label_of:
+                raise SplitError(f"{path}:{n}: class {label!r} is not among the dataset's "
+                                 f"{len(classes)} classes")
+            label = label_of[label]
+        if not 0 <= label < len(classes):
+            raise SplitError(f"{path}:{n}: label {label} outside 0..{len(classes) - 1}")
+        result.append((video, int(label)))
+    return result
+
+
+def hold_out(entries, fraction, seed):
+    """Split entries into (train, validation), taking `fraction` of each class (at least one
+    from every class that has two or more videos), reproducibly from seed."""
+    if fraction <= 0:
+        return list(entries), []
+    rng = np.random.default_rng(seed)
+    train, validation = [], []
+    for label in sorted({label for _, label in entries}):
+        members = [e for e in entries if e[1] == label]
+        order = rng.permutation(len(members))
+        take = min(len(members) - 1, max(1, round(fraction * len(members))))
+        validation += [members[i] for i in order[:take]]
+        train += [members[i] for i in order[take:]]
+    return sorted(train), sorted(validation)

@@ -1,0 +1,274 @@
+"""Training and evaluation: sampling, transforms, splits, end to end, DDP, resume, errors."""
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from click.testing import CliRunner
+
+import motion_dataset
+from cli import main
+from teamnet.data import EpochSampler
+from teamnet.sampling import sample_clip, segment_positions
+from teamnet.splits import SplitError, hold_out, read_list
+from teamnet.transforms import Crop, apply_crop, eval_crops, normalise, train_crop
+
+TEAMNET_CLI = str(Path(sys.executable).parent / "teamnet")
+SMALL = ["--iframe-arch", "resnet18", "--num-segments", "4", "--input-size", "32",
+         "--batch-size", "8"]
+
+
+# --- sampling (representation.md section 6) -------------------------------------------------
+
+def test_training_positions_fall_in_their_segments():
+    rng = np.random.default_rng(0)
+    for _ in range(50):
+        positions = segment_positions(20, 8, rng)
+        edges = np.arange(9) * 20 / 8
+        assert ((positions >= np.floor(edges[:-1])) & (positions < np.floor(edges[1:]))).all()
+    assert segment_positions(25, 25).tolist() == list(range(25))  # centres
+    assert segment_positions(10, 4).tolist() == [1, 3, 6, 8]
+    assert segment_positions(3, 8).tolist() == [0, 0, 0, 1, 1, 2, 2, 2]  # fewer GOPs repeat
+    assert sorted(set(segment_positions(3, 8, rng).tolist())) == [0, 1, 2]
+
+
+def test_p_frames_are_sampled_where_they_exist():
+    num_p = [11, 11, 11, 0]  # a last GOP that is a lone I-frame
+    rng = np.random.default_rng(1)
+    for _ in range(30):
+        gops, slots = sample_clip(num_p, 8, needs_p_frames=True, rng=rng)
+        assert 3 not in gops and (slots < 11).all() and (slots >= 0).all()
+    gops, slots = sample_clip([11, 11, 3], 3, needs_p_frames=True)
+    assert gops.tolist() == [0, 1, 2] and slots.tolist() == [4, 4, 2]  # the 5th, or the last
+    assert sample_clip([3, 3, 3], 3, True, p_stride=4)[1].tolist() == [1, 1, 1]  # P-frame 5
+    assert sample_clip([0, 0], 2, needs_p_frames=False)[0].tolist() == [0, 1]
+    with pytest.raises(ValueError, match="no GOP with P-frames"):
+        sample_clip([0], 8, needs_p_frames=True)
+
+
+# --- transforms (sections 5 and 7) -----------------------------------------------------------
+
+def test_one_crop_and_flip_for_all_modalities():
+    ys, xs = np.mgrid[0:64, 0:80]
+    rgb = np.stack([xs, ys, xs * 0], -1).astype(np.uint8)  # pixel values say where they are
+    mv = np.stack([xs * 0 + 5, ys * 0 - 7], -1).astype(np.int8)
+    crop = Crop(x=10, y=4, width=32, height=32, flip=True)
+    out_rgb = apply_crop(rgb[None], crop, 32)
+    out_mv = apply_crop(mv[None], crop, 32, is_mv=True)
+    assert out_rgb.dtype == torch.uint8 and out_rgb.shape == (1, 3, 32, 32)
+    assert out_rgb[0, 0, 0, 0] == 41 and out_rgb[0, 0, 0, -1] == 10  # flipped: x 41 .. 10
+    assert out_rgb[0, 1, 0, 0] == 4 and out_rgb[0, 1, -1, 0] == 35
+    assert (out_mv[0, 0] == -5).all() and (out_mv[0, 1] == -7).all()  # flip negates x only
+    resized = apply_crop(rgb[None], Crop(0, 0, 64, 64), 32)
+    assert resized.shape == (1, 3, 32, 32) and abs(int(resized[0, 0, 0, -1]) - 62) <= 1
+
+
+def test_crop_choices():
+    rng = np.random.default_rng(0)
+    crops = [train_crop(256, 340, rng) for _ in range(300)]
+    assert {c.width for c in crops} == {256, 224, 192, 168}
+    assert all(abs([256, 224, 192, 168].index(c.width) - [256, 224, 192, 168].index(c.height)) <= 1
+               for c in crops)
+    assert 0.4 < np.mean([c.flip for c in crops]) < 0.6
+    assert {(c.x, c.y) for c in crops if (c.width, c.height) == (224, 224)} == {
+        (0, 0), (116, 0), (0, 32), (116, 32), (58, 16)}
+    assert eval_crops(256, 340, 224) == [Crop(58, 16, 224, 224)]  # 256-resize, 224 centre crop
+    assert len(eval_crops(256, 340, 224, 3)) == 3 and len(eval_crops(256, 340, 224, 10)) == 10
+
+
+def test_normalisation_as_the_reference():
+    batch = {"iframe": torch.full((1, 1, 3, 1, 1), 255, dtype=torch.uint8),
+             "mv": torch.tensor([20, -20, 200, 0], dtype=torch.int16).view(1, 1, 4, 1, 1)[:, :, :2],
+             "residual": torch.tensor([-200, 0, 127], dtype=torch.int16).view(1, 1, 3, 1, 1)}
+    out = normalise(batch, "cpu")
+    torch.testing.assert_close(out["iframe"].flatten(), torch.tensor(
+        [(1 - 0.485) / 0.229, (1 - 0.456) / 0.224, (1 - 0.406) / 0.225]))
+    torch.testing.assert_close(out["mv"].flatten(), torch.tensor([0.5, 1 / 255 - 0.5]))
+    torch.testing.assert_close(out["residual"].flatten(), torch.tensor(
+        [-0.5 / 0.229, (128 / 255 - 0.5) / 0.224, 0.5 / 0.225]))
+
+
+def test_sampler_splits_evenly_and_reshuffles():
+    ranks = [EpochSampler(10, rank, 3, seed=5) for rank in range(3)]
+    shares = [[i for _, i in sampler] for sampler in ranks]
+    assert [len(s) for s in shares] == [4, 4, 4]  # padded: same count everywhere
+    assert set(sum(shares, [])) == set(range(10))
+    first = shares[0]
+    for sampler in ranks:
+        sampler.set_epoch(1)
+    assert [i for _, i in ranks[0]] != first and all(e == 1 for e, _ in ranks[0])
+    assert [i for _, i in EpochSampler(5, shuffle=False)] == [0, 1, 2, 3, 4]
+    with pytest.raises(ValueError, match="2 videos cannot be split across 3"):
+        EpochSampler(2, 0, 3)
+
+
+# --- splits ------------------------------------------------------------------------------------
+
+@pytest.fixture
+def index():
+    videos = ["ApplyEyeMakeup/v_ApplyEyeMakeup_g01_c01", "ApplyEyeMakeup/v_ApplyEyeMakeup_g08_c02",
+              "Archery/v_Archery_g01_c01", "Archery/v_Archery_g09_c03",
+              "brush_hair/April_09_brush_hair_u_nm_np1_ba_goo_0",
+              "abseiling/0347ZoDXyP0_000095_000105"]
+    return {"classes": ["ApplyEyeMakeup", "Archery", "abseiling", "brush_hair"],
+            "by_id": {v: {"class": v.split("/")[0]} for v in videos}}
+
+
+def test_ucf101_lists(tmp_path, index):
+    (tmp_path / "classInd.txt").write_text("1 ApplyEyeMakeup\n2 Archery\n")
+    (tmp_path / "trainlist01.txt").write_text(
+        "ApplyEyeMakeup/v_ApplyEyeMakeup_g08_c02.avi 1\nArchery/v_Archery_g09_c03.avi 2\n")
+    (tmp_path / "testlist01.txt").write_text("Archery/v_Archery_g01_c01.avi\n")
+    assert read_list(tmp_path / "trainlist01.txt", index) == [
+        ("ApplyEyeMakeup/v_ApplyEyeMakeup_g08_c02", 0), ("Archery/v_Archery_g09_c03", 1)]
+    assert read_list(tmp_path / "testlist01.txt", index, "test") == [("Archery/v_Archery_g01_c01", 1)]
+
+
+def test_hmdb51_split_files(tmp_path, index):
+    (tmp_path / "brush_hair_test_split1.txt").write_text(
+        "April_09_brush_hair_u_nm_np1_ba_goo_0.avi 2 \nOther_clip.avi 0\n")
+    (tmp_path / "brush_hair_test_split2.txt").write_text("April_09_brush_hair_u_nm_np1_ba_goo_0.avi 1\n")
+    expected = [("brush_hair/April_09_brush_hair_u_nm_np1_ba_goo_0", 3)]
+    assert read_list(tmp_path / "brush_hair_test_split1.txt", index, "test") == expected
+    assert read_list(tmp_path, index, "train", split=2) == expected
+    with pytest.raises(SplitError, match="no \\*_test_split1.txt entries for train"):
+        read_list(tmp_path, index, "train", split=1)
+
+
+def test_kinetics_csv_and_generic_lists(tmp_path, index):
+    (tmp_path / "val.csv").write_text("label,youtube_id,time_start,time_end,split\n"
+                                      "abseiling,0347ZoDXyP0,95,105,val\n")
+    assert read_list(tmp_path / "val.csv", index) == [("abseiling/0347ZoDXyP0_000095_000105", 2)]
+    (tmp_path / "mine.txt").write_text("# comment\nArchery/v_Archery_g01_c01.avi 0\n"
+                                       "Archery/v_Archery_g09_c03 brush_hair\n"
+                                       "ApplyEyeMakeup/v_ApplyEyeMakeup_g01_c01\n")
+    assert read_list(tmp_path / "mine.txt", index) == [
+        ("Archery/v_Archery_g01_c01", 0), ("Archery/v_Archery_g09_c03", 3),
+        ("ApplyEyeMakeup/v_ApplyEyeMakeup_g01_c01", 0)]
+    (tmp_path / "bad.txt").write_text("Archery/v_Archery_g01_c01\nArchery/nope.avi\n")
+    with pytest.raises(SplitError, match="bad.txt:2: video 'Archery/nope' is not in the extracted"):
+        read_list(tmp_path / "bad.txt", index)
+    (tmp_path / "bad.txt").write_text("Archery/v_Archery_g01_c01 Juggling\n")
+    with pytest.raises(SplitError, match="class 'Juggling' is not among"):
+        read_list(tmp_path / "bad.txt", index)
+
+
+def test_validation_is_held_out_per_class():
+    entries = [(f"c{c}/v{i}", c) for c in range(3) for i in range(10)] + [("c3/only", 3)]
+    train, validation = hold_out(entries, 0.2, seed=0)
+    assert sorted(train + validation) == sorted(entries) and not set(train) & set(validation)
+    assert [sum(1 for _, c in validation if c == k) for k in range(4)] == [2, 2, 2, 0]
+    assert hold_out(entries, 0.2, seed=0) == (train, validation)
+
+
+# --- end to end, DDP, resume --------------------------------------------------------------------
+
+@pytest.fixture(scope="module")
+def motion(tmp_path_factory):
+    return motion_dataset.build(tmp_path_factory.mktemp("motion"))
+
+
+def train_and_test(runner, motion, output, *options):
+    data, train_list, test_list = motion
+    result = runner.invoke(main, ["train", "--data", str(data), "--train-list", str(train_list),
+                                  "--val-fraction", "0", "--epochs", "14", "--lr-steps", "10",
+                                  "--output", str(output), *SMALL, "--workers", "0", *options])
+    assert result.exit_code == 0, result.output
+    result = runner.invoke(main, ["evaluate", "--checkpoint", str(output / "best.pt"), "--data",
+                                  str(data), "--list", str(test_list), "--num-segments", "4",
+                                  "--input-size", "32", "--workers", "0", "--json"])
+    assert result.exit_code == 0, result.output
+    return json.loads(result.output.strip().splitlines()[-1])
+
+
+def test_teamnet_sees_motion_that_iframes_cannot_show(tmp_path, motion):
+    runner = CliRunner()
+    teamnet = train_and_test(runner, motion, tmp_path / "teamnet")
+    tsn = train_and_test(runner, motion, tmp_path / "tsn", "--model", "tsn")
+    assert teamnet["top1"] >= 0.85, teamnet["per_class"]
+    assert tsn["top1"] <= 0.5, tsn["per_class"]  # chance is 0.25; one frame shows no motion
+    assert teamnet["videos"] == 24 and 0 <= teamnet["mean_class_accuracy"] <= 1
+    assert set(teamnet["per_class"]) == {"still", "up", "down", "sideways"}
+    assert (tmp_path / "teamnet" / "confusion.png").stat().st_size > 1000
+    assert np.array(teamnet["confusion"]).sum() == 24
+    lines = (tmp_path / "teamnet" / "metrics.jsonl").read_text().splitlines()
+    assert [json.loads(line)["epoch"] for line in lines] == list(range(14))
+    assert json.loads((tmp_path / "teamnet" / "config.json").read_text())["model"]["model"] == "teamnet"
+    assert any((tmp_path / "teamnet" / "tensorboard").iterdir())
+
+
+def test_ddp_with_two_processes(tmp_path, motion):
+    data, train_list, _ = motion
+    done = subprocess.run(
+        [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", "2", "--no-python",
+         TEAMNET_CLI, "train", "--data", str(data), "--train-list", str(train_list),
+         "--epochs", "2", "--output", str(tmp_path / "run"), "--val-fraction", "0.25",
+         *SMALL, "--workers", "1"],
+        capture_output=True, text=True, timeout=600)
+    assert done.returncode == 0, done.stderr[-3000:]
+    metrics = [json.loads(line) for line in (tmp_path / "run" / "metrics.jsonl").read_text().splitlines()]
+    assert len(metrics) == 2  # written once, by rank 0
+    for epoch in metrics:  # 36 training videos over 2 ranks, 4 clips a rank a step
+        assert epoch["steps_per_rank"] == [4, 4]
+        assert 0 <= epoch["val_top1"] <= 1
+    assert sorted(p.name for p in (tmp_path / "run").glob("*.pt")) == ["best.pt", "last.pt"]
+
+
+def test_resume_after_a_kill_continues_exactly(tmp_path, motion):
+    data, train_list, _ = motion
+    command = [TEAMNET_CLI, "train", "--data", str(data), "--train-list", str(train_list),
+               "--epochs", "3", "--lr-steps", "2", "--val-fraction", "0.25", *SMALL, "--workers", "0"]
+    whole = subprocess.run(command + ["--output", str(tmp_path / "whole")], capture_output=True,
+                           text=True, timeout=600)
+    assert whole.returncode == 0, whole.stderr[-2000:]
+    killed = subprocess.Popen(command + ["--output", str(tmp_path / "cut")],
+                              stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+                              start_new_session=True)
+    deadline = time.monotonic() + 300
+    while not (tmp_path / "cut" / "last.pt").exists() and time.monotonic() < deadline:
+        time.sleep(0.05)
+    os.killpg(killed.pid, signal.SIGKILL)
+    killed.wait()
+    log = tmp_path / "cut" / "metrics.jsonl"  # the kill may land before its first line
+    assert not log.exists() or len(log.read_text().splitlines()) < 3
+    resumed = subprocess.run([TEAMNET_CLI, "train", "--data", str(data), "--output",
+                              str(tmp_path / "cut"), "--resume"], capture_output=True, text=True,
+                             timeout=600)
+    assert resumed.returncode == 0, resumed.stderr[-2000:]
+    read = lambda run: [json.loads(line) for line in (tmp_path / run / "metrics.jsonl").read_text().splitlines()]
+    keys = ("epoch", "lr", "train_loss", "val_top1", "steps_per_rank")
+    assert [{k: m[k] for k in keys} for m in read("cut")] == [{k: m[k] for k in keys} for m in read("whole")]
+
+
+def test_bad_configuration_is_named(tmp_path, motion):
+    data, train_list, test_list = motion
+    runner = CliRunner()
+    result = runner.invoke(main, ["train", "--data", str(tmp_path / "missing")])
+    assert result.exit_code == 2 and "does not exist" in result.output
+    (tmp_path / "list.txt").write_text("up/up00.mp4\nup/nothere.mp4\n")
+    result = runner.invoke(main, ["train", "--data", str(data), "--train-list",
+                                  str(tmp_path / "list.txt"), "--output", str(tmp_path / "x")])
+    assert result.exit_code == 1 and "list.txt:2: video 'up/nothere'" in result.output
+    # a checkpoint for 4 classes against a dataset with 3 of them
+    fewer = tmp_path / "fewer"
+    fewer.mkdir()
+    index = json.loads((data / "index.json").read_text())
+    index["videos"] = [v for v in index["videos"] if v["class"] != "still"]
+    index["classes"] = ["down", "sideways", "up"]
+    for video in index["videos"]:
+        video["label"] = index["classes"].index(video["class"])
+        (fewer / video["shard"]).exists() or (fewer / video["shard"]).symlink_to(data / video["shard"])
+    (fewer / "index.json").write_text(json.dumps(index))
+    result = runner.invoke(main, ["train", "--data", str(data), "--train-list", str(train_list),
+                                  "--epochs", "1", "--output", str(tmp_path / "one"), *SMALL,
+                                  "--workers", "0"])
+    assert result.exit_code == 0, result.output
+    result = runner.invoke(main, ["evaluate", "--checkpoint", str(tmp_path / "one" / "best.pt"),
+                                  "--data", str(fewer), "--workers", "0"])
+    assert result.exit_code == 1 and "trained on 4 classes" in result.output and "has 3" in result.output
