@@ -37,6 +37,30 @@ def _parse_size(_context, _parameter, value):
     return width, height
 
 
+def _parse_part(_context, _parameter, value):
+    from preprocess.discover import parse_part
+    try:
+        return None if value is None else parse_part(value)
+    except ValueError as error:
+        raise click.BadParameter(str(error)) from None
+
+
+def _cluster_options(command):
+    """--backend, --scheduler, --part: the same work on a Dask cluster, or split into jobs."""
+    for option in reversed((
+            click.option("--backend", type=click.Choice(["joblib", "dask"]), default="joblib",
+                         show_default=True, help="joblib: processes on this machine; dask: "
+                         "the workers of --scheduler (or a local cluster of --workers)."),
+            click.option("--scheduler", default=None, metavar="ADDRESS",
+                         help="Dask scheduler, e.g. tcp://head:8786 (with --backend dask); its "
+                              "workers must see SRC and DST at the same paths."),
+            click.option("--part", default=None, metavar="I/N", callback=_parse_part,
+                         help="Only the I-th of N deterministic shares of the videos (SLURM "
+                              "arrays: one job a share; then `teamnet index DST`)."))):
+        command = option(command)
+    return command
+
+
 def _report_failures(failures, report):
     """Name every failed file with its reason; exit non-zero if there is any."""
     if not failures:
@@ -71,21 +95,24 @@ def main():
               help="Files encoded in parallel.")
 @click.option("--ffmpeg", "ffmpeg_binary", default=None,
               help="ffmpeg binary [default: $TEAMNET_FFMPEG, else PATH, else imageio-ffmpeg's].")
-def encode(src, dst, gop, qscale, size, short_side, workers, ffmpeg_binary):
+@_cluster_options
+def encode(src, dst, gop, qscale, size, short_side, workers, ffmpeg_binary, backend, scheduler,
+           part):
     """Re-encode every video under SRC to MPEG-4 Part 2 with a strict GOP, into DST.
 
     DST mirrors SRC's folders (files become .mp4). Finished outputs are skipped, so a rerun
     resumes; each output is verified (frame types) before it appears under its final name.
     """
+    from preprocess.discover import report_name
     from preprocess.encode import REPORT_NAME, EncodeSettings, encode_dataset, find_ffmpeg
     settings = EncodeSettings(gop=gop, qscale=qscale, size=size, short_side=short_side,
                               ffmpeg=find_ffmpeg(ffmpeg_binary))
-    results = encode_dataset(src, dst, settings, workers)
+    results = encode_dataset(src, dst, settings, workers, backend, scheduler, part)
     counts = {s: sum(r.status == s for r in results) for s in ("encoded", "skipped", "failed")}
     click.echo(f"encoded {counts['encoded']}, already done {counts['skipped']}, "
                f"failed {counts['failed']} -> {dst}")
     _report_failures([(r.source, r.reason) for r in results if r.status == "failed"],
-                     dst / REPORT_NAME)
+                     dst / report_name(REPORT_NAME, part))
 
 
 @main.command()
@@ -108,17 +135,24 @@ def encode(src, dst, gop, qscale, size, short_side, workers, ffmpeg_binary):
                    "5th, which evaluation uses) for about a third of the storage.")
 @click.option("--labels", type=click.Path(exists=True, dir_okay=False, path_type=Path),
               default=None, help="CSV of 'video,class' lines [default: class = folder name].")
-def extract(src, dst, workers, shard_size, storage, compression, p_stride, labels):
+@_cluster_options
+def extract(src, dst, workers, shard_size, storage, compression, p_stride, labels, backend,
+            scheduler, part):
     """Extract I-frames, accumulated motion vectors and residuals from SRC into DST.
 
     SRC holds videos made by `teamnet encode`. Writes DST/shard-*.h5 and DST/index.json
     (format: docs/FORMAT.md). Killing it is safe: a rerun does only what is missing.
     """
+    from preprocess.discover import report_name
     from preprocess.extract import REPORT_NAME, ExtractSettings, extract_dataset
     settings = ExtractSettings(storage=storage, compression=compression, p_stride=p_stride)
-    _index, failures = extract_dataset(src, dst, settings, workers, shard_size, labels)
-    _print_summary(dst, as_json=False)
-    _report_failures(failures, dst / REPORT_NAME)
+    index, failures = extract_dataset(src, dst, settings, workers, shard_size, labels, backend,
+                                      scheduler, part)
+    if index is None:
+        click.echo(f"part {part[0]}/{part[1]} done; once every part has run: teamnet index {dst}")
+    else:
+        _print_summary(dst, as_json=False)
+    _report_failures(failures, dst / report_name(REPORT_NAME, part))
 
 
 def _print_summary(root, as_json):
@@ -135,6 +169,17 @@ def _print_summary(root, as_json):
     click.echo(f"dataset {root}")
     for name, value in rows:
         click.echo(f"  {name:<16} {value}")
+
+
+@main.command("index")
+@click.argument("dst", type=click.Path(exists=True, file_okay=False, path_type=Path))
+@click.option("--labels", type=click.Path(exists=True, dir_okay=False, path_type=Path),
+              default=None, help="CSV of 'video,class' lines [default: class = folder name].")
+def index_command(dst, labels):
+    """Rebuild DST/index.json from every complete shard: merges `extract --part` runs."""
+    from preprocess.store import build_index
+    build_index(dst, labels)
+    _print_summary(dst, as_json=False)
 
 
 @main.command()

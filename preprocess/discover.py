@@ -29,6 +29,34 @@ class Video:
         return self.path.parent.name
 
 
+def parse_part(text):
+    """"i/n" (1 <= i <= n) -> (i, n): this job's share of a dataset split n ways."""
+    try:
+        index, count = (int(value) for value in text.split("/"))
+    except (ValueError, AttributeError):
+        raise ValueError(f"part {text!r}: expected i/n such as 1/4") from None
+    if not 1 <= index <= count:
+        raise ValueError(f"part {text!r}: i must be between 1 and n")
+    return index, count
+
+
+def select_part(videos, part):
+    """The videos of part (i, n): every n-th of the sorted list from the i-th, so that n jobs
+    given 1/n ... n/n cover the dataset once, whatever order they run in."""
+    if part is None:
+        return videos
+    index, count = part
+    return videos[index - 1::count]
+
+
+def report_name(name, part):
+    """encode-report.json, or encode-report-2of8.json for part 2 of 8."""
+    if part is None:
+        return name
+    stem, dot, suffix = name.rpartition(".")
+    return f"{stem}-{part[0]}of{part[1]}{dot}{suffix}"
+
+
 def find_videos(root):
     """All videos under root (recursive, extensions in any case), sorted by id.
 

@@ -15,7 +15,7 @@ import ffmpeg
 
 from .atomic import atomic_output, write_json
 from .decode import VideoError, frame_types, probe
-from .discover import DatasetError, find_videos
+from .discover import DatasetError, find_videos, report_name, select_part
 from .parallel import run_parallel
 
 FFMPEG_ENV = "TEAMNET_FFMPEG"
@@ -105,23 +105,27 @@ def encode_video(source, target, settings):
     return EncodeResult(str(source), "encoded")
 
 
-def encode_dataset(source_root, target_root, settings, workers=1):
+def encode_dataset(source_root, target_root, settings, workers=1, backend="joblib",
+                   scheduler=None, part=None):
     """Re-encode every video under source_root into the same tree under target_root (.mp4).
 
     Returns the results; failures are also written to target_root/encode-report.json.
+    part (i, n): only that share of the videos (discover.select_part); backend/scheduler:
+    see parallel.run_parallel.
     """
     target_root = Path(target_root).absolute()
     if target_root.is_relative_to(Path(source_root).absolute()):
         raise DatasetError(f"{target_root} is inside {source_root}: a rerun would take the "
                            "encoded files for sources; choose a folder outside it")
-    videos = find_videos(source_root)
+    videos = select_part(find_videos(source_root), part)
     run = lambda video: encode_video(
         video.path, target_root / video.relative.with_suffix(".mp4"), settings)
-    results = list(run_parallel(run, videos, workers, "encode"))
+    results = list(run_parallel(run, videos, workers, "encode", backend=backend,
+                                scheduler=scheduler))
     results.sort(key=lambda result: result.source)
     counts = {status: sum(r.status == status for r in results)
               for status in ("encoded", "skipped", "failed")}
-    write_json(target_root / REPORT_NAME, {
+    write_json(target_root / report_name(REPORT_NAME, part), {
         **counts, "settings": {**settings.__dict__, "size": list(settings.size)},
         "failures": [{"path": r.source, "reason": r.reason} for r in results if r.status == "failed"]})
     return results

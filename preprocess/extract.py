@@ -14,7 +14,7 @@ import numpy as np
 from . import store
 from .atomic import atomic_output, write_json
 from .decode import ENCODE_HINT, VideoError, decode_with_motion, probe, rgb
-from .discover import PARTIAL_SUFFIX, DatasetError, find_videos
+from .discover import PARTIAL_SUFFIX, DatasetError, find_videos, report_name, select_part
 from .motion import GopAccumulator
 from .parallel import run_parallel
 
@@ -139,12 +139,11 @@ def _existing_shards(root, settings):
     """{video_id: shard} of complete shards; refuses shards written with other settings."""
     done = {}
     for shard in sorted(root.glob(store.SHARD_GLOB)):
-        with h5py.File(shard, "r") as file:
-            theirs = json.loads(file.attrs["settings"])
+        theirs, stored = store.read_shard(shard)
         if theirs != settings.as_dict():
             raise DatasetError(f"{shard} was extracted with settings {theirs}, this run asks for "
                                f"{settings.as_dict()}; use the same options or another folder")
-        done.update(dict.fromkeys(store.shard_videos(shard), shard.name))
+        done.update(dict.fromkeys(stored, shard.name))
     return done
 
 
@@ -157,14 +156,16 @@ def _check_labels(videos, labels_file):
 
 
 def extract_dataset(source_root, target_root, settings=ExtractSettings(), workers=1,
-                    shard_size=64, labels_file=None):
+                    shard_size=64, labels_file=None, backend="joblib", scheduler=None, part=None):
     """Extract every video under source_root into shards under target_root, resuming.
 
     Returns (index, failures) where failures lists (path, reason); failures are also written to
-    target_root/extract-report.json. index.json is rebuilt from all complete shards.
+    target_root/extract-report.json. index.json is rebuilt from all complete shards, except
+    for a `part` (i, n) of the videos: then index is None and `teamnet index` (build_index)
+    merges the parts once all have run. backend/scheduler: see parallel.run_parallel.
     """
     target_root = Path(target_root).absolute()
-    videos = find_videos(source_root)
+    videos = select_part(find_videos(source_root), part)
     if labels_file:
         _check_labels(videos, labels_file)
     target_root.mkdir(parents=True, exist_ok=True)
@@ -172,17 +173,18 @@ def extract_dataset(source_root, target_root, settings=ExtractSettings(), worker
         stale.unlink()  # left by a killed run: never complete, never visible as a shard
     done = _existing_shards(target_root, settings)
     todo = [video for video in videos if video.video_id not in done]
-    first = 1 + max((int(name[6:11]) for name in set(done.values())), default=-1)
-    tasks = [(target_root / store.shard_name(first + n), todo[start:start + shard_size], settings)
-             for n, start in enumerate(range(0, len(todo), shard_size))]
+    first = store.next_shard_number(set(done.values()), part)
+    tasks = [(target_root / store.shard_name(first + n, part), todo[start:start + shard_size],
+              settings) for n, start in enumerate(range(0, len(todo), shard_size))]
     failures = []
     for result in run_parallel(extract_shard, tasks, workers, "extract", total=len(todo),
-                               unit="video", weight=lambda r: len(r.stored) + len(r.failures)):
+                               unit="video", weight=lambda r: len(r.stored) + len(r.failures),
+                               backend=backend, scheduler=scheduler):
         failures.extend(result.failures)
     failures.sort()
-    write_json(target_root / REPORT_NAME, {
+    write_json(target_root / report_name(REPORT_NAME, part), {
         "videos": len(videos), "already_done": len(done), "extracted": len(todo) - len(failures),
         "failed": len(failures), "settings": settings.as_dict(),
         "failures": [{"path": path, "reason": reason} for path, reason in failures]})
-    index = store.build_index(target_root, settings.as_dict(), labels_file)
+    index = None if part else store.build_index(target_root, labels_file)
     return index, failures

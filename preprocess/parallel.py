@@ -1,25 +1,50 @@
-"""One way to run per-item work over processes: joblib, with a progress bar.
+"""One way to run per-item work over processes: joblib, with a progress bar, on this machine
+or, through joblib's dask backend, on a Dask cluster.
 
 Workers report failures in their results instead of raising, so that one bad file never
-stops the others; results arrive as they finish.
+stops the others; results arrive as they finish and stay small (outputs go to shared storage).
 """
+from contextlib import contextmanager, nullcontext
+
 import joblib
 from tqdm import tqdm
 
+BACKENDS = ("joblib", "dask")
 
-def run_parallel(function, items, workers, description, total=None, unit="file", weight=None):
-    """Yield function(item) for every item, in completion order, over `workers` processes.
 
-    The progress bar counts `total` units (default: one per item); `weight(result)` says how
-    many units a finished result stands for (default 1).
+@contextmanager
+def _dask(scheduler, workers):
+    """A client of the Dask scheduler at `scheduler`, or of a local cluster on loopback."""
+    from dask.distributed import Client, LocalCluster
+    cluster = None if scheduler else LocalCluster(
+        n_workers=workers, threads_per_worker=1, processes=True, host="127.0.0.1",
+        dashboard_address=None)
+    try:
+        with Client(scheduler or cluster.scheduler_address), joblib.parallel_config(backend="dask"):
+            yield
+    finally:
+        if cluster is not None:
+            cluster.close()
+
+
+def run_parallel(function, items, workers, description, total=None, unit="file", weight=None,
+                 backend="joblib", scheduler=None):
+    """Yield function(item) for every item, in completion order.
+
+    joblib: over `workers` local processes. dask: over the workers of the Dask scheduler at
+    `scheduler` (an address such as tcp://host:8786), or of a local cluster of `workers`
+    processes when none is given. The progress bar counts `total` units (default: one per
+    item); `weight(result)` says how many units a finished result stands for (default 1).
     """
+    if backend not in BACKENDS:
+        raise ValueError(f"backend {backend!r}: choose one of {BACKENDS}")
     items = list(items)
     total = len(items) if total is None else total
     jobs = (joblib.delayed(function)(item) for item in items)
     # min(): joblib starts every worker even when there are fewer items
-    parallel = joblib.Parallel(n_jobs=max(1, min(workers, len(items))),
-                               return_as="generator_unordered")
-    with tqdm(total=total, desc=description, unit=unit, dynamic_ncols=True) as bar:
-        for result in parallel(jobs):
+    n_jobs = -1 if backend == "dask" else max(1, min(workers, len(items)))
+    cluster = _dask(scheduler, workers) if backend == "dask" else nullcontext()
+    with cluster, tqdm(total=total, desc=description, unit=unit, dynamic_ncols=True) as bar:
+        for result in joblib.Parallel(n_jobs=n_jobs, return_as="generator_unordered")(jobs):
             bar.update(1 if weight is None else weight(result))
             yield result

@@ -6,6 +6,7 @@ the complete shards at the end of every extraction run, so it never names a miss
 """
 import csv
 import json
+import re
 from functools import lru_cache
 from pathlib import Path
 
@@ -34,8 +35,22 @@ class StoreError(Exception):
     """A dataset folder that cannot be read as asked; the message says why."""
 
 
-def shard_name(number):
-    return f"shard-{number:05d}.h5"
+_SHARD_NAME = re.compile(r"shard-(?:(\d{3})of(\d{3})-)?(\d{5})\.h5")
+
+
+def shard_name(number, part=None):
+    """shard-00042.h5, or shard-002of008-00042.h5 for part 2 of 8 (parts never collide)."""
+    prefix = "" if part is None else f"{part[0]:03d}of{part[1]:03d}-"
+    return f"shard-{prefix}{number:05d}.h5"
+
+
+def next_shard_number(names, part=None):
+    """The first free shard number of a part, given the shard names that exist."""
+    mine = (_SHARD_NAME.fullmatch(name) for name in names)
+    key = None if part is None else (f"{part[0]:03d}", f"{part[1]:03d}")
+    return 1 + max((int(m.group(3)) for m in mine
+                    if m and (m.group(1) is None if key is None else m.groups()[:2] == key)),
+                   default=-1)
 
 
 class VideoWriter:
@@ -74,11 +89,17 @@ class VideoWriter:
         self.group.attrs.update(attributes, gops=len(self.num_p))
 
 
+def read_shard(path):
+    """(extraction settings, {video_id: attributes}) of one shard file."""
+    with h5py.File(path, "r") as shard:
+        return json.loads(shard.attrs["settings"]), {
+            group.attrs["video_id"]: dict(group.attrs, group=name, num_p=group["num_p"][()])
+            for name, group in shard["videos"].items()}
+
+
 def shard_videos(path):
     """{video_id: attributes} of the videos stored in one shard file."""
-    with h5py.File(path, "r") as shard:
-        return {group.attrs["video_id"]: dict(group.attrs, group=name, num_p=group["num_p"][()])
-                for name, group in shard["videos"].items()}
+    return read_shard(path)[1]
 
 
 def read_labels(path):
@@ -98,17 +119,25 @@ def read_labels(path):
     return labels
 
 
-def build_index(root, settings, labels_file=None):
-    """Write root/index.json from the complete shards; returns the index.
+def build_index(root, labels_file=None):
+    """Write root/index.json from all complete shards (of every part); returns the index.
 
     Classes come from labels_file (keys: video id, or its path with extension) or else from
-    the video's folder name; label indices follow the sorted class names.
+    the video's folder name; label indices follow the sorted class names. Shards written with
+    different settings, or holding the same video twice, are refused.
     """
     root = Path(root)
     labels = read_labels(labels_file) if labels_file else None
-    videos = []
+    videos, settings, seen = [], None, {}
     for shard in sorted(root.glob(SHARD_GLOB)):
-        for video_id, attrs in shard_videos(shard).items():
+        theirs, stored = read_shard(shard)
+        if settings is not None and theirs != settings:
+            raise StoreError(f"{shard} was extracted with {theirs}, other shards with {settings}")
+        settings = theirs
+        for video_id, attrs in stored.items():
+            if video_id in seen:
+                raise StoreError(f"{video_id!r} is in both {seen[video_id]} and {shard.name}")
+            seen[video_id] = shard.name
             if labels is None:
                 class_name = attrs["folder_class"]
             else:
