@@ -214,7 +214,7 @@ LIST_FORMATS = click.Choice(["auto", "ucf101", "hmdb51", "kinetics", "generic"])
 @main.command()
 @click.option("--data", required=True, type=DATA, help="Output folder of `teamnet extract`.")
 @click.option("--train-list", type=click.Path(exists=True), default=None,
-              help="Training videos [default: all of --data].")
+              help="Training videos [default: all of --data but the --test-list ones].")
 @click.option("--test-list", type=click.Path(exists=True), default=None,
               help="Evaluated once with the best checkpoint at the end (never used to select).")
 @click.option("--list-format", type=LIST_FORMATS, default="auto", show_default=True)

@@ -80,8 +80,12 @@ def run(config, resume=False):
     torch.manual_seed(config.seed + context.rank)  # ranks differ in dropout, not in init (DDP broadcasts)
     data = config.data
     index = load_index(data.data)
-    everything = [(v["id"], v["label"]) for v in index["videos"]]
-    train = read_list(data.train_list, index, "train", data.list_format, data.split) if data.train_list else everything
+    if data.train_list:
+        train = read_list(data.train_list, index, "train", data.list_format, data.split)
+    else:  # every video, except those of the test list
+        test = {v for v, _ in read_list(data.test_list, index, "test", data.list_format,
+                                        data.split)} if data.test_list else set()
+        train = [(v["id"], v["label"]) for v in index["videos"] if v["id"] not in test]
     train, validation = hold_out(train, data.val_fraction, config.seed)
     model = build_model(config.model, len(index["classes"]))
     if context.is_main:

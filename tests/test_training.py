@@ -272,3 +272,14 @@ def test_bad_configuration_is_named(tmp_path, motion):
     result = runner.invoke(main, ["evaluate", "--checkpoint", str(tmp_path / "one" / "best.pt"),
                                   "--data", str(fewer), "--workers", "0"])
     assert result.exit_code == 1 and "trained on 4 classes" in result.output and "has 3" in result.output
+
+
+def test_default_training_set_leaves_out_the_test_list(tmp_path, motion):
+    data, _, test_list = motion
+    result = CliRunner().invoke(main, [
+        "train", "--data", str(data), "--test-list", str(test_list), "--val-fraction", "0",
+        "--epochs", "1", "--output", str(tmp_path / "run"), *SMALL, "--workers", "0"])
+    assert result.exit_code == 0, result.output
+    assert "48 training and 0 validation videos" in result.output  # 72 videos - 24 test
+    report = json.loads((tmp_path / "run" / "test_metrics.json").read_text())
+    assert report["videos"] == 24 and report["protocol"]["num_segments"] == 25
