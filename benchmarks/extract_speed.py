@@ -20,7 +20,6 @@ from pathlib import Path
 
 import av
 
-from preprocess import store
 from preprocess.discover import find_videos
 from preprocess.encode import EncodeSettings, encode_dataset, find_ffmpeg
 from preprocess.extract import ExtractSettings, extract_dataset, extract_shard
@@ -75,7 +74,7 @@ def main():
             settings = ExtractSettings(compression=compression, p_stride=stride)
             shard = work / f"{compression}-{stride}.h5"
 
-            def measure():
+            def measure(shard=shard, settings=settings):
                 start = time.perf_counter()
                 extract_shard((shard, videos, settings))
                 return frames / (time.perf_counter() - start)
@@ -92,7 +91,7 @@ def main():
                             ignore=shutil.ignore_patterns("*.json"))
         walls = {}
         for workers in (1, 2):
-            def measure():
+            def measure(workers=workers):
                 shutil.rmtree(work / "out", ignore_errors=True)
                 start = time.perf_counter()
                 extract_dataset(many, work / "out", workers=workers, shard_size=2)

@@ -76,7 +76,7 @@ def extract_video(video, group, settings):
     info = probe(video.path)
     dtype = np.dtype(settings.storage)
     writer = buffer = iframe = accumulator = None
-    frames = p_frames_with_motion = 0
+    frames = p_frames_with_motion = position = 0  # position: P-frames so far in this GOP
     p_counts = []  # true P-frames per GOP (the stored ones are every p_stride-th)
 
     def finish_gop(count):

@@ -13,7 +13,6 @@ the T segments (TSN's consensus). They differ in what happens between and after 
   same thing (no parameter is shared, so each branch only gets its own loss's gradient). At
   inference the logits are fused with weights 2:1:1 (I:MV:R), as the reference did.
 """
-import torch
 from torch import nn
 from torch.nn import functional as F
 
