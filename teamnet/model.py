@@ -63,7 +63,10 @@ class SegmentNet(nn.Module):
         self.num_classes = num_classes
 
     def forward(self, inputs):
-        """inputs: {modality: (N, T, C, H, W)}. Returns {"logits": (N, K), "branches": {m: (N, K)}}."""
+        """inputs: {modality: (N, T, C, H, W)}, or a tuple in the order of self.modalities.
+        Returns {"logits": (N, K), "branches": {modality: (N, K)}}."""
+        if not isinstance(inputs, dict):
+            inputs = dict(zip(self.modalities, inputs, strict=True))
         segments = inputs[self.modalities[0]].shape[1]
         for module in self.modules():
             if isinstance(module, TemporalShift):

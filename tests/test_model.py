@@ -134,8 +134,11 @@ def test_gradients_reach_every_branch_and_team():
 
 def test_teamnet_sums_branch_logits_over_segment_means():
     model = TEAMNet(5, "resnet18", "resnet18").eval()
-    output = model(clip())
+    inputs = clip()
+    output = model(inputs)
     torch.testing.assert_close(output["logits"], sum(output["branches"].values()))
+    as_tuple = model(tuple(inputs[m] for m in ("iframe", "mv", "residual")))["logits"]
+    torch.testing.assert_close(as_tuple, output["logits"])
     # the consensus is a mean over segments: repeating every segment changes nothing
     single = clip(segments=1)
     repeated = {k: v.repeat(1, 4, 1, 1, 1) for k, v in single.items()}
