@@ -296,8 +296,7 @@ def _evaluate(checkpoint, data, list_path, list_format, split, num_segments=25, 
     from teamnet.evaluate import evaluate_checkpoint
     report = evaluate_checkpoint(checkpoint, data, list_path, list_format, split, num_segments,
                                  input_size, crops, batch_size, workers, device, confusion)
-    from teamnet.distributed import setup
-    if not setup(device).is_main:
+    if report is None:  # not rank 0
         return None
     per_class = report["per_class"]
     click.echo(f"\n{report['videos']} videos, {report['protocol']['num_segments']} segments, "

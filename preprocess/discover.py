@@ -29,6 +29,12 @@ class Video:
         return self.path.parent.name
 
 
+def strip_video_extension(name):
+    """"class/clip.avi" -> "class/clip" (any case of a video extension); other names unchanged."""
+    suffix = Path(name).suffix
+    return name[:-len(suffix)] if suffix.lower() in VIDEO_EXTENSIONS else name
+
+
 def parse_part(text):
     """"i/n" (1 <= i <= n) -> (i, n): this job's share of a dataset split n ways."""
     try:

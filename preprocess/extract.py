@@ -42,7 +42,7 @@ class _GopBuffer:
     """One GOP's P-frame outputs, reused from GOP to GOP (grown when a GOP is longer)."""
 
     def __init__(self, height, width, dtype):
-        self.shape, self.dtype = (height, width), dtype
+        self.shape = (height, width)
         self.mvs = np.empty((0, height, width, 2), dtype)
         self.residuals = np.empty((0, height, width, 3), dtype)
         self.count = 0

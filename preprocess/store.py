@@ -14,7 +14,7 @@ import h5py
 import numpy as np
 
 from .atomic import write_json
-from .discover import VIDEO_EXTENSIONS
+from .discover import strip_video_extension
 
 FORMAT_VERSION = 1
 INDEX_NAME = "index.json"
@@ -112,10 +112,7 @@ def read_labels(path):
                 continue
             if len(row) != 2:
                 raise StoreError(f"{path}:{number}: expected 'video,class', got {row!r}")
-            video = Path(row[0].strip())
-            if video.suffix.lower() in VIDEO_EXTENSIONS:
-                video = video.with_suffix("")
-            labels[video.as_posix()] = row[1].strip()
+            labels[strip_video_extension(row[0].strip())] = row[1].strip()
     return labels
 
 

@@ -49,7 +49,8 @@ def check_classes(trained, present, checkpoint_path, data):
 def evaluate_checkpoint(checkpoint_path, data, list_path=None, list_format="auto", split=1,
                         num_segments=25, input_size=224, crops=1, batch_size=4, workers=4,
                         device="auto", confusion_path=None):
-    """Accuracy of a checkpoint on a list of videos (default: all of the dataset)."""
+    """Accuracy of a checkpoint on a list of videos (default: all of the dataset): the report
+    on rank 0, None on the other ranks (which help to compute it)."""
     saved = checkpoint.load(checkpoint_path)
     config = TrainConfig.from_dict(saved["config"])
     index = load_index(data)
@@ -68,11 +69,13 @@ def evaluate_checkpoint(checkpoint_path, data, list_path=None, list_format="auto
                 else nullcontext())
     start = time.perf_counter()
     logits, labels = predict(model, loader, context, autocast)
+    if not context.is_main:
+        return None
     report = accuracy_report(logits, labels, index["classes"])
     report["videos_per_s"] = len(labels) / (time.perf_counter() - start)
     report["protocol"] = {"num_segments": num_segments, "input_size": input_size, "crops": crops,
                           "model": config.model.model}
-    if confusion_path and context.is_main:
+    if confusion_path:
         save_confusion_image(report["confusion"], index["classes"], confusion_path)
         report["confusion_image"] = str(Path(confusion_path))
     return report

@@ -18,7 +18,7 @@ from pathlib import Path
 
 import numpy as np
 
-from preprocess.discover import VIDEO_EXTENSIONS
+from preprocess.discover import strip_video_extension
 
 FORMATS = ("auto", "ucf101", "hmdb51", "kinetics", "generic")
 
@@ -39,11 +39,6 @@ def detect_format(path):
     return "generic"
 
 
-def _strip_extension(name):
-    suffix = Path(name).suffix
-    return name[:-len(suffix)] if suffix.lower() in VIDEO_EXTENSIONS else name
-
-
 def _lines(path):
     with open(path, encoding="utf-8") as file:
         for number, line in enumerate(file, 1):
@@ -59,7 +54,7 @@ def _ucf101(path, _role, _split):
     entries = []
     for number, line in _lines(path):
         parts = line.split()
-        video = _strip_extension(parts[0])
+        video = strip_video_extension(parts[0])
         if len(parts) > 1:
             if int(parts[1]) not in names:
                 raise SplitError(f"{path}:{number}: label {parts[1]} not in {class_ind}")
@@ -80,7 +75,7 @@ def _hmdb51(path, role, split):
         for number, line in _lines(file):
             name, code = line.split()
             if code == wanted:
-                entries.append((number, f"{class_name}/{_strip_extension(name)}", class_name))
+                entries.append((number, f"{class_name}/{strip_video_extension(name)}", class_name))
     if not entries:
         raise SplitError(f"{path}: no *_test_split{split}.txt entries for {role}")
     return entries
@@ -99,7 +94,7 @@ def _generic(path, _role, _split):
     for number, line in _lines(path):
         video, _, label = line.partition(" ")
         label = label.strip() or None
-        entries.append((number, _strip_extension(video.strip()),
+        entries.append((number, strip_video_extension(video.strip()),
                         int(label) if label and label.lstrip("-").isdigit() else label))
     return entries
 
