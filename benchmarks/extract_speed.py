@@ -9,6 +9,9 @@ Figures (best of --repeat):
   extract    teamnet's extraction into an HDF5 shard, one process, per compression / p-stride
   storage    HDF5 bytes per frame against the MPEG-4 source's bytes per frame
   scaling    wall time of `extract_dataset` over --copies copies of the clips, 1 vs 2 workers
+  breakdown  where a frame's time goes in one default extraction: the functions it calls are
+             timed in place (decode + MV export, RGB conversion, the accumulation kernel, HDF5
+             writes, flush and close); "other" is the rest (Python, HDF5 dataset creation)
 """
 import argparse
 import json
@@ -16,14 +19,23 @@ import platform
 import shutil
 import tempfile
 import time
+from collections import defaultdict
+from contextlib import ExitStack
 from pathlib import Path
+from unittest import mock
 
 import av
+import h5py
+
+import preprocess.extract
+import preprocess.store
 
 from preprocess.discover import find_videos
-from preprocess.encode import EncodeSettings, encode_dataset, find_ffmpeg
-from preprocess.extract import ExtractSettings, extract_dataset, extract_shard
+from preprocess.encode import encode_dataset
+from preprocess.extract import extract_dataset, extract_shard
+from preprocess.motion import GopAccumulator
 from preprocess.samples import sample_dataset
+from preprocess.settings import EncodeSettings, ExtractSettings, ParallelSettings
 
 
 def decode_rate(paths, motion_vectors):
@@ -44,6 +56,51 @@ def decode_rate(paths, motion_vectors):
     return frames / (time.perf_counter() - start)
 
 
+def _timed(spent, name, function):
+    def timed(*args, **kwargs):
+        start = time.perf_counter()
+        try:
+            return function(*args, **kwargs)
+        finally:
+            spent[name] += time.perf_counter() - start
+    return timed
+
+
+def _timed_generator(spent, name, function):
+    def timed(*args, **kwargs):
+        items = function(*args, **kwargs)
+        while True:
+            start = time.perf_counter()
+            try:
+                item = next(items)
+            except StopIteration:
+                return
+            finally:
+                spent[name] += time.perf_counter() - start
+            yield item
+    return timed
+
+
+def breakdown(shard, videos, frames):
+    """Milliseconds a frame per stage of one default extract_shard."""
+    spent = defaultdict(float)
+    stages = [(preprocess.extract, "decode_with_motion", "decode + MV export", _timed_generator),
+              (preprocess.extract, "rgb", "RGB conversion", _timed),
+              (GopAccumulator, "warp", "accumulation kernel", _timed),
+              (GopAccumulator, "outputs", "accumulation kernel", _timed),
+              (preprocess.store.VideoWriter, "add_gop", "HDF5 writes", _timed),
+              (h5py.File, "close", "HDF5 flush + close", _timed)]
+    with ExitStack() as patches:
+        for owner, attribute, name, wrap in stages:
+            original = getattr(owner, attribute)
+            patches.enter_context(mock.patch.object(owner, attribute, wrap(spent, name, original)))
+        start = time.perf_counter()
+        extract_shard((shard, videos, ExtractSettings()))
+        total = time.perf_counter() - start
+    spent["other"] = total - sum(spent.values())
+    return {name: 1000 * seconds / frames for name, seconds in spent.items()}
+
+
 def best(repeat, measure):
     return max(measure() for _ in range(repeat))
 
@@ -56,7 +113,7 @@ def main():
     work = Path(tempfile.mkdtemp(prefix="teamnet-bench-"))
     try:
         encode_dataset(sample_dataset(work / "raw"), work / "encoded",
-                       EncodeSettings(ffmpeg=find_ffmpeg()), workers=2)
+                       EncodeSettings(), ParallelSettings(workers=2))
         videos = find_videos(work / "encoded")
         paths = [video.path for video in videos]
         frames = sum(av.open(str(p)).streams.video[0].frames for p in paths)
@@ -85,6 +142,8 @@ def main():
                 "of_ceiling": rate / ceiling, "bytes_per_frame": size / frames,
                 "of_source": size / source_bytes})
 
+        results["breakdown_ms_per_frame"] = breakdown(work / "breakdown.h5", videos, frames)
+
         many = work / "many"
         for copy in range(args.copies):
             shutil.copytree(work / "encoded", many / f"copy{copy}",
@@ -94,7 +153,8 @@ def main():
             def measure(workers=workers):
                 shutil.rmtree(work / "out", ignore_errors=True)
                 start = time.perf_counter()
-                extract_dataset(many, work / "out", workers=workers, shard_size=2)
+                extract_dataset(many, work / "out", ExtractSettings(shard_size=2),
+                                ParallelSettings(workers=workers))
                 return 1 / (time.perf_counter() - start)
             walls[workers] = 1 / best(args.repeat, measure)
         results["scaling"] = {"frames": frames * args.copies, "wall_s_1": walls[1],
@@ -110,6 +170,8 @@ def main():
     for row in results["settings"]:
         print(f"{row['compression']:<12}{row['p_stride']:>9}{row['fps']:>10,.0f}"
               f"{row['of_ceiling']:>10.2f}{row['bytes_per_frame']:>10,.0f}{row['of_source']:>9.1f}")
+    print("where a default frame's time goes (ms): " + ", ".join(
+        f"{name} {ms:.3f}" for name, ms in results["breakdown_ms_per_frame"].items()))
     scaling = results["scaling"]
     print(f"scaling over {scaling['frames']:,} frames: 1 worker {scaling['wall_s_1']:.1f} s, "
           f"2 workers {scaling['wall_s_2']:.1f} s, speedup {scaling['speedup']:.2f}x")

@@ -19,12 +19,13 @@ from teamnet.data import ClipDataset, make_loader
 
 
 def sample_data(work):
-    from preprocess.encode import EncodeSettings, encode_dataset, find_ffmpeg
+    from preprocess.encode import encode_dataset
     from preprocess.extract import extract_dataset
     from preprocess.samples import sample_dataset
-    encode_dataset(sample_dataset(work / "raw"), work / "encoded",
-                   EncodeSettings(ffmpeg=find_ffmpeg()), workers=2)
-    extract_dataset(work / "encoded", work / "data", workers=2)
+    from preprocess.settings import EncodeSettings, ExtractSettings, ParallelSettings
+    parallel = ParallelSettings(workers=2)
+    encode_dataset(sample_dataset(work / "raw"), work / "encoded", EncodeSettings(), parallel)
+    extract_dataset(work / "encoded", work / "data", ExtractSettings(), parallel)
     return work / "data"
 
 

@@ -33,6 +33,18 @@ def gflops(model, inputs):
     return counter.get_total_flops() / 1e9
 
 
+def team_cost(model, args):
+    """What the TEAM modules add: their parameters, and the GFLOPs of the same TEAM-Net with
+    and without them (T segments, one clip)."""
+    if not isinstance(model, TEAMNet) or not model.teams:
+        return {}
+    device = next(model.parameters()).device
+    bare = TEAMNet(400, positions=()).to(device).eval()
+    inputs = random_clips(1, args.segments, args.size, device, False)
+    return {"team_parameters_M": sum(p.numel() for p in model.teams.parameters()) / 1e6,
+            f"team_gflops_per_clip_T{args.segments}": gflops(model.eval(), inputs) - gflops(bare, inputs)}
+
+
 def timed(step, steps, device):
     step()  # warm-up (and compilation)
     step()
@@ -91,8 +103,7 @@ def main():
     train_s = timed(train_step, args.steps, device)
     model.eval()
     infer_s = timed(infer_step, args.steps, device)
-    result = {
-        "model": args.model, "device": torch.cuda.get_device_name() if device.type == "cuda"
+    result = {**team_cost(model, args), "model": args.model, "device": torch.cuda.get_device_name() if device.type == "cuda"
         else f"CPU ({torch.get_num_threads()} threads, {platform.processor() or platform.machine()})",
         "torch": torch.__version__, "parameters_M": parameters / 1e6,
         f"gflops_per_clip_T{args.segments}": flops_train,

@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Smoke test of docker/Dockerfile where no Docker engine runs (facts.md): build it with
+# Smoke test of docker/Dockerfile where no Docker engine runs: build it with
 # podman (chroot isolation) on a locally made Debian + Python base, then run `teamnet --help`
 # and a tiny encode -> extract as the image's user inside the image's file system.
 # Needs root, podman and debootstrap (apt-get install podman debootstrap). Runtime: see

@@ -1,6 +1,7 @@
 """Decoding with PyAV: frame types, RGB pixels and FFmpeg's exported motion vectors.
 
-One decoder thread per process: extraction runs one process per core (facts.md).
+One decoder thread per process: extraction runs one process per core, and MPEG-4 Part 2
+decoding is single-threaded anyway unless frame threading is asked for.
 """
 import gc
 from dataclasses import dataclass
@@ -10,10 +11,12 @@ import av
 import numpy as np
 from av.video.frame import PictureType
 
+from .errors import TeamnetError
+
 ENCODE_HINT = "re-encode it with `teamnet encode` first"
 
 
-class VideoError(Exception):
+class VideoError(TeamnetError):
     """A video that cannot be processed; the message says why and what to do."""
 
 

@@ -7,11 +7,13 @@ folder that holds it.
 from dataclasses import dataclass
 from pathlib import Path
 
+from .errors import TeamnetError
+
 VIDEO_EXTENSIONS = frozenset({".avi", ".mp4", ".mkv", ".webm", ".mov", ".flv", ".m4v"})
 PARTIAL_SUFFIX = ".partial"  # temporary outputs; never listed as inputs
 
 
-class DatasetError(Exception):
+class DatasetError(TeamnetError):
     """The dataset as a whole is unusable (missing folder, clashing ids)."""
 
 
@@ -33,17 +35,6 @@ def strip_video_extension(name):
     """"class/clip.avi" -> "class/clip" (any case of a video extension); other names unchanged."""
     suffix = Path(name).suffix
     return name[:-len(suffix)] if suffix.lower() in VIDEO_EXTENSIONS else name
-
-
-def parse_part(text):
-    """"i/n" (1 <= i <= n) -> (i, n): this job's share of a dataset split n ways."""
-    try:
-        index, count = (int(value) for value in text.split("/"))
-    except (ValueError, AttributeError):
-        raise ValueError(f"part {text!r}: expected i/n such as 1/4") from None
-    if not 1 <= index <= count:
-        raise ValueError(f"part {text!r}: i must be between 1 and n")
-    return index, count
 
 
 def select_part(videos, part):

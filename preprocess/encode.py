@@ -1,14 +1,14 @@
-"""Re-encoding to MPEG-4 Part 2 with a strict GOP (representation.md section 1).
+"""Re-encoding to MPEG-4 Part 2 with a strict GOP (docs/REPRESENTATION.md section 1).
 
 One I-frame then gop-1 P-frames, no B-frames: g and bf, plus sc_threshold disabled, since
-some FFmpeg builds promote P-frames to I-frames at scene cuts (facts.md; the imageio-ffmpeg 9.0.2
-build did not, even at a hard cut). Whatever the build does, every output is verified by
-decoding its frame types before it gets its final name.
+some FFmpeg builds promote P-frames to I-frames at scene cuts (the imageio-ffmpeg 9.0.2 build
+did not, even at a hard cut; Debian's 5.1 did). Whatever the build does, every output is
+verified by decoding its frame types before it gets its final name.
 """
 import os
 import shutil
 import subprocess
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 
 import ffmpeg
@@ -16,20 +16,14 @@ import ffmpeg
 from .atomic import atomic_output, write_json
 from .decode import VideoError, frame_types, probe
 from .discover import DatasetError, find_videos, report_name, select_part
+from .errors import SetupError
 from .parallel import run_parallel
+from .settings import ParallelSettings
 
 FFMPEG_ENV = "TEAMNET_FFMPEG"
 REPORT_NAME = "encode-report.json"
 NO_SCENE_CUTS = 1_000_000_000
-
-
-@dataclass(frozen=True)
-class EncodeSettings:
-    gop: int = 12
-    qscale: int = 1
-    size: tuple = (340, 256)  # (width, height); ignored when short_side is set
-    short_side: int = None
-    ffmpeg: str = "ffmpeg"
+STATUSES = ("encoded", "skipped", "failed")
 
 
 @dataclass(frozen=True)
@@ -45,7 +39,7 @@ def find_ffmpeg(explicit=None):
         if candidate:
             found = shutil.which(candidate)
             if not found:
-                raise FileNotFoundError(f"{origin}={candidate}: no such executable")
+                raise SetupError(f"{origin}={candidate}: no such executable")
             return found
     on_path = shutil.which("ffmpeg")
     if on_path:
@@ -105,27 +99,28 @@ def encode_video(source, target, settings):
     return EncodeResult(str(source), "encoded")
 
 
-def encode_dataset(source_root, target_root, settings, workers=1, backend="joblib",
-                   scheduler=None, part=None):
+def status_counts(results):
+    """{status: how many results have it} for every status, in STATUSES order."""
+    return {status: sum(r.status == status for r in results) for status in STATUSES}
+
+
+def encode_dataset(source_root, target_root, settings, parallel=ParallelSettings()):
     """Re-encode every video under source_root into the same tree under target_root (.mp4).
 
     Returns the results; failures are also written to target_root/encode-report.json.
-    part (i, n): only that share of the videos (discover.select_part); backend/scheduler:
-    see parallel.run_parallel.
+    The ffmpeg binary is settings.ffmpeg or else found (find_ffmpeg); parallel.part (i, n):
+    only that share of the videos (discover.select_part).
     """
+    settings = replace(settings, ffmpeg=find_ffmpeg(settings.ffmpeg))
     target_root = Path(target_root).absolute()
     if target_root.is_relative_to(Path(source_root).absolute()):
         raise DatasetError(f"{target_root} is inside {source_root}: a rerun would take the "
                            "encoded files for sources; choose a folder outside it")
-    videos = select_part(find_videos(source_root), part)
+    videos = select_part(find_videos(source_root), parallel.part)
     run = lambda video: encode_video(
         video.path, target_root / video.relative.with_suffix(".mp4"), settings)
-    results = list(run_parallel(run, videos, workers, "encode", backend=backend,
-                                scheduler=scheduler))
-    results.sort(key=lambda result: result.source)
-    counts = {status: sum(r.status == status for r in results)
-              for status in ("encoded", "skipped", "failed")}
-    write_json(target_root / report_name(REPORT_NAME, part), {
-        **counts, "settings": {**settings.__dict__, "size": list(settings.size)},
+    results = sorted(run_parallel(run, videos, parallel, "encode"), key=lambda r: r.source)
+    write_json(target_root / report_name(REPORT_NAME, parallel.part), {
+        **status_counts(results), "settings": asdict(settings),
         "failures": [{"path": r.source, "reason": r.reason} for r in results if r.status == "failed"]})
     return results

@@ -1,11 +1,11 @@
 """Extraction: encoded videos -> per GOP, the I-frame and every P-frame's accumulated motion
-vectors and residuals (representation.md sections 2-4) -> sharded HDF5 (docs/FORMAT.md).
+vectors and residuals (docs/REPRESENTATION.md sections 2-4) -> sharded HDF5 (docs/FORMAT.md).
 
 Each joblib task writes one whole shard under a temporary name; a rerun skips every video that
 a complete shard already holds, so killing a run loses at most the shards in flight.
 """
 import json
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import h5py
@@ -14,21 +14,12 @@ import numpy as np
 from . import store
 from .atomic import atomic_output, write_json
 from .decode import ENCODE_HINT, VideoError, decode_with_motion, probe, rgb
-from .discover import PARTIAL_SUFFIX, DatasetError, find_videos, report_name, select_part
+from .discover import PARTIAL_SUFFIX, find_videos, report_name, select_part
 from .motion import GopAccumulator
 from .parallel import run_parallel
+from .settings import ExtractSettings, ParallelSettings
 
 REPORT_NAME = "extract-report.json"
-
-
-@dataclass(frozen=True)
-class ExtractSettings:
-    storage: str = "int8"  # MVs and residuals: "int8" (saturated, see FORMAT.md) or "int16"
-    compression: str = "balanced"  # see store.COMPRESSIONS
-    p_stride: int = 1  # keep P-frames 1, 1 + S, 1 + 2S, ... of each GOP (1: all)
-
-    def as_dict(self):
-        return {"format_version": store.FORMAT_VERSION, **asdict(self)}
 
 
 @dataclass
@@ -118,7 +109,7 @@ def extract_shard(task):
     result = ShardResult(Path(shard_path).name)
     with atomic_output(shard_path) as temporary:
         with h5py.File(temporary, "w") as shard:
-            shard.attrs["settings"] = json.dumps(settings.as_dict())
+            shard.attrs["settings"] = json.dumps(settings.recorded())
             stored = shard.create_group("videos")
             for video in videos:
                 name = f"{len(result.stored):05d}"
@@ -135,56 +126,37 @@ def extract_shard(task):
     return result
 
 
-def _existing_shards(root, settings):
-    """{video_id: shard} of complete shards; refuses shards written with other settings."""
-    done = {}
-    for shard in sorted(root.glob(store.SHARD_GLOB)):
-        theirs, stored = store.read_shard(shard)
-        if theirs != settings.as_dict():
-            raise DatasetError(f"{shard} was extracted with settings {theirs}, this run asks for "
-                               f"{settings.as_dict()}; use the same options or another folder")
-        done.update(dict.fromkeys(stored, shard.name))
-    return done
-
-
-def _check_labels(videos, labels_file):
-    labels = store.read_labels(labels_file)
-    missing = [v.video_id for v in videos if v.video_id not in labels]
-    if missing:
-        raise DatasetError(f"{labels_file}: no class for {len(missing)} video(s), such as "
-                           f"{missing[0]!r}")
-
-
-def extract_dataset(source_root, target_root, settings=ExtractSettings(), workers=1,
-                    shard_size=64, labels_file=None, backend="joblib", scheduler=None, part=None):
+def extract_dataset(source_root, target_root, settings=ExtractSettings(),
+                    parallel=ParallelSettings(), labels_file=None):
     """Extract every video under source_root into shards under target_root, resuming.
 
     Returns (index, failures) where failures lists (path, reason); failures are also written to
     target_root/extract-report.json. index.json is rebuilt from all complete shards, except
-    for a `part` (i, n) of the videos: then index is None and `teamnet index` (build_index)
-    merges the parts once all have run. backend/scheduler: see parallel.run_parallel.
+    for a `parallel.part` (i, n) of the videos: then index is None and `teamnet index`
+    (store.build_index) merges the parts once all have run.
     """
     target_root = Path(target_root).absolute()
-    videos = select_part(find_videos(source_root), part)
-    if labels_file:
-        _check_labels(videos, labels_file)
+    videos = select_part(find_videos(source_root), parallel.part)
+    if labels_file:  # refused before any work, rather than after hours of it
+        store.labels_for([video.video_id for video in videos], labels_file)
     target_root.mkdir(parents=True, exist_ok=True)
     for stale in target_root.glob(f".*{PARTIAL_SUFFIX}"):
         stale.unlink()  # left by a killed run: never complete, never visible as a shard
-    done = _existing_shards(target_root, settings)
+    _, shards = store.complete_shards(target_root, settings.recorded())
+    done = {video_id: shard.name for shard, stored in shards for video_id in stored}
     todo = [video for video in videos if video.video_id not in done]
-    first = store.next_shard_number(set(done.values()), part)
-    tasks = [(target_root / store.shard_name(first + n, part), todo[start:start + shard_size],
-              settings) for n, start in enumerate(range(0, len(todo), shard_size))]
+    first = store.next_shard_number(set(done.values()), parallel.part)
+    size = settings.shard_size
+    tasks = [(target_root / store.shard_name(first + n, parallel.part), todo[start:start + size],
+              settings) for n, start in enumerate(range(0, len(todo), size))]
     failures = []
-    for result in run_parallel(extract_shard, tasks, workers, "extract", total=len(todo),
-                               unit="video", weight=lambda r: len(r.stored) + len(r.failures),
-                               backend=backend, scheduler=scheduler):
+    for result in run_parallel(extract_shard, tasks, parallel, "extract", total=len(todo),
+                               unit="video", weight=lambda r: len(r.stored) + len(r.failures)):
         failures.extend(result.failures)
     failures.sort()
-    write_json(target_root / report_name(REPORT_NAME, part), {
+    write_json(target_root / report_name(REPORT_NAME, parallel.part), {
         "videos": len(videos), "already_done": len(done), "extracted": len(todo) - len(failures),
-        "failed": len(failures), "settings": settings.as_dict(),
+        "failed": len(failures), "settings": settings.recorded(),
         "failures": [{"path": path, "reason": reason} for path, reason in failures]})
-    index = None if part else store.build_index(target_root, labels_file)
+    index = None if parallel.part else store.build_index(target_root, labels_file)
     return index, failures

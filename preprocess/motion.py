@@ -1,4 +1,4 @@
-"""Motion vectors accumulated back to the I-frame, and residuals (representation.md sections 2-4).
+"""Motion vectors accumulated back to the I-frame, and residuals (docs/REPRESENTATION.md sections 2-4).
 
 Definitions: v = dst - src is painted over each block's pixels p where p and p - v lie in the
 frame; the trace T_k(p) = T_{k-1}(p - v_k(p)); MV_k(p) = p - T_k(p); R_k(p) = F_k(p) - I(T_k(p)).
@@ -83,11 +83,6 @@ class GopAccumulator:
         self.prediction = np.array(iframe, np.uint8, order="C").reshape(-1)
         self._spare = (np.empty_like(self.acc_x), np.empty_like(self.acc_y),
                        np.empty_like(self.prediction))
-
-    def advance(self, records, frame, mv_out=None, residual_out=None):
-        """Take the next P-frame and return its (accumulated MV, residual): warp, then outputs."""
-        self.warp(records)
-        return self.outputs(frame, mv_out, residual_out)
 
     def warp(self, records):
         """Take the next P-frame's motion-vector records (FFmpeg's structured array, or None for

@@ -9,8 +9,6 @@ from contextlib import contextmanager, nullcontext
 import joblib
 from tqdm import tqdm
 
-BACKENDS = ("joblib", "dask")
-
 
 @contextmanager
 def _dask(scheduler, workers):
@@ -27,23 +25,22 @@ def _dask(scheduler, workers):
             cluster.close()
 
 
-def run_parallel(function, items, workers, description, total=None, unit="file", weight=None,
-                 backend="joblib", scheduler=None):
-    """Yield function(item) for every item, in completion order.
+def run_parallel(function, items, parallel, description, total=None, unit="file", weight=None):
+    """Yield function(item) for every item, in completion order, as `parallel` (a
+    settings.ParallelSettings) says.
 
     joblib: over `workers` local processes. dask: over the workers of the Dask scheduler at
     `scheduler` (an address such as tcp://host:8786), or of a local cluster of `workers`
     processes when none is given. The progress bar counts `total` units (default: one per
     item); `weight(result)` says how many units a finished result stands for (default 1).
     """
-    if backend not in BACKENDS:
-        raise ValueError(f"backend {backend!r}: choose one of {BACKENDS}")
     items = list(items)
     total = len(items) if total is None else total
     jobs = (joblib.delayed(function)(item) for item in items)
+    dask = parallel.backend == "dask"
     # min(): joblib starts every worker even when there are fewer items
-    n_jobs = -1 if backend == "dask" else max(1, min(workers, len(items)))
-    cluster = _dask(scheduler, workers) if backend == "dask" else nullcontext()
+    n_jobs = -1 if dask else max(1, min(parallel.workers, len(items)))
+    cluster = _dask(parallel.scheduler, parallel.workers) if dask else nullcontext()
     with cluster, tqdm(total=total, desc=description, unit=unit, dynamic_ncols=True) as bar:
         for result in joblib.Parallel(n_jobs=n_jobs, return_as="generator_unordered")(jobs):
             bar.update(1 if weight is None else weight(result))

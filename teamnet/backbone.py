@@ -10,8 +10,9 @@ import torch
 import torchvision
 from torch import nn
 
-ARCHS = ("resnet18", "resnet34", "resnet50", "resnet101", "resnet152")
-POSITIONS = ("stem", "res2", "res3", "res4", "res5")
+from preprocess.errors import SetupError
+
+from .config import ARCHS, POSITIONS
 
 
 class TemporalShift(nn.Module):
@@ -21,7 +22,7 @@ class TemporalShift(nn.Module):
     def __init__(self, conv, fold_div=8):
         super().__init__()
         self.conv, self.fold_div = conv, fold_div
-        self.segments = 1  # set per forward by the network (training and testing T differ)
+        self.segments = 1  # set by the network when T changes (training and testing differ)
 
     def forward(self, x):  # (N*T, C, H, W)
         t = self.segments
@@ -47,13 +48,13 @@ def resnet_state_dict(pretrained, arch):
             weights = torchvision.models.get_model_weights(arch).DEFAULT
             return weights.get_state_dict(progress=False)
         except Exception as error:  # offline machines end here
-            raise RuntimeError(f"cannot fetch ImageNet weights for {arch} ({error}); pass a "
+            raise SetupError(f"cannot fetch ImageNet weights for {arch} ({error}); pass a "
                                f"torchvision state dict file or a folder with {arch}.pth") from None
     path = Path(pretrained)
     if path.is_dir():
         path = path / f"{arch}.pth"
     if not path.is_file():
-        raise FileNotFoundError(f"{path}: no such weights file for {arch}")
+        raise SetupError(f"{path}: no such weights file for {arch}")
     return torch.load(path, map_location="cpu", weights_only=True)
 
 
@@ -73,7 +74,7 @@ class Branch(nn.Module):
             missing, unexpected = net.load_state_dict(state, strict=False)
             missing = [k for k in missing if k != "conv1.weight" or in_channels == 3]
             if missing or unexpected:
-                raise ValueError(f"{pretrained} does not fit {arch}: missing {missing[:3]}, "
+                raise SetupError(f"{pretrained} does not fit {arch}: missing {missing[:3]}, "
                                  f"unexpected {unexpected[:3]}")
         if in_channels != 3:
             # A new first layer for 2-channel motion vectors, PyTorch's default initialisation

@@ -1,46 +1,103 @@
-"""Training configuration: typed sections filled by the CLI, saved with every run and checkpoint.
+"""Training and evaluation settings: typed sections, each setting defined once.
 
-Defaults are the paper's Kinetics recipe (section 4.1, representation.md section 8).
+Every field is made with `setting()` (preprocess/settings.py), so its default, choices and help
+text live here and nowhere else: cli.py derives the options of `teamnet train` and `teamnet
+evaluate` from these fields, and builds the configs by keyword. The resolved TrainConfig is
+written into the run folder and into every checkpoint.
+
+Defaults are the paper's Kinetics recipe (section 4.1; docs/REPRESENTATION.md section 8).
+The lists of choices are defined here too (the model code imports them), so that reading
+the settings never imports torch.
 """
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, fields, is_dataclass
+
+from preprocess.errors import SettingsError
+from preprocess.settings import setting
+
+MODELS = ("teamnet", "tsn", "coviar")
+MODALITIES = ("iframe", "mv", "residual")
+ARCHS = ("resnet18", "resnet34", "resnet50", "resnet101", "resnet152")
+POSITIONS = ("stem", "res2", "res3", "res4", "res5")  # the stages TEAM can follow
+ARRANGEMENTS = ("c", "s", "c+s", "s->c", "c->s")  # paper Table 3
+LIST_FORMATS = ("auto", "ucf101", "hmdb51", "kinetics", "generic")
+CROPS = (1, 3, 10)
+
+
+def _words(text):
+    return text.replace(",", " ").split()
+
+
+def parse_epochs(text):
+    """"30 40 45" (or "30,40,45") -> (30, 40, 45)."""
+    try:
+        return tuple(int(word) for word in _words(text))
+    except ValueError:
+        raise SettingsError(f"{text!r} is not a list of epochs like '30 40 45'") from None
+
+
+def parse_positions(text):
+    """"stem res2 res3 res4" -> a tuple of stages; "none" -> () (no TEAM module)."""
+    positions = tuple(word for word in _words(text) if word != "none")
+    unknown = sorted(set(positions) - set(POSITIONS))
+    if unknown:
+        raise SettingsError(f"{', '.join(unknown)}: choose from {', '.join(POSITIONS)} or none")
+    return positions
+
+
+def show_words(values):
+    return " ".join(map(str, values)) or "none"
 
 
 @dataclass
 class DataConfig:
-    data: str = ""  # the output folder of `teamnet extract`
-    train_list: str = None  # None: every video of the dataset
-    test_list: str = None
-    list_format: str = "auto"
-    split: int = 1  # HMDB-51 split number when a folder of split files is given
-    val_fraction: float = 0.1  # held out from the training list to select the best checkpoint
-    num_segments: int = 8
-    input_size: int = 224
-    batch_size: int = 80  # global, over all ranks
-    workers: int = 8  # loader workers per rank
+    data: str = setting(None, "Output folder of `teamnet extract`.", path="dir", required=True)
+    train_list: str = setting(None, "Training videos [default: all of --data but the "
+                              "--test-list ones].", path="any")
+    test_list: str = setting(None, "Evaluated once with the best checkpoint at the end (never "
+                             "used to select).", path="any")
+    list_format: str = setting("auto", "Format of the lists (auto: from the file names).",
+                               choices=LIST_FORMATS)
+    split: int = setting(1, "HMDB-51 split number, when a folder of split files is given.",
+                         minimum=1)
+    val_fraction: float = setting(0.1, "Share of each class held out from the training list "
+                                  "to select `best.pt`.", minimum=0.0, maximum=0.9)
+    num_segments: int = setting(8, "Segments (GOPs) per training clip.", minimum=1)
+    input_size: int = setting(224, "Side of the square network input, in pixels.", minimum=32)
+    batch_size: int = setting(80, "Global batch size (split over the ranks).", minimum=1)
+    workers: int = setting(8, "Data-loader processes per rank.", minimum=0)
 
 
 @dataclass
 class ModelConfig:
-    model: str = "teamnet"  # teamnet | tsn | coviar
-    modality: str = "iframe"  # TSN only
-    iframe_arch: str = "resnet50"
-    pframe_arch: str = "resnet18"
-    team_positions: tuple = ("stem", "res2", "res3", "res4")
-    team_arrangement: str = "c->s"
-    temporal_shift: bool = False
-    dropout: float = 0.5
-    pretrained: str = None  # "imagenet", a state dict file or a folder of <arch>.pth
-    init_from: str = None  # a TEAM-Net checkpoint (heads re-initialised if classes differ)
+    model: str = setting("teamnet", "The network: TEAM-Net or a baseline.", choices=MODELS)
+    modality: str = setting("iframe", "TSN's input (I-frames use --iframe-arch, else "
+                            "--pframe-arch).", choices=MODALITIES)
+    iframe_arch: str = setting("resnet50", "Backbone of the I-frame branch.", choices=ARCHS)
+    pframe_arch: str = setting("resnet18", "Backbone of the MV and residual branches.",
+                               choices=ARCHS)
+    team_positions: tuple = setting(("stem", "res2", "res3", "res4"), "Stages followed by TEAM "
+                                    f"({' '.join(POSITIONS)}, or none).", parse=parse_positions,
+                                    show=show_words)
+    team_arrangement: str = setting("c->s", "Channel (c) and spatial (s) fusion: in sequence, "
+                                    "in parallel (c+s), or one alone.", choices=ARRANGEMENTS)
+    temporal_shift: bool = setting(False, "TSM shifts in the residual blocks.")
+    dropout: float = setting(0.5, "Dropout before each branch's classifier.", minimum=0.0,
+                             maximum=1.0)
+    pretrained: str = setting(None, "'imagenet' or torchvision ResNet weights: a .pth file or a "
+                              "folder of <arch>.pth.")
+    init_from: str = setting(None, "Start from a TEAM-Net checkpoint (other classes: heads "
+                             "re-initialised).", path="file")
 
 
 @dataclass
 class OptimConfig:
-    epochs: int = 50
-    lr: float = 0.01
-    lr_steps: tuple = (30, 40, 45)
-    momentum: float = 0.9
-    weight_decay: float = 5e-4  # conv and linear weights only
-    clip_grad: float = 20.0  # max gradient norm (reference); 0: off
+    epochs: int = setting(50, "Epochs to train.", minimum=1)
+    lr: float = setting(0.01, "Initial learning rate (SGD).", minimum=0.0)
+    lr_steps: tuple = setting((30, 40, 45), "Epochs at which the learning rate is divided by "
+                              "10.", parse=parse_epochs, show=show_words)
+    momentum: float = setting(0.9, "SGD momentum.", minimum=0.0)
+    weight_decay: float = setting(5e-4, "On conv and linear weights only.", minimum=0.0)
+    clip_grad: float = setting(20.0, "Max gradient norm (0: off).", minimum=0.0)
 
 
 @dataclass
@@ -48,22 +105,67 @@ class TrainConfig:
     data: DataConfig = field(default_factory=DataConfig)
     model: ModelConfig = field(default_factory=ModelConfig)
     optim: OptimConfig = field(default_factory=OptimConfig)
-    output: str = "runs/teamnet"
-    seed: int = 0
-    compile: bool = False
-    device: str = "auto"
+    output: str = setting("runs/teamnet", "The run folder.", path="output")
+    seed: int = setting(0, "Seed of initialisation, sampling and augmentation.")
+    compile: bool = setting(False, "torch.compile the model.")
+    device: str = setting("auto", "auto, cuda or cpu.")
 
     def as_dict(self):
         return asdict(self)
 
     @classmethod
     def from_dict(cls, values):
+        """From a saved config (JSON gives lists back; the config holds tuples)."""
         values = dict(values)
-        for name, section in (("data", DataConfig), ("model", ModelConfig), ("optim", OptimConfig)):
-            values[name] = section(**_tuples(values[name]))
+        for section in sections(cls):
+            values[section.name] = section.type(**_tuples(values[section.name]))
         return cls(**values)
+
+    @classmethod
+    def from_options(cls, options):
+        """From one flat mapping of field names to values (the command line's options)."""
+        made = {s.name: s.type(**{f.name: options[f.name] for f in fields(s.type)})
+                for s in sections(cls)}
+        return cls(**made, **{f.name: options[f.name] for f in fields(cls) if f.name not in made})
+
+
+@dataclass
+class EvalConfig:
+    """The evaluation protocol (paper section 4.1) and what it runs on. Settings the model
+    depends on default to the checkpoint's: None means "as trained"."""
+    checkpoint: str = setting(None, "A checkpoint of `teamnet train` (best.pt or last.pt).",
+                              path="file", required=True)
+    data: str = setting(None, "Output folder of `teamnet extract` [default: the one the "
+                        "checkpoint was trained on].", path="dir")
+    list: str = setting(None, "Videos to evaluate (UCF-101/HMDB-51/Kinetics/generic) "
+                        "[default: all].", path="any")
+    list_format: str = setting("auto", "Format of the list (auto: from the file name).",
+                               choices=LIST_FORMATS)
+    split: int = setting(1, "HMDB-51 split number, when a folder of split files is given.",
+                         minimum=1)
+    num_segments: int = setting(25, "Segments per video; the centre GOP of each.", minimum=1)
+    input_size: int = setting(None, "Side of the network input [default: the checkpoint's].",
+                              minimum=32)
+    crops: int = setting(1, "1: centre crop (the paper); 3: along the longer side; 10: corners "
+                         "+ centre, flipped.", choices=CROPS)
+    batch_size: int = setting(4, "Videos per step.", minimum=1)
+    workers: int = setting(4, "Data-loader processes per rank.", minimum=0)
+    device: str = setting("auto", "auto, cuda or cpu.")
+    confusion: str = setting(None, "Confusion-matrix PNG [default: confusion.png beside the "
+                             "checkpoint].")
+
+    def resolved(self, trained):
+        """This config with every "as trained" setting taken from a TrainConfig."""
+        values = asdict(self)
+        values["data"] = self.data or trained.data.data
+        values["input_size"] = self.input_size or trained.data.input_size
+        return EvalConfig(**values)
+
+
+def sections(config_class):
+    """The fields of a config that are configs themselves (TrainConfig's data, model, optim)."""
+    return [f for f in fields(config_class) if is_dataclass(f.type)]
 
 
 def _tuples(values):
-    """JSON gives lists back; the config holds tuples."""
     return {k: tuple(v) if isinstance(v, list) else v for k, v in values.items()}

@@ -11,6 +11,7 @@ from torch.utils.data import DataLoader, Dataset, Sampler
 from preprocess.store import ClipReader, load_index
 
 from .sampling import sample_clip
+from .splits import SplitError
 from .transforms import apply_crop, eval_crops, train_crop
 
 
@@ -29,7 +30,7 @@ class ClipDataset(Dataset):
         if self.needs_p_frames:
             empty = [v for (v, _), n in zip(self.entries, self.num_p) if not n.any()]
             if empty:
-                raise ValueError(f"{len(empty)} video(s) have no P-frame, such as {empty[0]!r}: "
+                raise SplitError(f"{len(empty)} video(s) have no P-frame, such as {empty[0]!r}: "
                                  "remove them from the list, or use an I-frame-only model")
         self.sizes = [(index["by_id"][v]["height"], index["by_id"][v]["width"])
                       for v, _ in self.entries]
@@ -62,7 +63,7 @@ class EpochSampler(Sampler):
 
     def __init__(self, size, rank=0, world_size=1, shuffle=True, seed=0):
         if size < world_size:
-            raise ValueError(f"{size} videos cannot be split across {world_size} ranks")
+            raise SplitError(f"{size} videos cannot be split across {world_size} ranks")
         self.size, self.rank, self.world_size = size, rank, world_size
         self.shuffle, self.seed, self.epoch = shuffle, seed, 0
 

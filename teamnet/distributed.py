@@ -1,5 +1,6 @@
 """DDP setup from torchrun's environment; one process without torchrun works the same."""
 import os
+from contextlib import nullcontext
 from dataclasses import dataclass
 
 import torch
@@ -16,6 +17,12 @@ class Context:
     @property
     def is_main(self):
         return self.rank == 0
+
+    def autocast(self):
+        """bf16 autocast on GPUs (bf16 needs no GradScaler), plain fp32 on CPUs."""
+        if self.device.type == "cuda":
+            return torch.autocast("cuda", dtype=torch.bfloat16)
+        return nullcontext()
 
 
 def setup(device="auto"):

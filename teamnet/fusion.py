@@ -7,7 +7,12 @@ three see. Channel fusion says *what* matters (eqs 1-4), spatial fusion *where* 
 import torch
 from torch import nn
 
-ARRANGEMENTS = ("c", "s", "c+s", "s->c", "c->s")
+from .config import ARRANGEMENTS
+
+# The order in which each arrangement applies its fusions, one after the other ("c+s": both
+# gates from the same inputs, handled apart).
+ORDER = {"c": ("channel",), "s": ("spatial",), "c->s": ("channel", "spatial"),
+         "s->c": ("spatial", "channel"), "c+s": ()}
 
 
 class ChannelFusion(nn.Module):
@@ -63,15 +68,13 @@ class TEAM(nn.Module):
         self.arrangement = arrangement
         self.channel = ChannelFusion(channels, reduction) if "c" in arrangement else None
         self.spatial = SpatialFusion(len(channels)) if "s" in arrangement else None
+        self.order = [getattr(self, name) for name in ORDER[arrangement]]
 
     def forward(self, f_iframe, f_mv, f_residual):
         features = [f_iframe, f_mv, f_residual]
         if self.arrangement == "c+s":
             channel_gates, spatial_gates = self.channel.gates(features), self.spatial.gates(features)
             return tuple(f * zc * zs for f, zc, zs in zip(features, channel_gates, spatial_gates))
-        first, second = (self.spatial, self.channel) if self.arrangement.startswith("s") else (
-            self.channel, self.spatial)
-        features = first(features)
-        if second is not None and "->" in self.arrangement:
-            features = second(features)
+        for fusion in self.order:
+            features = fusion(features)
         return tuple(features)

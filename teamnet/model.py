@@ -1,7 +1,7 @@
 """TEAM-Net (paper section 3, supplementary A) and the baselines it is compared with (Table 1).
 
 Every model takes a dict of (N, T, C, H, W) tensors, one per modality it uses ("iframe": RGB,
-"mv": 2 channels, "residual": RGB; normalised as in representation.md section 5), runs the
+"mv": 2 channels, "residual": RGB; normalised as in docs/REPRESENTATION.md section 5), runs the
 N*T segments through one ResNet branch per modality, and averages each branch's logits over
 the T segments (TSN's consensus). They differ in what happens between and after branches:
 
@@ -16,10 +16,11 @@ the T segments (TSN's consensus). They differ in what happens between and after 
 from torch import nn
 from torch.nn import functional as F
 
-from .backbone import POSITIONS, Branch, TemporalShift
+from .backbone import Branch, TemporalShift
+from .checkpoint import CheckpointError
+from .config import MODALITIES, MODELS, POSITIONS
 from .fusion import TEAM
 
-MODALITIES = ("iframe", "mv", "residual")
 IN_CHANNELS = {"iframe": 3, "mv": 2, "residual": 3}
 DEFAULT_POSITIONS = ("stem", "res2", "res3", "res4")  # the paper's: after conv1, res2-4
 
@@ -61,6 +62,16 @@ class SegmentNet(nn.Module):
         self.fusion_weights = fusion_weights or dict.fromkeys(self.modalities, 1.0)
         self.joint_loss = joint_loss
         self.num_classes = num_classes
+        self.shifts = [m for m in self.modules() if isinstance(m, TemporalShift)]
+        self.segments = None  # the T the shifts were last told
+
+    def _tell_segments(self, segments):
+        """TSM shifts along T, which a (N*T, C, H, W) batch does not show: tell them when it
+        changes (training and evaluation differ), not at every call."""
+        if segments != self.segments:
+            for shift in self.shifts:
+                shift.segments = segments
+            self.segments = segments
 
     def forward(self, inputs):
         """inputs: {modality: (N, T, C, H, W)}, or a tuple in the order of self.modalities.
@@ -68,9 +79,7 @@ class SegmentNet(nn.Module):
         if not isinstance(inputs, dict):
             inputs = dict(zip(self.modalities, inputs, strict=True))
         segments = inputs[self.modalities[0]].shape[1]
-        for module in self.modules():
-            if isinstance(module, TemporalShift):
-                module.segments = segments
+        self._tell_segments(segments)
         x = [self.branches[m].input_norm(inputs[m].flatten(0, 1)) for m in self.modalities]
         for stage, position in enumerate(POSITIONS):
             x = [self.branches[m].stages[stage](t) for m, t in zip(self.modalities, x)]
@@ -131,7 +140,7 @@ def build_model(config, num_classes):
                    **common)
     if config.model == "coviar":
         return CoViAR(num_classes, config.iframe_arch, config.pframe_arch, **common)
-    raise ValueError(f"model {config.model!r}: choose teamnet, tsn or coviar")
+    raise ValueError(f"model {config.model!r}: choose one of {MODELS}")
 
 
 def load_weights(model, state_dict):
@@ -150,6 +159,6 @@ def load_weights(model, state_dict):
     missing, unexpected = model.load_state_dict(cleaned, strict=False)
     missing = [k for k in missing if k not in reinitialised]
     if missing or unexpected:
-        raise ValueError(f"checkpoint does not fit the model: missing {missing[:5]}, "
+        raise CheckpointError(f"checkpoint does not fit the model: missing {missing[:5]}, "
                          f"unexpected {unexpected[:5]}")
     return reinitialised

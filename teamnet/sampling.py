@@ -1,4 +1,4 @@
-"""GOP-level sampling (paper section 4.1, representation.md section 6).
+"""GOP-level sampling (paper section 4.1, docs/REPRESENTATION.md section 6).
 
 A clip is T GOPs, one from each of T equal segments of the video's GOPs: a random one when
 training, the centre one when evaluating. From each chosen GOP come its I-frame and one stored

@@ -19,11 +19,12 @@ from pathlib import Path
 import numpy as np
 
 from preprocess.discover import strip_video_extension
+from preprocess.errors import TeamnetError
 
-FORMATS = ("auto", "ucf101", "hmdb51", "kinetics", "generic")
+from .config import LIST_FORMATS
 
 
-class SplitError(Exception):
+class SplitError(TeamnetError):
     """A list that does not fit the dataset; the message names the file and the entry."""
 
 
@@ -105,8 +106,8 @@ def read_list(path, index, role="train", list_format="auto", split=1):
     if not path.exists():
         raise SplitError(f"{path}: no such list file")
     list_format = detect_format(path) if list_format == "auto" else list_format
-    if list_format not in FORMATS[1:]:
-        raise SplitError(f"list format {list_format!r}: choose one of {FORMATS}")
+    if list_format not in LIST_FORMATS[1:]:
+        raise SplitError(f"list format {list_format!r}: choose one of {LIST_FORMATS}")
     entries = {"ucf101": _ucf101, "hmdb51": _hmdb51, "kinetics": _kinetics,
                "generic": _generic}[list_format](path, role, split)
     by_id, classes = index["by_id"], index["classes"]

@@ -1,4 +1,4 @@
-"""Crops, flips and normalisation (representation.md sections 5 and 7).
+"""Crops, flips and normalisation (docs/REPRESENTATION.md sections 5 and 7).
 
 One crop window and one flip per clip, shared by all its segments and its three modalities,
 so the inputs stay spatially aligned; a flip negates the MV x channel. Loader workers crop,

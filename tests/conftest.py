@@ -5,8 +5,9 @@ import pytest
 
 sys.path.insert(0, str(Path(__file__).parent))  # synthetic.py, reference.py
 
-from preprocess.encode import EncodeSettings, encode_dataset, find_ffmpeg  # noqa: E402
-from preprocess.extract import ExtractSettings, extract_dataset  # noqa: E402
+from preprocess.encode import encode_dataset, find_ffmpeg  # noqa: E402
+from preprocess.extract import extract_dataset  # noqa: E402
+from preprocess.settings import EncodeSettings, ExtractSettings, ParallelSettings  # noqa: E402
 from preprocess.samples import sample_folder  # noqa: E402
 
 
@@ -27,9 +28,10 @@ def pipeline(ffmpeg_binary):
     def run(source, work, size=(340, 256), gop=12, storage="int8", workers=1, shard_size=64):
         encoded, extracted = Path(work) / "encoded", Path(work) / "extracted"
         settings = EncodeSettings(gop=gop, size=size, ffmpeg=ffmpeg_binary)
-        results = encode_dataset(source, encoded, settings, workers)
+        parallel = ParallelSettings(workers=workers)
+        results = encode_dataset(source, encoded, settings, parallel)
         assert all(r.status != "failed" for r in results), results
-        _index, failures = extract_dataset(encoded, extracted, ExtractSettings(storage=storage),
-                                           workers, shard_size)
+        _index, failures = extract_dataset(
+            encoded, extracted, ExtractSettings(storage=storage, shard_size=shard_size), parallel)
         return encoded, extracted, failures
     return run

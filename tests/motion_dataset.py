@@ -9,8 +9,9 @@ from pathlib import Path
 import numpy as np
 
 import synthetic
-from preprocess.encode import EncodeSettings, encode_dataset, find_ffmpeg
+from preprocess.encode import encode_dataset
 from preprocess.extract import extract_dataset
+from preprocess.settings import EncodeSettings, ExtractSettings, ParallelSettings
 
 DIRECTIONS = {"still": (0, 0), "up": (0, -3), "down": (0, 3), "sideways": (3, 0)}
 
@@ -29,9 +30,9 @@ def build(root, per_class_train=12, per_class_test=6, frames=48, size=64, seed=0
                                  seed=int(rng.integers(1 << 30)))
             synthetic.write_video(_mkdir(root / "raw" / name) / f"{name}{n:02d}.mkv", clip)
             (train if n < per_class_train else test).append(video)
-    encode_dataset(root / "raw", root / "encoded",
-                   EncodeSettings(size=(size, size), ffmpeg=find_ffmpeg()), workers=2)
-    extract_dataset(root / "encoded", root / "data", workers=2, shard_size=16)
+    parallel = ParallelSettings(workers=2)
+    encode_dataset(root / "raw", root / "encoded", EncodeSettings(size=(size, size)), parallel)
+    extract_dataset(root / "encoded", root / "data", ExtractSettings(shard_size=16), parallel)
     for name, videos in (("train.txt", train), ("test.txt", test)):
         (root / name).write_text("".join(f"{v}.mp4\n" for v in videos))
     return root / "data", root / "train.txt", root / "test.txt"

@@ -1,4 +1,4 @@
-"""An independent, literal computation of representation.md sections 2-4, for the tests.
+"""An independent, literal computation of docs/REPRESENTATION.md sections 2-4, for the tests.
 
 It decodes with PyAV directly and follows the definitions word for word (per record, per
 block of pixels, trace as explicit coordinates), sharing no code with preprocess/.

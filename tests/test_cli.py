@@ -1,11 +1,15 @@
 """The `teamnet` command line, through click's CliRunner (real files, real ffmpeg)."""
 import json
+from dataclasses import fields
 
+import click
 import pytest
 from click.testing import CliRunner
 
 import synthetic
 from cli import main
+from preprocess.settings import EncodeSettings, ExtractSettings, ParallelSettings
+from teamnet.config import DataConfig, EvalConfig, ModelConfig, OptimConfig, TrainConfig
 
 
 @pytest.fixture
@@ -16,9 +20,8 @@ def runner():
 def test_help_names_every_command(runner):
     result = runner.invoke(main, ["--help"])
     assert result.exit_code == 0
-    for command in ("encode", "extract", "info", "demo"):
+    for command in ("encode", "extract", "index", "info", "train", "evaluate", "demo"):
         assert command in result.output
-    for command in ("encode", "extract", "info"):
         assert runner.invoke(main, [command, "--help"]).exit_code == 0
 
 
@@ -55,8 +58,120 @@ def test_errors_are_one_clear_line(runner, tmp_path):
     assert result.exit_code == 1 and "--ffmpeg=nope: no such executable" in result.output
 
 
-def test_demo_runs_on_the_bundled_clips(runner, tmp_path):
+@pytest.mark.slow
+def test_demo_then_train_and_evaluate(runner, tmp_path):
     result = runner.invoke(main, ["demo", "--workdir", str(tmp_path)])
     assert result.exit_code == 0, result.output
     assert "videos           4" in result.output and "classes          3" in result.output
     assert "frames           622" in result.output  # 250 + 132 + 120 + 120
+    assert "25 segments, 1 crop(s) of 112 px" in result.output  # the size it trained at
+    # train with a test list at another size: the final test evaluation, and evaluate
+    # without --data or --input-size, take both from the checkpoint
+    data = tmp_path / "extracted"
+    (tmp_path / "test.txt").write_text("cycling/bikes\nanimation/bigbuckbunny\n")
+    result = runner.invoke(main, [
+        "train", "--data", str(data), "--test-list", str(tmp_path / "test.txt"),
+        "--output", str(tmp_path / "run64"), "--epochs", "1", "--iframe-arch", "resnet18",
+        "--num-segments", "2", "--input-size", "64", "--batch-size", "2", "--val-fraction", "0",
+        "--workers", "0"])
+    assert result.exit_code == 0, result.output
+    tested = json.loads((tmp_path / "run64" / "test_metrics.json").read_text())
+    assert tested["protocol"]["input_size"] == 64 and tested["videos"] == 2
+    result = runner.invoke(main, ["evaluate", "--checkpoint", str(tmp_path / "run64" / "best.pt"),
+                                  "--num-segments", "3", "--workers", "0", "--json"])
+    assert result.exit_code == 0, result.output
+    report = json.loads(result.output.strip().splitlines()[-1])
+    assert report["protocol"] == {"num_segments": 3, "input_size": 64, "crops": 1,
+                                  "model": "teamnet"}
+    assert report["videos"] == 4 and "3 segments, 1 crop(s) of 64 px" in result.output
+
+
+# --- every setting defined once ------------------------------------------------------------
+
+COMMAND_SETTINGS = {
+    "encode": (EncodeSettings, ParallelSettings),
+    "extract": (ExtractSettings, ParallelSettings),
+    "train": (DataConfig, ModelConfig, OptimConfig, TrainConfig),
+    "evaluate": (EvalConfig,),
+}
+
+
+@pytest.mark.parametrize("name", COMMAND_SETTINGS)
+def test_every_setting_is_one_option_with_its_default(name, tmp_path):
+    command = main.commands[name]
+    settings = [f for cls in COMMAND_SETTINGS[name] for f in fields(cls) if f.metadata]
+    options = [p for p in command.params if isinstance(p, click.Option)]
+    for setting in settings:
+        matching = [p for p in options if p.name == setting.name]
+        assert len(matching) == 1, f"{name}: {setting.name} has {len(matching)} options"
+        assert matching[0].opts == ["--" + setting.name.replace("_", "-")]
+    # the defaults the command resolves (after parsing) are the fields' defaults
+    (tmp_path / "f").write_text("")
+    required = {"encode": [str(tmp_path), str(tmp_path / "o")],
+                "extract": [str(tmp_path), str(tmp_path / "o")],
+                "train": ["--data", str(tmp_path)],
+                "evaluate": ["--checkpoint", str(tmp_path / "f")]}[name]
+    params = command.make_context(name, required).params
+    for setting in settings:
+        if not setting.metadata["required"]:
+            assert params[setting.name] == setting.default, setting.name
+    assert {"data", "model", "optim"} <= {f.name for f in fields(TrainConfig)}
+
+
+def test_configs_are_built_by_keyword_from_options(tmp_path):
+    params = main.commands["train"].make_context("train", [
+        "--data", str(tmp_path), "--input-size", "112", "--team-positions", "res3 res4",
+        "--lr-steps", "5,7", "--temporal-shift"]).params
+    config = TrainConfig.from_options(params)
+    assert config.data.input_size == 112 and config.model.team_positions == ("res3", "res4")
+    assert config.optim.lr_steps == (5, 7) and config.model.temporal_shift is True
+    assert TrainConfig.from_dict(json.loads(json.dumps(config.as_dict()))) == config
+    trained = TrainConfig(data=DataConfig(data="DATA", input_size=112))
+    assert EvalConfig(checkpoint="c").resolved(trained).input_size == 112  # as trained
+    assert EvalConfig(checkpoint="c", input_size=160).resolved(trained).input_size == 160
+    assert EvalConfig(checkpoint="c").resolved(trained).data == "DATA"
+
+
+@pytest.mark.parametrize("args, message", [
+    (["--team-positions", "res9"], "res9: choose from stem"),
+    (["--lr-steps", "ten"], "is not a list of epochs"),
+    (["--model", "vit"], "'vit' is not one of"),
+    (["--val-fraction", "2"], "is not in the range"),
+])
+def test_bad_training_options_are_named(runner, tmp_path, args, message):
+    result = runner.invoke(main, ["train", "--data", str(tmp_path), *args])
+    assert result.exit_code == 2 and message in result.output, result.output
+
+
+def test_user_errors_are_one_line_and_bugs_keep_their_traceback(runner, tmp_path, monkeypatch):
+    result = runner.invoke(main, ["evaluate", "--checkpoint", str(tmp_path)])
+    assert result.exit_code == 2 and "is a directory" in result.output
+    result = runner.invoke(main, ["train", "--data", str(tmp_path)])  # no index.json there
+    assert result.exit_code == 1 and result.output.startswith("Error: ")
+    assert "no index" in result.output and "Traceback" not in result.output
+
+    def broken(*_args, **_kwargs):
+        raise ValueError("a bug, not the user's fault")
+    monkeypatch.setattr("preprocess.store.summary", broken)
+    result = runner.invoke(main, ["info", str(tmp_path)])
+    assert isinstance(result.exception, ValueError)  # not turned into a one-line message
+
+
+def test_index_rebuilds_what_extract_wrote(runner, tmp_path):
+    for name in ("walk/a.mkv", "run/b.mkv"):
+        (tmp_path / "raw" / name).parent.mkdir(parents=True, exist_ok=True)
+        synthetic.write_video(tmp_path / "raw" / name, synthetic.pan(13, 64, 96, 2, 0))
+    assert runner.invoke(main, ["encode", str(tmp_path / "raw"), str(tmp_path / "enc"),
+                                "--size", "96x64"]).exit_code == 0
+    assert runner.invoke(main, ["extract", str(tmp_path / "enc"), str(tmp_path / "ext"),
+                                "--shard-size", "1"]).exit_code == 0
+    written = json.loads((tmp_path / "ext" / "index.json").read_text())
+    (tmp_path / "ext" / "index.json").unlink()
+    result = runner.invoke(main, ["index", str(tmp_path / "ext")])
+    assert result.exit_code == 0 and "videos           2" in result.output
+    assert json.loads((tmp_path / "ext" / "index.json").read_text()) == written
+    (tmp_path / "labels.csv").write_text("walk/a,slow\nrun/b,fast\n")
+    result = runner.invoke(main, ["index", str(tmp_path / "ext"), "--labels",
+                                  str(tmp_path / "labels.csv")])
+    assert result.exit_code == 0
+    assert json.loads((tmp_path / "ext" / "index.json").read_text())["classes"] == ["fast", "slow"]

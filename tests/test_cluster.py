@@ -8,8 +8,10 @@ from click.testing import CliRunner
 import synthetic
 from cli import main
 from preprocess import store
-from preprocess.discover import parse_part, select_part
+from preprocess.discover import select_part
+from preprocess.errors import SettingsError
 from preprocess.parallel import run_parallel
+from preprocess.settings import ParallelSettings, parse_part
 
 
 def worker_pid(_item):
@@ -56,8 +58,10 @@ def same_datasets(first, second):
             assert x[key].tobytes() == y[key].tobytes(), (video_id, key)
 
 
+@pytest.mark.slow
 def test_dask_cluster_gives_the_same_bytes(raw, reference, scheduler, tmp_path):
-    pids = set(run_parallel(worker_pid, range(6), 1, "pids", backend="dask", scheduler=scheduler))
+    pids = set(run_parallel(worker_pid, range(6), ParallelSettings(
+        backend="dask", scheduler=scheduler), "pids"))
     assert os.getpid() not in pids and len(pids) >= 1  # the work ran on the cluster's workers
     runner = CliRunner()
     cluster = ["--backend", "dask", "--scheduler", scheduler]
@@ -95,5 +99,5 @@ def test_parts_cover_everything_once():
     assert sorted(sum(shares, [])) == videos and shares[0] == [0, 3, 6, 9]
     assert parse_part("3/8") == (3, 8)
     for bad in ("0/4", "5/4", "x", "1-4"):
-        with pytest.raises(ValueError, match="part"):
+        with pytest.raises(SettingsError, match="part"):
             parse_part(bad)

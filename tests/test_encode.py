@@ -9,7 +9,9 @@ import pytest
 import synthetic
 from preprocess.decode import frame_types
 from preprocess.discover import DatasetError
-from preprocess.encode import (REPORT_NAME, EncodeSettings, encode_dataset, find_ffmpeg,
+from preprocess.errors import SetupError
+from preprocess.settings import EncodeSettings, ParallelSettings
+from preprocess.encode import (REPORT_NAME, encode_dataset, find_ffmpeg,
                                output_size)
 
 
@@ -27,7 +29,7 @@ def test_real_clips_get_a_strict_gop(tmp_path, clips, ffmpeg_binary):
         (tmp_path / "raw" / name).write_bytes((clips / name).read_bytes())
     assert "B" in frame_types(tmp_path / "raw" / "bikes.mp4")  # the test means something
     settings = EncodeSettings(ffmpeg=ffmpeg_binary)
-    results = encode_dataset(tmp_path / "raw", tmp_path / "out", settings, workers=2)
+    results = encode_dataset(tmp_path / "raw", tmp_path / "out", settings, ParallelSettings(workers=2))
     assert sorted(r.status for r in results) == ["encoded", "encoded"]
     for name, frames in (("bikes.mp4", 250), ("bigbuckbunny.mp4", 132)):
         types = frame_types(tmp_path / "out" / name)
@@ -66,7 +68,8 @@ def test_bad_inputs_fail_by_name_and_others_are_done(tmp_path, clips, ffmpeg_bin
     (raw / "truncated.mp4").write_bytes(data[:len(data) // 3])
     write_audio_only(raw / "audio.mp4")
     results = {os.path.basename(r.source): r for r in encode_dataset(
-        raw, tmp_path / "out", EncodeSettings(ffmpeg=ffmpeg_binary), workers=2)}
+        raw, tmp_path / "out", EncodeSettings(ffmpeg=ffmpeg_binary),
+        ParallelSettings(workers=2))}
     assert results["good.mp4"].status == "encoded"
     reasons = {name: r.reason for name, r in results.items() if r.status == "failed"}
     assert set(reasons) == {"empty.mp4", "text.mp4", "truncated.mp4", "audio.mp4"}
@@ -151,5 +154,5 @@ def test_ffmpeg_lookup_order(tmp_path, monkeypatch):
     monkeypatch.setenv("TEAMNET_FFMPEG", str(from_env))
     assert find_ffmpeg() == str(from_env)
     assert find_ffmpeg(bundled) == bundled
-    with pytest.raises(FileNotFoundError, match="--ffmpeg=/no/such"):
+    with pytest.raises(SetupError, match="--ffmpeg=/no/such"):
         find_ffmpeg("/no/such")

@@ -14,8 +14,8 @@ import pytest
 import reference
 import synthetic
 from preprocess import store
-from preprocess.discover import DatasetError
-from preprocess.extract import REPORT_NAME, ExtractSettings, extract_dataset
+from preprocess.extract import REPORT_NAME, extract_dataset
+from preprocess.settings import ExtractSettings
 
 SMALL = (96, 64)
 
@@ -113,7 +113,7 @@ def test_killed_extraction_resumes_to_the_same_result(tmp_path, encoded_dataset)
     shards = sorted(target.glob(store.SHARD_GLOB))
     assert 2 <= len(shards) < 10, "the kill should land mid-run"
     for shard in shards:  # what is visible is complete
-        assert len(store.shard_videos(shard)) == 1
+        assert len(store.read_shard(shard)[1]) == 1
     assert not (target / store.INDEX_NAME).exists()
     process = run_cli("extract", encoded, target, "--shard-size", "1")
     out, err = process.communicate(timeout=300)
@@ -144,7 +144,7 @@ def test_p_stride_keeps_every_sth_p_frame(tmp_path, encoded_dataset):
 
 def test_rerun_with_other_settings_is_refused(encoded_dataset):
     encoded, extracted = encoded_dataset
-    with pytest.raises(DatasetError, match="extracted with settings"):
+    with pytest.raises(store.StoreError, match="extracted with settings"):
         extract_dataset(encoded, extracted, ExtractSettings(storage="int16"))
     index, failures = extract_dataset(encoded, extracted)  # same settings: nothing to do
     assert failures == [] and len(index["videos"]) == 10
@@ -190,11 +190,12 @@ def test_labels_from_an_annotation_file(tmp_path, encoded_dataset):
     rows = [f"class{i % 3}/video{i}{'.mp4' if i % 2 else ''},{'odd' if i % 2 else 'even'}"
             for i in range(10)]
     labels.write_text("video,class\n" + "\n".join(rows) + "\n")
-    index, _ = extract_dataset(encoded, tmp_path / "out", shard_size=5, labels_file=labels)
+    index, _ = extract_dataset(encoded, tmp_path / "out", ExtractSettings(shard_size=5),
+                               labels_file=labels)
     assert index["classes"] == ["even", "odd"]
     assert index["by_id"]["class1/video1"]["label"] == 1
     labels.write_text("\n".join(rows[:-1]) + "\n")
-    with pytest.raises(DatasetError, match="no class for 1 video.*class0/video9"):
+    with pytest.raises(store.StoreError, match="no class for 1 video.*class0/video9"):
         extract_dataset(encoded, tmp_path / "other", labels_file=labels)
     assert not (tmp_path / "other").exists()  # refused before doing any work
 

@@ -1,4 +1,5 @@
 """The TEAM module and the models: equations, structure, shapes, gradients, weights."""
+import copy
 import itertools
 import sys
 import subprocess
@@ -9,8 +10,11 @@ import torch
 import torchvision
 from torch.nn import functional as F
 
-from teamnet.backbone import ARCHS, POSITIONS, Branch, TemporalShift
-from teamnet.fusion import ARRANGEMENTS, TEAM
+from preprocess.errors import SetupError
+from teamnet.backbone import Branch, TemporalShift
+from teamnet.checkpoint import CheckpointError
+from teamnet.config import ARCHS, ARRANGEMENTS, POSITIONS
+from teamnet.fusion import TEAM
 from teamnet.model import TSN, CoViAR, TEAMNet, load_weights
 
 torch.manual_seed(0)
@@ -192,6 +196,21 @@ def test_temporal_shift_moves_an_eighth_each_way():
     assert torch.equal(y[:, :, 4:], v[:, :, 4:])
 
 
+def test_shifted_model_follows_the_number_of_segments():
+    # training (T=8) and evaluation (T=25) differ: the shifts must follow each batch's T
+    torch.manual_seed(0)
+    model = TEAMNet(3, "resnet18", "resnet18", temporal_shift=True).eval()
+    fresh = copy.deepcopy(model)
+    inputs = clip(segments=3)
+    with torch.no_grad():
+        model(clip(segments=2))
+        torch.testing.assert_close(model(inputs)["logits"], fresh(inputs)["logits"])
+        # and T matters: as T=1 (nothing to shift) the same frames give other scores
+        as_three = fresh(inputs)["logits"]
+        as_one = fresh({k: v.reshape(6, 1, *v.shape[2:]) for k, v in inputs.items()})["logits"]
+    assert not torch.allclose(as_three, as_one.reshape(2, 3, -1).mean(dim=1))
+
+
 def test_pretrained_weights_from_files(tmp_path):
     for arch in ("resnet18", "resnet34"):
         torch.save(getattr(torchvision.models, arch)().state_dict(), tmp_path / f"{arch}.pth")
@@ -205,9 +224,9 @@ def test_pretrained_weights_from_files(tmp_path):
     assert mv.stages[0][0].weight.shape == (64, 2, 7, 7)  # the MV conv1 is new
     branch = Branch("resnet18", pretrained=tmp_path / "resnet18.pth")  # a single file
     torch.testing.assert_close(branch.stages[0][0].weight, small["conv1.weight"])
-    with pytest.raises(ValueError, match="does not fit resnet18"):
+    with pytest.raises(SetupError, match="does not fit resnet18"):
         Branch("resnet18", pretrained=tmp_path / "resnet34.pth")
-    with pytest.raises(FileNotFoundError, match="resnet50.pth"):
+    with pytest.raises(SetupError, match="resnet50.pth"):
         TEAMNet(5, pretrained=tmp_path)
 
 
@@ -221,10 +240,11 @@ def test_init_from_a_checkpoint_with_other_classes():
     torch.testing.assert_close(ucf.teams["res3"].spatial.convs[1].weight,
                                kinetics.teams["res3"].spatial.convs[1].weight)
     assert ucf.heads["iframe"].fc.weight.shape == (101, 512)
-    with pytest.raises(ValueError, match="does not fit"):
+    with pytest.raises(CheckpointError, match="does not fit"):
         load_weights(TEAMNet(101, "resnet34", "resnet18"), kinetics.state_dict())
 
 
+@pytest.mark.slow
 def test_channels_last_bf16_and_compile():
     torch.manual_seed(0)
     model = TEAMNet(5, "resnet18", "resnet18").eval()

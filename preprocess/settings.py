@@ -1,0 +1,106 @@
+"""Every setting of encode and extract, defined once: its default, its choices and its help.
+
+A setting is a dataclass field made with `setting()`, which carries what a command line needs
+(help text, choices, a range, how to parse and show a value) in the field's metadata. cli.py
+builds the options from these fields, so adding a setting means adding a field here and using
+it; the training settings (teamnet/config.py) are made the same way. This module imports
+nothing heavy: the command line reads it before it knows which command runs.
+"""
+from dataclasses import dataclass, field
+
+from .errors import SettingsError
+
+FORMAT_VERSION = 1  # of the shards and index.json (docs/FORMAT.md)
+STORAGES = ("int8", "int16")
+COMPRESSIONS = ("balanced", "lzf", "gzip", "none")
+BACKENDS = ("joblib", "dask")
+MIN_SIDE = 2
+
+
+def setting(default, help, *, choices=None, minimum=None, maximum=None, parse=None, show=None,
+            path=None, required=False, metavar=None):
+    """A dataclass field with its command-line description.
+
+    choices: the allowed values; minimum/maximum: a numeric range; parse: text -> value
+    (raising SettingsError) with show: value -> text for the shown default; path: "dir" or
+    "file" (must exist) or "output" (a folder, created if missing); required: no default.
+    """
+    return field(default=default, metadata={
+        "help": help, "choices": choices, "minimum": minimum, "maximum": maximum,
+        "parse": parse, "show": show, "path": path, "required": required, "metavar": metavar})
+
+
+def parse_size(text):
+    """"340x256" -> (340, 256): both sides positive and even (yuv420p needs even sides)."""
+    try:
+        width, height = (int(part) for part in text.lower().split("x"))
+    except ValueError:
+        raise SettingsError(f"{text!r} is not WIDTHxHEIGHT, e.g. 340x256") from None
+    if width <= 0 or height <= 0 or width % 2 or height % 2:
+        raise SettingsError(f"{text!r}: both sides must be positive and even")
+    return width, height
+
+
+def show_size(size):
+    return f"{size[0]}x{size[1]}"
+
+
+def parse_part(text):
+    """"i/n" (1 <= i <= n) -> (i, n): this job's share of a dataset split n ways."""
+    try:
+        index, count = (int(value) for value in text.split("/"))
+    except (ValueError, AttributeError):
+        raise SettingsError(f"part {text!r}: expected i/n such as 1/4") from None
+    if not 1 <= index <= count:
+        raise SettingsError(f"part {text!r}: i must be between 1 and n")
+    return index, count
+
+
+@dataclass(frozen=True)
+class ParallelSettings:
+    """How per-file work is spread: processes here, a Dask cluster, or one share of N jobs."""
+    workers: int = setting(1, "Processes working in parallel (one decoder thread each).",
+                           minimum=1)
+    backend: str = setting("joblib", "joblib: processes on this machine; dask: the workers of "
+                           "--scheduler (or a local cluster of --workers).", choices=BACKENDS)
+    scheduler: str = setting(None, "Dask scheduler, e.g. tcp://head:8786 (with --backend "
+                             "dask); its workers must see SRC and DST at the same paths.",
+                             metavar="ADDRESS")
+    part: tuple = setting(None, "Only the I-th of N deterministic shares of the videos (SLURM "
+                          "arrays: one job a share; then `teamnet index DST`).",
+                          parse=parse_part, metavar="I/N")
+
+
+@dataclass(frozen=True)
+class EncodeSettings:
+    """How `teamnet encode` re-encodes (docs/REPRESENTATION.md section 1)."""
+    gop: int = setting(12, "GOP length: one I-frame then GOP-1 P-frames.", minimum=1)
+    qscale: int = setting(1, "Fixed quantiser (1 = best quality).", minimum=1, maximum=31)
+    size: tuple = setting((340, 256), "Output WIDTHxHEIGHT (as the reference re-encode).",
+                          parse=parse_size, show=show_size)
+    short_side: int = setting(None, "Instead of --size: scale the shorter side to N, keep the "
+                              "aspect ratio.", minimum=MIN_SIDE, metavar="N")
+    ffmpeg: str = setting(None, "ffmpeg binary [default: $TEAMNET_FFMPEG, else PATH, else "
+                          "imageio-ffmpeg's].", metavar="PATH")
+
+
+@dataclass(frozen=True)
+class ExtractSettings:
+    """What `teamnet extract` stores (docs/FORMAT.md); all but shard_size are recorded in
+    every shard, and a rerun into the same folder must ask for the same."""
+    storage: str = setting("int8", "int8 keeps exactly the values the network sees (MV within "
+                           "+-127 px, residual within [-128, 127]); int16 keeps every value.",
+                           choices=STORAGES)
+    compression: str = setting("balanced", "HDF5 filters, all built into h5py. balanced: lzf on "
+                               "I-frames and MVs, raw residuals (fast); lzf/gzip: everything, "
+                               "smaller and slower (BENCHMARKS.md).", choices=COMPRESSIONS)
+    p_stride: int = setting(1, "Keep P-frames 1, 1+S, 1+2S, ... of each GOP: S=4 keeps 3 of 11 "
+                            "(incl. the 5th, which evaluation uses) for about a third of the "
+                            "storage.", minimum=1)
+    shard_size: int = setting(64, "Videos per HDF5 shard (also the unit of work and of "
+                              "resumption).", minimum=1)
+
+    def recorded(self):
+        """The settings a shard records: they define its content (shard_size does not)."""
+        return {"format_version": FORMAT_VERSION, "storage": self.storage,
+                "compression": self.compression, "p_stride": self.p_stride}

@@ -1,0 +1,17 @@
+"""The sharded HDF5 store of the partially decoded representation (layout: docs/FORMAT.md).
+
+Needs only h5py and NumPy (no decoder, no torch): the training package reads through here.
+- layout.py: the names of the files and what a shard records;
+- writer.py: writes one video into a shard (extract.py makes the shards);
+- index.py: index.json, built from the complete shards; labels; totals;
+- reader.py: reads videos and clips back.
+"""
+from .index import (build_index, complete_shards, labels_for, list_videos, load_index,
+                    read_labels, summary)
+from .layout import INDEX_NAME, SHARD_GLOB, StoreError, next_shard_number, read_shard, shard_name
+from .reader import ClipReader, read_video
+from .writer import VideoWriter
+
+__all__ = ["INDEX_NAME", "SHARD_GLOB", "ClipReader", "StoreError", "VideoWriter", "build_index",
+           "complete_shards", "labels_for", "list_videos", "load_index", "next_shard_number", "read_labels",
+           "read_shard", "read_video", "shard_name", "summary"]

@@ -1,0 +1,125 @@
+"""index.json: every video of the complete shards, its class and label, and dataset totals.
+
+The index is rebuilt from the shards themselves (never patched), at the end of every
+extraction run or by `teamnet index` after `--part` jobs, so it never names a missing video.
+"""
+import csv
+import json
+from functools import lru_cache
+from pathlib import Path
+
+from ..atomic import write_json
+from ..discover import strip_video_extension
+from ..settings import FORMAT_VERSION
+from .layout import INDEX_NAME, SHARD_GLOB, StoreError, read_shard
+
+
+def read_labels(path):
+    """{video_id: class name} from an annotation CSV of "video,class" lines, where video is
+    the id or the relative path with any video extension."""
+    labels = {}
+    with open(path, newline="", encoding="utf-8") as file:
+        for number, row in enumerate(csv.reader(file), 1):
+            if not row or row[0].startswith("#") or (number == 1 and row[:2] == ["video", "class"]):
+                continue
+            if len(row) != 2:
+                raise StoreError(f"{path}:{number}: expected 'video,class', got {row!r}")
+            labels[strip_video_extension(row[0].strip())] = row[1].strip()
+    return labels
+
+
+def labels_for(video_ids, labels_file):
+    """{video_id: class} for every id from labels_file; an id without a class is an error."""
+    labels = read_labels(labels_file)
+    missing = [video_id for video_id in video_ids if video_id not in labels]
+    if missing:
+        raise StoreError(f"{labels_file}: no class for {len(missing)} video(s), such as "
+                         f"{missing[0]!r}")
+    return {video_id: labels[video_id] for video_id in video_ids}
+
+
+def complete_shards(root, settings=None):
+    """(settings, [(shard path, {video_id: attributes})]) of the complete shards in root.
+
+    All must have been extracted with the same settings: `settings` (a dict as shards record
+    it) when given, else the first shard's; and no video may be in two shards.
+    """
+    shards, seen, asked = [], {}, settings is not None
+    for shard in sorted(Path(root).glob(SHARD_GLOB)):
+        theirs, stored = read_shard(shard)
+        if settings is not None and theirs != settings:
+            raise StoreError(f"{shard} was extracted with settings {theirs}, "
+                             f"{'this run asks for' if asked else 'other shards with'} "
+                             f"{settings}; use the same options or another folder")
+        settings = theirs
+        for video_id in stored:
+            if video_id in seen:
+                raise StoreError(f"{video_id!r} is in both {seen[video_id]} and {shard.name}")
+            seen[video_id] = shard.name
+        shards.append((shard, stored))
+    return settings, shards
+
+
+def build_index(root, labels_file=None):
+    """Write root/index.json from all complete shards (of every part); returns the index.
+
+    Classes come from labels_file (keys: video id, or its path with extension) or else from
+    the video's folder name; label indices follow the sorted class names.
+    """
+    root = Path(root)
+    settings, shards = complete_shards(root)
+    stored = {video_id: (shard, attrs) for shard, videos in shards
+              for video_id, attrs in videos.items()}
+    classes_of = (labels_for(sorted(stored), labels_file) if labels_file else
+                  {video_id: attrs["folder_class"] for video_id, (_, attrs) in stored.items()})
+    classes = sorted(set(classes_of.values()))
+    label_of = {name: label for label, name in enumerate(classes)}
+    videos = [{
+        "id": video_id, "class": classes_of[video_id], "label": label_of[classes_of[video_id]],
+        "fps": float(attrs["fps"]), "width": int(attrs["width"]), "height": int(attrs["height"]),
+        "frames": int(attrs["frames"]), "gops": int(attrs["gops"]),
+        "p_frames": [int(n) for n in attrs["num_p"]], "shard": shard.name,
+        "group": attrs["group"], "source": attrs["source"]}
+        for video_id, (shard, attrs) in sorted(stored.items())]
+    index = {"format_version": FORMAT_VERSION, "settings": settings, "classes": classes,
+             "videos": videos}
+    write_json(root / INDEX_NAME, index)
+    return load_index(root)
+
+
+@lru_cache(maxsize=8)
+def _load_index(path, modified):
+    index = json.loads(path.read_text(encoding="utf-8"))
+    if index.get("format_version") != FORMAT_VERSION:
+        raise StoreError(f"{path}: format version {index.get('format_version')}, this reader "
+                         f"reads {FORMAT_VERSION}; re-run `teamnet extract` into a new folder")
+    index["by_id"] = {video["id"]: video for video in index["videos"]}
+    return index
+
+
+def load_index(root):
+    """The parsed index.json of an extracted dataset (cached until the file changes)."""
+    path = Path(root).absolute() / INDEX_NAME
+    if not path.is_file():
+        raise StoreError(f"{path}: no index; is {root} the output folder of `teamnet extract`?")
+    return _load_index(path, path.stat().st_mtime_ns)
+
+
+def list_videos(root):
+    """The ids of all videos in an extracted dataset, sorted."""
+    return [video["id"] for video in load_index(root)["videos"]]
+
+
+def summary(root):
+    """Totals of an extracted dataset: videos, classes, shards, GOPs, frames, bytes."""
+    root = Path(root)
+    index = load_index(root)
+    videos = index["videos"]
+    shards = sorted({video["shard"] for video in videos})
+    size = sum((root / shard).stat().st_size for shard in shards)
+    frames = sum(video["frames"] for video in videos)
+    return {"videos": len(videos), "classes": len(index["classes"]), "shards": len(shards),
+            "gops": sum(video["gops"] for video in videos), "frames": frames,
+            "stored_p_frames": sum(sum(video["p_frames"]) for video in videos),
+            "bytes": size, "bytes_per_frame": size / frames if frames else 0.0,
+            "settings": index["settings"]}
