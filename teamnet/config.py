@@ -48,6 +48,20 @@ def show_words(values):
     return " ".join(map(str, values)) or "none"
 
 
+# Settings that training and evaluation share, made by one function each.
+def _list_format():
+    return setting("auto", "Format of the lists (auto: from the file names).",
+                   choices=LIST_FORMATS)
+
+
+def _split():
+    return setting(1, "HMDB-51 split number, when a folder of split files is given.", minimum=1)
+
+
+def _device():
+    return setting("auto", "auto (a GPU if there is one), cuda or cpu.")
+
+
 @dataclass
 class DataConfig:
     data: str = setting(None, "Output folder of `teamnet extract`.", path="dir", required=True)
@@ -55,10 +69,8 @@ class DataConfig:
                               "--test-list ones].", path="any")
     test_list: str = setting(None, "Evaluated once with the best checkpoint at the end (never "
                              "used to select).", path="any")
-    list_format: str = setting("auto", "Format of the lists (auto: from the file names).",
-                               choices=LIST_FORMATS)
-    split: int = setting(1, "HMDB-51 split number, when a folder of split files is given.",
-                         minimum=1)
+    list_format: str = _list_format()
+    split: int = _split()
     val_fraction: float = setting(0.1, "Share of each class held out from the training list "
                                   "to select `best.pt`.", minimum=0.0, maximum=0.9)
     num_segments: int = setting(8, "Segments (GOPs) per training clip.", minimum=1)
@@ -108,7 +120,7 @@ class TrainConfig:
     output: str = setting("runs/teamnet", "The run folder.", path="output")
     seed: int = setting(0, "Seed of initialisation, sampling and augmentation.")
     compile: bool = setting(False, "torch.compile the model.")
-    device: str = setting("auto", "auto, cuda or cpu.")
+    device: str = _device()
 
     def as_dict(self):
         return asdict(self)
@@ -139,10 +151,8 @@ class EvalConfig:
                         "checkpoint was trained on].", path="dir")
     list: str = setting(None, "Videos to evaluate (UCF-101/HMDB-51/Kinetics/generic) "
                         "[default: all].", path="any")
-    list_format: str = setting("auto", "Format of the list (auto: from the file name).",
-                               choices=LIST_FORMATS)
-    split: int = setting(1, "HMDB-51 split number, when a folder of split files is given.",
-                         minimum=1)
+    list_format: str = _list_format()
+    split: int = _split()
     num_segments: int = setting(25, "Segments per video; the centre GOP of each.", minimum=1)
     input_size: int = setting(None, "Side of the network input [default: the checkpoint's].",
                               minimum=32)
@@ -150,7 +160,7 @@ class EvalConfig:
                          "+ centre, flipped.", choices=CROPS)
     batch_size: int = setting(4, "Videos per step.", minimum=1)
     workers: int = setting(4, "Data-loader processes per rank.", minimum=0)
-    device: str = setting("auto", "auto, cuda or cpu.")
+    device: str = _device()
     confusion: str = setting(None, "Confusion-matrix PNG [default: confusion.png beside the "
                              "checkpoint].")
 

@@ -50,7 +50,7 @@ class ClipDataset(Dataset):
         iframes, mvs, residuals = self.reader.read(video, gops, slots)
         frames = {"iframe": iframes, "mv": mvs, "residual": residuals}
         crops = [train_crop(*self.sizes[i], rng)] if self.train else eval_crops(
-            *self.sizes[i], self.input_size, self.crops)
+            *self.sizes[i], self.crops)
         clip = {m: torch.cat([apply_crop(frames[m], crop, self.input_size, is_mv=m == "mv")
                               for crop in crops]) for m in self.modalities}
         return clip, label, i

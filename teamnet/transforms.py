@@ -12,7 +12,9 @@ import torch
 from torch.nn import functional as F
 
 SCALES = (1.0, 0.875, 0.75, 0.66)  # TSN's multi-scale crop, relative to the shorter side
-SCALE_SIZE = 256  # evaluation: shorter side resized to 256, then a 224 crop
+# Evaluation: the shorter side resized to 256, then a 224 crop; at another input size S the
+# same view (shorter side to S * 256 / 224, then an S crop): the crop is 224/256 of the side.
+EVAL_CROP_FRACTION = 224 / 256
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
 IMAGENET_STD = (0.229, 0.224, 0.225)
 MV_RANGE = 20.0  # pixels mapped onto the 8-bit range (reference)
@@ -39,11 +41,11 @@ def train_crop(height, width, rng):
     return Crop(x, y, crop_w, crop_h, bool(rng.random() < 0.5))
 
 
-def eval_crops(height, width, input_size, count=1):
-    """Crops equivalent to resizing the shorter side to SCALE_SIZE and cutting input_size
-    squares: the centre (1), left/centre/right along the longer side (3), or 4 corners and
-    the centre plus their flips (10)."""
-    side = round(min(height, width) * input_size / SCALE_SIZE)
+def eval_crops(height, width, count=1):
+    """Square crops of EVAL_CROP_FRACTION of the shorter side (resized to the input size
+    afterwards, the same view as resizing first): the centre (1), left/centre/right along the
+    longer side (3), or 4 corners and the centre plus their flips (10)."""
+    side = round(min(height, width) * EVAL_CROP_FRACTION)
     dx, dy = width - side, height - side
     if count == 1:
         places = [(dx // 2, dy // 2)]

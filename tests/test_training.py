@@ -78,8 +78,11 @@ def test_crop_choices():
     assert 0.4 < np.mean([c.flip for c in crops]) < 0.6
     assert {(c.x, c.y) for c in crops if (c.width, c.height) == (224, 224)} == {
         (0, 0), (116, 0), (0, 32), (116, 32), (58, 16)}
-    assert eval_crops(256, 340, 224) == [Crop(58, 16, 224, 224)]  # 256-resize, 224 centre crop
-    assert len(eval_crops(256, 340, 224, 3)) == 3 and len(eval_crops(256, 340, 224, 10)) == 10
+    assert eval_crops(256, 340) == [Crop(58, 16, 224, 224)]  # 256-resize, 224 centre crop
+    # at any input size the same view: 224/256 of the shorter side (resized afterwards), not a
+    # zoom into the centre (a 32 px input once cropped 8 of 64 pixels)
+    assert eval_crops(64, 64) == [Crop(4, 4, 56, 56)]
+    assert len(eval_crops(256, 340, 3)) == 3 and len(eval_crops(256, 340, 10)) == 10
 
 
 def test_normalisation_as_the_reference():
