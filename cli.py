@@ -11,6 +11,7 @@ from dataclasses import MISSING, fields
 from pathlib import Path
 
 import click
+from click.core import ParameterSource
 
 from preprocess.errors import TeamnetError
 from preprocess.settings import EncodeSettings, ExtractSettings, ParallelSettings
@@ -27,13 +28,22 @@ class _Group(click.Group):
         try:
             return super().invoke(context)
         except TeamnetError as error:
-            raise click.ClickException(str(error)) from None
+            raise click.ClickException(_one_line(str(error))) from None
         except ModuleNotFoundError as error:
             if error.name not in VIDEO_TOOLS:
                 raise
             raise click.ClickException(
                 f"{error}: `teamnet {context.invoked_subcommand}` needs the video tools, "
                 "pip install 'teamnet[preprocess]'") from None
+
+
+def _one_line(message):
+    """A user error's message; one raised in a data-loader worker comes wrapped in the
+    worker's traceback, whose last line is the error itself."""
+    if "Original Traceback" not in message:
+        return message
+    last = [line for line in message.splitlines() if line.strip()][-1]
+    return last.split(": ", 1)[1] if "Error: " in last else last
 
 
 _PATHS = {"dir": click.Path(exists=True, file_okay=False),
@@ -90,14 +100,18 @@ def build(settings_class, options):
     return settings_class(**{f.name: options[f.name] for f in fields(settings_class)})
 
 
-def _report_failures(failures, report):
-    """Name every failed file with its reason; exit non-zero if there is any."""
-    if not failures:
-        return
-    click.echo(f"\n{len(failures)} file(s) failed (also listed in {report}):", err=True)
-    for path, reason in failures:
-        click.echo(f"  {path}: {reason}", err=True)
-    sys.exit(1)
+def _report(failures, report, notes=()):
+    """Name every failed file with its reason, and what else the user must know (notes:
+    (path, message)); exit non-zero if a file failed or a note is about lost output."""
+    for path, message in notes:
+        click.echo(f"{path}: {message}", err=True)
+    if failures:
+        click.echo(f"\n{len(failures)} file(s) failed (also listed in {report} where it could "
+                   "be written):", err=True)
+        for path, reason in failures:
+            click.echo(f"  {path}: {reason}", err=True)
+    if failures or any("could not" in message for _, message in notes):
+        sys.exit(1)
 
 
 @click.group(cls=_Group, context_settings={"help_option_names": ["-h", "--help"]})
@@ -128,12 +142,13 @@ def encode(src, dst, **options):
     from preprocess.discover import report_name
     from preprocess.encode import REPORT_NAME, encode_dataset, status_counts
     parallel = build(ParallelSettings, options)
-    results = encode_dataset(src, dst, build(EncodeSettings, options), parallel)
+    results, notes = encode_dataset(src, dst, build(EncodeSettings, options), parallel)
     counts = status_counts(results)
     click.echo(f"encoded {counts['encoded']}, already done {counts['skipped']}, "
                f"failed {counts['failed']} -> {dst}")
-    _report_failures([(r.source, r.reason) for r in results if r.status == "failed"],
-                     dst / report_name(REPORT_NAME, parallel.part))
+    warnings = [(r.source, f"warning: {r.reason}") for r in results if r.status != "failed" and r.reason]
+    _report([(r.source, r.reason) for r in results if r.status == "failed"],
+            dst / report_name(REPORT_NAME, parallel.part), warnings + notes)
 
 
 @main.command()
@@ -150,13 +165,14 @@ def extract(src, dst, labels, **options):
     from preprocess.discover import report_name
     from preprocess.extract import REPORT_NAME, extract_dataset
     parallel = build(ParallelSettings, options)
-    index, failures = extract_dataset(src, dst, build(ExtractSettings, options), parallel, labels)
-    if index is None:
+    index, failures, notes = extract_dataset(src, dst, build(ExtractSettings, options), parallel,
+                                             labels)
+    if parallel.part:
         part = parallel.part
         click.echo(f"part {part[0]}/{part[1]} done; once every part has run: teamnet index {dst}")
-    else:
+    elif index is not None:
         _print_summary(dst, as_json=False)
-    _report_failures(failures, dst / report_name(REPORT_NAME, parallel.part))
+    _report(failures, dst / report_name(REPORT_NAME, parallel.part), notes)
 
 
 def _print_summary(root, as_json):
@@ -180,8 +196,10 @@ def _print_summary(root, as_json):
 @LABELS
 def index_command(dst, labels):
     """Rebuild DST/index.json from every complete shard: merges `extract --part` runs."""
+    from preprocess.lock import folder_lock
     from preprocess.store import build_index
-    build_index(dst, labels)
+    with folder_lock(dst):
+        build_index(dst, labels)
     _print_summary(dst, as_json=False)
 
 
@@ -194,6 +212,27 @@ def info(dst, as_json):
 
 
 @main.command()
+@click.argument("dst", type=click.Path(exists=True, file_okay=False, path_type=Path))
+@click.option("--json", "as_json", is_flag=True, help="One JSON object, for scripts.")
+def verify(dst, as_json):
+    """Read every chunk of every shard in DST (checksums) and check index.json against the
+    shards; name each damaged shard and video. Exit status 1 if anything is wrong."""
+    from preprocess.store.verify import verify as verify_dataset
+    problems, shards, videos = verify_dataset(dst, progress=not as_json)
+    if as_json:
+        click.echo(json.dumps({"shards": shards, "videos": videos, "problems": [
+            {"file": file, "video": video, "problem": problem}
+            for file, video, problem in problems]}))
+    else:
+        for file, video, problem in problems:
+            click.echo(f"{file}{f', video {video!r}' if video else ''}: {problem}", err=True)
+        click.echo(f"{shards} shard(s), {videos} video(s) in the index: "
+                   f"{len(problems) or 'no'} problem(s)")
+    if problems:
+        sys.exit(1)
+
+
+@main.command()
 @options_from(DataConfig, ModelConfig, OptimConfig, TrainConfig)
 @click.option("--resume", is_flag=True,
               help="Continue the run in --output from last.pt, with that run's settings.")
@@ -203,13 +242,18 @@ def train(resume, **options):
     One process: `teamnet train ...`; several (DDP): `torchrun --nproc_per_node N --no-python
     teamnet train ...` (nccl on GPUs, gloo on CPUs). Writes --output/config.json,
     metrics.jsonl, tensorboard/, last.pt and best.pt; with --test-list, test_metrics.json.
+    `--output RUN --resume` continues RUN exactly; with --epochs and --lr-steps it extends it.
     """
     from teamnet.distributed import cleanup
     from teamnet.train import run
-    config = TrainConfig.from_options(options)
-    data = config.data
+    context = click.get_current_context()
+    if options["data"] is None and not resume:
+        raise click.UsageError("Missing option '--data' (needed unless --resume).")
+    given = {name for name in options
+             if context.get_parameter_source(name) is ParameterSource.COMMANDLINE}
     try:
-        run(config, resume=resume)
+        config = run(TrainConfig.from_options(options), resume=resume, given=given)
+        data = config.data
         if data.test_list:
             output = Path(config.output)
             report = _evaluate(EvalConfig(

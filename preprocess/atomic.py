@@ -1,16 +1,42 @@
-"""Outputs appear whole or not at all: written under a hidden temporary name, then renamed."""
+"""Outputs appear whole or not at all: written under a hidden temporary name, then renamed.
+
+The temporary name carries the writer's host and pid, so that two writers never share one,
+and ends in PARTIAL_SUFFIX, so that a later run (holding the folder's lock, preprocess/lock.py)
+can remove what a killed run left.
+"""
+import errno
 import json
 import os
+import socket
 from contextlib import contextmanager
 from pathlib import Path
 
 from .discover import PARTIAL_SUFFIX
 
+NO_SPACE = "no space left on device"
+
 
 def partial_path(path):
-    """The hidden temporary name of an output being written: DIR/.NAME.partial"""
+    """The hidden temporary name of an output being written: DIR/.NAME.HOST-PID.partial"""
     path = Path(path)
-    return path.with_name(f".{path.name}{PARTIAL_SUFFIX}")
+    return path.with_name(f".{path.name}.{socket.gethostname()}-{os.getpid()}{PARTIAL_SUFFIX}")
+
+
+def remove_partials(folder, pattern="*", recursive=False):
+    """Remove the temporary files of killed runs (.PATTERN.partial) in folder (and below it)."""
+    glob = Path(folder).rglob if recursive else Path(folder).glob
+    for stale in glob(f".{pattern}{PARTIAL_SUFFIX}"):
+        stale.unlink(missing_ok=True)
+
+
+def is_disk_full(error):
+    """Whether an error (or one it was raised from) says the disk is full. HDF5 and torch
+    report it in their own words, with the errno in the text at best."""
+    while error is not None:
+        if getattr(error, "errno", None) == errno.ENOSPC or "No space left" in str(error):
+            return True
+        error = error.__cause__ or error.__context__
+    return False
 
 
 @contextmanager
@@ -31,3 +57,13 @@ def atomic_output(path):
 def write_json(path, data):
     with atomic_output(path) as temporary:
         temporary.write_text(json.dumps(data, indent=1, ensure_ascii=False) + "\n", encoding="utf-8")
+
+
+def write_report(path, data):
+    """Write a run's report; None, or the reason it could not be written (a full disk must
+    not hide the failures the report would list: callers print them either way)."""
+    try:
+        write_json(path, data)
+    except OSError as error:
+        return f"could not write {path}: {NO_SPACE if is_disk_full(error) else error}"
+    return None

@@ -23,10 +23,11 @@ class VideoError(TeamnetError):
 @dataclass(frozen=True)
 class VideoInfo:
     codec: str
-    width: int
+    width: int  # as displayed: a phone video's rotation (below) already applied
     height: int
     fps: float
-    frames: int  # as declared by the container (0 if unknown)
+    frames: int  # as declared by the container, else estimated from its duration (0: unknown)
+    rotation: int = 0  # degrees of display rotation (ffmpeg applies it when it re-encodes)
 
 
 def open_video(path):
@@ -46,13 +47,21 @@ def open_video(path):
 
 
 def probe(path):
-    """Codec, size, frame rate and declared frame count of a file's first video stream."""
+    """Codec, displayed size, frame rate, frame count and rotation of a file's first video
+    stream."""
     container, stream = open_video(path)
     with container:
         rate = stream.average_rate or stream.guessed_rate
-        return VideoInfo(stream.codec_context.name, stream.codec_context.width,
-                         stream.codec_context.height, float(rate) if rate else 0.0,
-                         stream.frames)
+        fps = float(rate) if rate else 0.0
+        frames = stream.frames or round((container.duration or 0) / 1e6 * fps)
+        try:  # the display rotation travels with the decoded frames
+            rotation = int(next(container.decode(stream)).rotation) % 360
+        except (av.FFmpegError, StopIteration):
+            rotation = 0
+        width, height = stream.codec_context.width, stream.codec_context.height
+        if rotation in (90, 270):
+            width, height = height, width
+        return VideoInfo(stream.codec_context.name, width, height, fps, frames, rotation)
 
 
 def frame_types(path):

@@ -5,6 +5,7 @@ some FFmpeg builds promote P-frames to I-frames at scene cuts (the imageio-ffmpe
 did not, even at a hard cut; Debian's 5.1 did). Whatever the build does, every output is
 verified by decoding its frame types before it gets its final name.
 """
+import json
 import os
 import shutil
 import subprocess
@@ -13,15 +14,17 @@ from pathlib import Path
 
 import ffmpeg
 
-from .atomic import atomic_output, write_json
+from .atomic import atomic_output, remove_partials, write_json, write_report
 from .decode import VideoError, frame_types, probe
 from .discover import DatasetError, find_videos, report_name, select_part
 from .errors import SetupError
+from .lock import folder_lock
 from .parallel import run_parallel
 from .settings import ParallelSettings
 
 FFMPEG_ENV = "TEAMNET_FFMPEG"
 REPORT_NAME = "encode-report.json"
+SETTINGS_NAME = "encode-settings.json"  # what DST was encoded with: a rerun must ask the same
 NO_SCENE_CUTS = 1_000_000_000
 STATUSES = ("encoded", "skipped", "failed")
 
@@ -30,7 +33,7 @@ STATUSES = ("encoded", "skipped", "failed")
 class EncodeResult:
     source: str
     status: str  # "encoded", "skipped" (already done) or "failed"
-    reason: str = ""
+    reason: str = ""  # why it failed, or a warning about an encoded file
 
 
 def find_ffmpeg(explicit=None):
@@ -91,11 +94,15 @@ def encode_video(source, target, settings):
             if done.returncode != 0:
                 message = done.stderr.strip().splitlines()[-1:] or [f"exit {done.returncode}"]
                 raise VideoError(f"ffmpeg failed: {message[0]}")
-            check_strict_gop(frame_types(temporary), settings.gop)
+            types = frame_types(temporary)
+            check_strict_gop(types, settings.gop)
     except VideoError as error:
         return EncodeResult(str(source), "failed", str(error))
     except Exception as error:  # a bug must not cost the other files their output
         return EncodeResult(str(source), "failed", f"internal error: {error!r}")
+    if info.frames and len(types) < info.frames - settings.gop:
+        return EncodeResult(str(source), "encoded", f"only {len(types)} of the {info.frames} "
+                            "frames it declares could be decoded: the input may be truncated")
     return EncodeResult(str(source), "encoded")
 
 
@@ -104,23 +111,51 @@ def status_counts(results):
     return {status: sum(r.status == status for r in results) for status in STATUSES}
 
 
+def check_settings(target_root, settings):
+    """Record what target_root is encoded with, or refuse other settings than recorded:
+    a folder of mixed encodings would silently train on both."""
+    asked = {**asdict(settings), "size": list(settings.size), "ffmpeg": None}  # any binary
+    path = target_root / SETTINGS_NAME
+    if path.is_file():
+        recorded = json.loads(path.read_text(encoding="utf-8"))
+        differ = {k: (recorded.get(k), v) for k, v in asked.items() if recorded.get(k) != v}
+        if differ:
+            named = ", ".join(f"{k} {old} (asked: {new})" for k, (old, new) in differ.items())
+            raise DatasetError(f"{target_root} was encoded with {named}; use the same options, "
+                               "or another folder")
+    else:
+        try:
+            write_json(path, asked)
+        except OSError as error:
+            raise DatasetError(f"cannot write {path}: {error.strerror or error}") from None
+
+
 def encode_dataset(source_root, target_root, settings, parallel=ParallelSettings()):
     """Re-encode every video under source_root into the same tree under target_root (.mp4).
 
-    Returns the results; failures are also written to target_root/encode-report.json.
-    The ffmpeg binary is settings.ffmpeg or else found (find_ffmpeg); parallel.part (i, n):
-    only that share of the videos (discover.select_part).
+    Returns (results, notes): a result for every file (failures are also written to
+    target_root/encode-report.json), and notes (path, message) such as a report that could not
+    be written. The ffmpeg binary is settings.ffmpeg or else found (find_ffmpeg);
+    parallel.part (i, n): only that share of the videos (discover.select_part). The folder is
+    locked for the run (preprocess/lock.py).
     """
     settings = replace(settings, ffmpeg=find_ffmpeg(settings.ffmpeg))
-    target_root = Path(target_root).absolute()
-    if target_root.is_relative_to(Path(source_root).absolute()):
+    target_root = Path(target_root).resolve()  # links resolved: no way into source_root
+    if target_root.is_relative_to(Path(source_root).resolve()):
         raise DatasetError(f"{target_root} is inside {source_root}: a rerun would take the "
                            "encoded files for sources; choose a folder outside it")
     videos = select_part(find_videos(source_root), parallel.part)
-    run = lambda video: encode_video(
-        video.path, target_root / video.relative.with_suffix(".mp4"), settings)
-    results = sorted(run_parallel(run, videos, parallel, "encode"), key=lambda r: r.source)
-    write_json(target_root / report_name(REPORT_NAME, parallel.part), {
+    with folder_lock(target_root, parallel.part):
+        check_settings(target_root, settings)
+        if parallel.part is None:  # what killed runs left (a part leaves the others' alone)
+            remove_partials(target_root, recursive=True)
+        run = lambda video: encode_video(
+            video.path, target_root / video.relative.with_suffix(".mp4"), settings)
+        results = sorted(run_parallel(run, videos, parallel, "encode"), key=lambda r: r.source)
+    report = target_root / report_name(REPORT_NAME, parallel.part)
+    problem = write_report(report, {
         **status_counts(results), "settings": asdict(settings),
-        "failures": [{"path": r.source, "reason": r.reason} for r in results if r.status == "failed"]})
-    return results
+        "failures": [{"path": r.source, "reason": r.reason} for r in results if r.status == "failed"],
+        "warnings": [{"path": r.source, "warning": r.reason} for r in results
+                     if r.status != "failed" and r.reason]})
+    return results, [(str(report), problem)] if problem else []

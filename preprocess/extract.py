@@ -4,7 +4,9 @@ vectors and residuals (docs/REPRESENTATION.md sections 2-4) -> sharded HDF5 (doc
 Each joblib task writes one whole shard under a temporary name; a rerun skips every video that
 a complete shard already holds, so killing a run loses at most the shards in flight.
 """
+import errno
 import json
+import shutil
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -12,14 +14,16 @@ import h5py
 import numpy as np
 
 from . import store
-from .atomic import atomic_output, write_json
+from .atomic import NO_SPACE, atomic_output, is_disk_full, remove_partials, write_report
 from .decode import ENCODE_HINT, VideoError, decode_with_motion, probe, rgb
-from .discover import PARTIAL_SUFFIX, find_videos, report_name, select_part
+from .discover import find_videos, report_name, select_part
+from .lock import folder_lock
 from .motion import GopAccumulator
 from .parallel import run_parallel
 from .settings import ExtractSettings, ParallelSettings
 
 REPORT_NAME = "extract-report.json"
+HEADROOM = 16 * 2**20  # bytes kept free beyond a video's largest size (HDF5 caches, metadata)
 
 
 @dataclass
@@ -62,9 +66,26 @@ def _check_gop_length(p_counts, count):
                      f"scene cut?); {ENCODE_HINT}")
 
 
+class NoRoom(OSError):
+    """Too little free space to write a video (checked before HDF5 writes anything)."""
+
+
+def check_room(info, settings, folder):
+    """Refuse a video whose outputs might not fit on the disk. HDF5 must never meet a full
+    disk itself: after a failed write the library is left in a state that crashes the
+    process when it exits. The bound is every frame stored whole, uncompressed."""
+    itemsize = np.dtype(settings.storage).itemsize
+    needed = info.frames * info.width * info.height * (3 + 5 * itemsize) + HEADROOM
+    free = shutil.disk_usage(folder).free
+    if free < needed:
+        raise NoRoom(errno.ENOSPC, f"{NO_SPACE} (this video needs up to {needed / 2**20:,.0f} "
+                     f"MB, {free / 2**20:,.0f} MB are free)")
+
+
 def extract_video(video, group, settings):
     """Decode one video and write its GOPs and attributes into an HDF5 group."""
     info = probe(video.path)
+    check_room(info, settings, Path(group.file.filename).parent)
     dtype = np.dtype(settings.storage)
     writer = buffer = iframe = accumulator = None
     frames = p_frames_with_motion = position = 0  # position: P-frames so far in this GOP
@@ -102,27 +123,45 @@ def extract_video(video, group, settings):
                   height=iframe.shape[0], frames=frames)
 
 
+def _fill_shard(shard, videos, settings, result):
+    shard.attrs["settings"] = json.dumps(settings.recorded())
+    stored = shard.create_group("videos")
+    for position, video in enumerate(videos):
+        name = f"{len(result.stored):05d}"
+        try:
+            extract_video(video, stored.create_group(name), settings)
+        except NoRoom as error:  # this video and the rest: what is written stays
+            del stored[name]
+            result.failures += [(str(v.path), error.strerror) for v in videos[position:]]
+            return
+        except Exception as error:  # a bad video (or a bug) must not cost the others
+            if is_disk_full(error):
+                raise  # HDF5 met a full disk (another writer took the space): the shard is lost
+            del stored[name]
+            reason = str(error) if isinstance(error, VideoError) else f"internal error: {error!r}"
+            result.failures.append((str(video.path), reason))
+        else:
+            result.stored.append(video.video_id)
+
+
 def extract_shard(task):
     """Write a list of videos into one shard file, atomically; a shard that would hold no video
     is not written. Failures are reported in the result, never raised."""
     shard_path, videos, settings = task
     result = ShardResult(Path(shard_path).name)
-    with atomic_output(shard_path) as temporary:
-        with h5py.File(temporary, "w") as shard:
-            shard.attrs["settings"] = json.dumps(settings.recorded())
-            stored = shard.create_group("videos")
-            for video in videos:
-                name = f"{len(result.stored):05d}"
-                try:
-                    extract_video(video, stored.create_group(name), settings)
-                    result.stored.append(video.video_id)
-                except Exception as error:  # a bad video (or a bug) must not cost the others
-                    del stored[name]
-                    reason = str(error) if isinstance(error, VideoError) else f"internal error: {error!r}"
-                    result.failures.append((str(video.path), reason))
-        if not result.stored:
-            temporary.unlink()
-            result.shard = None
+    try:
+        with atomic_output(shard_path) as temporary:
+            with h5py.File(temporary, "w") as shard:
+                _fill_shard(shard, videos, settings, result)
+            if not result.stored:
+                temporary.unlink()
+    except Exception as error:  # the shard could not be completed: none of it is kept
+        reason = NO_SPACE if is_disk_full(error) else f"internal error: {error!r}"
+        failed = {path for path, _ in result.failures}
+        result.failures += [(str(v.path), reason) for v in videos if str(v.path) not in failed]
+        result.stored = []
+    if not result.stored:
+        result.shard = None
     return result
 
 
@@ -130,33 +169,51 @@ def extract_dataset(source_root, target_root, settings=ExtractSettings(),
                     parallel=ParallelSettings(), labels_file=None):
     """Extract every video under source_root into shards under target_root, resuming.
 
-    Returns (index, failures) where failures lists (path, reason); failures are also written to
-    target_root/extract-report.json. index.json is rebuilt from all complete shards, except
-    for a `parallel.part` (i, n) of the videos: then index is None and `teamnet index`
-    (store.build_index) merges the parts once all have run.
+    Returns (index, failures, notes): failures lists (path, reason) of the videos not stored
+    (also in target_root/extract-report.json), notes (path, message) what the user should
+    know (unreadable shards set aside, a report or index that could not be written).
+    index.json is rebuilt from all complete shards, except for a `parallel.part` (i, n) of
+    the videos: then index is None and `teamnet index` (store.build_index) merges the parts
+    once all have run. The folder is locked for the run (preprocess/lock.py).
     """
     target_root = Path(target_root).absolute()
     videos = select_part(find_videos(source_root), parallel.part)
     if labels_file:  # refused before any work, rather than after hours of it
         store.labels_for([video.video_id for video in videos], labels_file)
-    target_root.mkdir(parents=True, exist_ok=True)
-    for stale in target_root.glob(f".*{PARTIAL_SUFFIX}"):
-        stale.unlink()  # left by a killed run: never complete, never visible as a shard
+    with folder_lock(target_root, parallel.part):
+        return _extract_locked(videos, target_root, settings, parallel, labels_file)
+
+
+def _extract_locked(videos, target_root, settings, parallel, labels_file):
+    part = parallel.part
+    # left by a killed run: never complete, never visible as a shard; a part removes its own
+    remove_partials(target_root, store.shard_prefix(part) + "*")
+    notes = [(str(path), f"unreadable ({reason}): set aside as {path.name}.broken; its videos "
+              "are extracted again") for path, reason in store.set_aside_broken(target_root)]
     _, shards = store.complete_shards(target_root, settings.recorded())
     done = {video_id: shard.name for shard, stored in shards for video_id in stored}
     todo = [video for video in videos if video.video_id not in done]
-    first = store.next_shard_number(set(done.values()), parallel.part)
+    first = store.next_shard_number({p.name for p in target_root.glob(store.SHARD_GLOB)}, part)
     size = settings.shard_size
-    tasks = [(target_root / store.shard_name(first + n, parallel.part), todo[start:start + size],
+    tasks = [(target_root / store.shard_name(first + n, part), todo[start:start + size],
               settings) for n, start in enumerate(range(0, len(todo), size))]
     failures = []
     for result in run_parallel(extract_shard, tasks, parallel, "extract", total=len(todo),
                                unit="video", weight=lambda r: len(r.stored) + len(r.failures)):
         failures.extend(result.failures)
     failures.sort()
-    write_json(target_root / report_name(REPORT_NAME, parallel.part), {
+    report = target_root / report_name(REPORT_NAME, part)
+    problem = write_report(report, {
         "videos": len(videos), "already_done": len(done), "extracted": len(todo) - len(failures),
         "failed": len(failures), "settings": settings.recorded(),
         "failures": [{"path": path, "reason": reason} for path, reason in failures]})
-    index = None if parallel.part else store.build_index(target_root, labels_file)
-    return index, failures
+    notes += [(str(report), problem)] if problem else []
+    index = None
+    if part is None:
+        try:
+            index = store.build_index(target_root, labels_file)
+        except OSError as error:  # the shards are safe; only the index is missing
+            reason = NO_SPACE if is_disk_full(error) else str(error)
+            notes.append((str(target_root / store.INDEX_NAME), f"could not be written ({reason}); "
+                          f"once there is room: teamnet index {target_root}"))
+    return index, failures, notes

@@ -14,7 +14,7 @@ FORMAT_VERSION = 1  # of the shards and index.json (docs/FORMAT.md)
 STORAGES = ("int8", "int16")
 COMPRESSIONS = ("balanced", "lzf", "gzip", "none")
 BACKENDS = ("joblib", "dask")
-MIN_SIDE = 2
+MIN_SIDE = 32  # the smallest input the models take: smaller videos could not be cropped
 
 
 def setting(default, help, *, choices=None, minimum=None, maximum=None, parse=None, show=None,
@@ -36,8 +36,11 @@ def parse_size(text):
         width, height = (int(part) for part in text.lower().split("x"))
     except ValueError:
         raise SettingsError(f"{text!r} is not WIDTHxHEIGHT, e.g. 340x256") from None
-    if width <= 0 or height <= 0 or width % 2 or height % 2:
-        raise SettingsError(f"{text!r}: both sides must be positive and even")
+    if width % 2 or height % 2:
+        raise SettingsError(f"{text!r}: both sides must be even")
+    if min(width, height) < MIN_SIDE:
+        raise SettingsError(f"{text!r}: both sides must be at least {MIN_SIDE} pixels, the "
+                            "smallest input the models take")
     return width, height
 
 

@@ -1,25 +1,66 @@
 """Checkpoints: written whole (preprocess.atomic), read without unpickling code."""
+import shutil
 from pathlib import Path
 
 import torch
 
-from preprocess.atomic import atomic_output
+from preprocess.atomic import NO_SPACE, atomic_output, is_disk_full
 from preprocess.errors import TeamnetError
+
+REQUIRED = ("model", "config", "classes")  # what every checkpoint of `teamnet train` holds
 
 
 class CheckpointError(TeamnetError):
-    """A checkpoint that is missing or does not fit the model or dataset it is used with."""
+    """A checkpoint that is missing, unreadable or does not fit what it is used with."""
 
 
 def save(path, state):
-    """Write a checkpoint; it appears under its name only once complete."""
-    with atomic_output(path) as temporary:
-        torch.save(state, temporary)
+    """Write a checkpoint; it appears under its name only once complete, so the previous one
+    stays whole whatever happens (a full disk: the temporary file is removed)."""
+    path = Path(path)
+    try:
+        with atomic_output(path) as temporary:
+            torch.save(state, temporary)
+    except (OSError, RuntimeError) as error:  # torch reports a full disk as a RuntimeError
+        reason = NO_SPACE if is_disk_full(error) or _no_room(path) else str(error)
+        raise CheckpointError(f"could not write {path}: {reason}; the previous checkpoint is "
+                              "intact: make room, then continue with --resume") from None
 
 
-def load(path):
-    """A checkpoint's dict; only tensors and plain Python values (weights_only=True)."""
+def _no_room(path):
+    return shutil.disk_usage(path.parent).free < 2**20
+
+
+def load(path, check=True):
+    """A checkpoint's dict; only tensors and plain Python values (weights_only=True).
+    check: it must be one of `teamnet train`'s (REQUIRED keys)."""
     path = Path(path)
     if not path.is_file():
         raise CheckpointError(f"{path}: no such checkpoint")
-    return torch.load(path, map_location="cpu", weights_only=True)
+    try:
+        state = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as error:  # truncated, not a zip, not torch's, or code inside: never run
+        raise CheckpointError(f"{path} is not a teamnet checkpoint (torch cannot read it: "
+                              f"{type(error).__name__})") from None
+    if check and not (isinstance(state, dict) and all(key in state for key in REQUIRED)):
+        raise CheckpointError(f"{path} is not a teamnet checkpoint (it lacks "
+                              f"{', '.join(REQUIRED)}); use a last.pt or best.pt of `teamnet train`")
+    return state
+
+
+def trained_config(state, path):
+    """The TrainConfig a checkpoint was trained with."""
+    from .config import TrainConfig
+    try:
+        return TrainConfig.from_dict(state["config"])
+    except (TypeError, KeyError, AttributeError) as error:
+        raise CheckpointError(f"{path}: its config cannot be read by this version ({error})") from None
+
+
+def load_model_state(model, state, path):
+    """Load a checkpoint's weights into the model its config describes."""
+    try:
+        model.load_state_dict(state)
+    except RuntimeError as error:
+        first = str(error).strip().splitlines()[0]
+        raise CheckpointError(f"{path}: its weights do not match its config ({first})") from None

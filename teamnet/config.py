@@ -64,7 +64,8 @@ def _device():
 
 @dataclass
 class DataConfig:
-    data: str = setting(None, "Output folder of `teamnet extract`.", path="dir", required=True)
+    data: str = setting(None, "Output folder of `teamnet extract` (required, unless --resume).",
+                        path="dir")
     train_list: str = setting(None, "Training videos [default: all of --data but the "
                               "--test-list ones].", path="any")
     test_list: str = setting(None, "Evaluated once with the best checkpoint at the end (never "
@@ -133,6 +134,32 @@ class TrainConfig:
             values[section.name] = section.type(**_tuples(values[section.name]))
         return cls(**values)
 
+    def flat(self):
+        """{field name: value} over every section: the command line's view of the config."""
+        values = {f.name: getattr(self, f.name) for f in fields(self) if not is_dataclass(f.type)}
+        for section in sections(type(self)):
+            values.update(asdict(getattr(self, section.name)))
+        return values
+
+    def resumed(self, asked, given, next_epoch):
+        """This (saved) config with the changes a resumed run asks for: `given` names the
+        options given on the command line, `asked` holds their values. Only RESUMABLE
+        settings may change, and learning-rate steps only after next_epoch."""
+        mine, theirs = self.flat(), asked.flat()
+        changed = sorted(name for name in given if theirs[name] != mine[name])
+        fixed = [name for name in changed if name not in RESUMABLE]
+        if fixed:
+            raise SettingsError(
+                f"--resume continues the run as it was configured; these options differ from "
+                f"its config.json and cannot change: {', '.join(_option(n) for n in fixed)} "
+                "(start a new --output to change them)")
+        taken = lambda steps: sorted(step for step in steps if step <= next_epoch)
+        if "lr_steps" in changed and taken(theirs["lr_steps"]) != taken(mine["lr_steps"]):
+            raise SettingsError(f"--lr-steps: the steps up to epoch {next_epoch} have been "
+                                f"taken ({show_words(taken(mine['lr_steps']))}); only later "
+                                "ones can change")
+        return TrainConfig.from_options({**mine, **{name: theirs[name] for name in changed}})
+
     @classmethod
     def from_options(cls, options):
         """From one flat mapping of field names to values (the command line's options)."""
@@ -170,6 +197,14 @@ class EvalConfig:
         values["data"] = self.data or trained.data.data
         values["input_size"] = self.input_size or trained.data.input_size
         return EvalConfig(**values)
+
+
+# What a resumed run may change: how long it runs and where, never what it learns from or how.
+RESUMABLE = ("epochs", "lr_steps", "workers", "device", "compile", "test_list", "output")
+
+
+def _option(name):
+    return "--" + name.replace("_", "-")
 
 
 def sections(config_class):

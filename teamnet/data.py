@@ -4,11 +4,13 @@ Randomness of a sample comes from (seed, epoch, index) alone, so a clip is the s
 rank or loader worker draws it, and a resumed run sees exactly the data an uninterrupted one
 would. Shard files are opened lazily inside each worker, never before fork.
 """
+from pathlib import Path
+
 import numpy as np
 import torch
 from torch.utils.data import DataLoader, Dataset, Sampler
 
-from preprocess.store import ClipReader, load_index
+from preprocess.store import ClipReader, check_shard, load_index
 
 from .sampling import sample_clip
 from .splits import SplitError
@@ -34,6 +36,8 @@ class ClipDataset(Dataset):
                                  "remove them from the list, or use an I-frame-only model")
         self.sizes = [(index["by_id"][v]["height"], index["by_id"][v]["width"])
                       for v, _ in self.entries]
+        for shard in sorted({index["by_id"][v]["shard"] for v, _ in self.entries}):
+            check_shard(Path(root) / shard)  # here, named, rather than in a worker mid-epoch
         self.reader = None
 
     def __len__(self):

@@ -10,7 +10,6 @@ from preprocess.store import load_index
 
 from . import checkpoint
 from .checkpoint import CheckpointError
-from .config import TrainConfig
 from .data import ClipDataset, make_loader
 from .distributed import all_gather, setup
 from .metrics import accuracy_report, save_confusion_image
@@ -50,7 +49,7 @@ def evaluate_checkpoint(config):
     """Accuracy of a checkpoint as an EvalConfig asks (settings left None: as trained): the
     report on rank 0, None on the other ranks (which help to compute it)."""
     saved = checkpoint.load(config.checkpoint)
-    trained = TrainConfig.from_dict(saved["config"])
+    trained = checkpoint.trained_config(saved, config.checkpoint)
     config = config.resolved(trained)
     index = load_index(config.data)
     check_classes(saved["classes"], index["classes"], config.checkpoint, config.data)
@@ -58,7 +57,7 @@ def evaluate_checkpoint(config):
                if config.list else [(v["id"], v["label"]) for v in index["videos"]])
     context = setup(config.device)
     model = build_model(trained.model, len(index["classes"]))
-    model.load_state_dict(saved["model"])
+    checkpoint.load_model_state(model, saved["model"], config.checkpoint)
     model.to(context.device)
     dataset = ClipDataset(config.data, entries, model.modalities, config.num_segments,
                           config.input_size, train=False, crops=config.crops)

@@ -10,7 +10,8 @@ Each reader returns [(video_id, label)] with labels indexing the extracted datas
 - kinetics: CSV with columns label, youtube_id, ... ; videos are matched by YouTube id
   (files named <youtube_id>_<start>_<end> as the usual download scripts write them).
 - generic: "relative/path [label]" per line, the path with or without extension, the label a
-  0-based integer or a class name, by default the video's folder class.
+  0-based integer or a class name, by default the video's folder class. A path may contain
+  spaces: the last word is taken as the label only if it is an integer or a class name.
 """
 import csv
 import re
@@ -90,11 +91,14 @@ def _kinetics(path, _role, _split):
     return [(number, row["youtube_id"], row["label"]) for number, row in enumerate(rows, 2)]
 
 
-def _generic(path, _role, _split):
+def _generic(path, classes, videos):
     entries = []
     for number, line in _lines(path):
-        video, _, label = line.partition(" ")
-        label = label.strip() or None
+        video, _, label = line.rpartition(" ")
+        labelled = label.lstrip("-").isdigit() or label in classes or (
+            strip_video_extension(video) in videos)
+        if not video or strip_video_extension(line) in videos or not labelled:
+            video, label = line, None  # no label: the whole line is the path
         entries.append((number, strip_video_extension(video.strip()),
                         int(label) if label and label.lstrip("-").isdigit() else label))
     return entries
@@ -108,9 +112,14 @@ def read_list(path, index, role="train", list_format="auto", split=1):
     list_format = detect_format(path) if list_format == "auto" else list_format
     if list_format not in LIST_FORMATS[1:]:
         raise SplitError(f"list format {list_format!r}: choose one of {LIST_FORMATS}")
-    entries = {"ucf101": _ucf101, "hmdb51": _hmdb51, "kinetics": _kinetics,
-               "generic": _generic}[list_format](path, role, split)
     by_id, classes = index["by_id"], index["classes"]
+    if list_format == "generic":
+        entries = _generic(path, set(classes), by_id)
+    else:
+        entries = {"ucf101": _ucf101, "hmdb51": _hmdb51, "kinetics": _kinetics}[list_format](
+            path, role, split)
+    if not entries:
+        raise SplitError(f"{path} names no videos")
     if list_format == "kinetics":  # match by YouTube id, the first 11 characters of the name
         youtube = {Path(v).name[:11]: v for v in by_id}
         entries = [(n, youtube.get(video, video), label) for n, video, label in entries]

@@ -7,15 +7,17 @@ optimizer, schedule and every rank's random state, and the data order depends on
 (seed, epoch), so it continues exactly as an uninterrupted run would have.
 """
 import json
+from collections import Counter
+from contextlib import ExitStack
 from pathlib import Path
 
 import torch
 from torch import nn
 
+from preprocess.lock import folder_lock
 from preprocess.store import load_index
 
 from . import checkpoint
-from .config import TrainConfig
 from .data import ClipDataset, make_loader
 from .distributed import all_gather, barrier, setup
 from .evaluate import check_classes, predict
@@ -70,40 +72,55 @@ def training_videos(data, index, seed):
     return hold_out(train, data.val_fraction, seed)
 
 
-def run(config, resume=False):
-    """Train as configured (or continue the run in config.output); returns the last metrics."""
+def run(config, resume=False, given=()):
+    """Train as configured, or continue the run in config.output (resume: `given` names the
+    options given with it, which may extend the run; see TrainConfig.resumed). Returns the
+    config that ran. The run folder is locked while it runs (preprocess/lock.py)."""
     output = Path(config.output)
     saved = checkpoint.load(output / "last.pt") if resume else None
-    config = TrainConfig.from_dict(saved["config"]) if resume else config
+    if resume:
+        config = checkpoint.trained_config(saved, output / "last.pt").resumed(
+            config, given, saved["epoch"] + 1)
     context = setup(config.device)
     torch.manual_seed(config.seed + context.rank)  # ranks differ in dropout, not in init (DDP broadcasts)
     index = load_index(config.data.data)
     train, validation = training_videos(config.data, index, config.seed)
-    model = build_model(config.model, len(index["classes"]))
-    if context.is_main:
-        output.mkdir(parents=True, exist_ok=True)
-        (output / "config.json").write_text(json.dumps(config.as_dict(), indent=1) + "\n")
-        print(f"{len(train)} training and {len(validation)} validation videos, "
-              f"{len(index['classes'])} classes -> {output}")
-    if config.model.init_from and not resume:
-        _initialise(model, config.model.init_from, index, context)
-    cuda = context.device.type == "cuda"
-    model = model.to(context.device, memory_format=torch.channels_last if cuda else torch.preserve_format)
-    optimizer = torch.optim.SGD(parameter_groups(model, config.optim.weight_decay),
-                                lr=config.optim.lr, momentum=config.optim.momentum)
-    scheduler = torch.optim.lr_scheduler.MultiStepLR(optimizer, list(config.optim.lr_steps), 0.1)
-    state = {"epoch": -1, "best_val_top1": -1.0, "history": []}
-    if resume:
-        check_classes(saved["classes"], index["classes"], output / "last.pt", config.data.data)
-        state = _restore(saved, model, optimizer, scheduler, context, output)
-    wrapped = model
-    if context.world_size > 1:
-        wrapped = nn.parallel.DistributedDataParallel(model, device_ids=[context.device] if cuda else None)
-    wrapped = torch.compile(wrapped) if config.compile else wrapped
+    with ExitStack() as held:
+        if context.is_main:
+            held.enter_context(folder_lock(output))
+            (output / "config.json").write_text(json.dumps(config.as_dict(), indent=1) + "\n")
+            print(f"{len(train)} training and {len(validation)} validation videos, "
+                  f"{len(index['classes'])} classes -> {output}")
+        model = build_model(config.model, len(index["classes"]))
+        if config.model.init_from and not resume:
+            _initialise(model, config.model.init_from, index, context)
+        cuda = context.device.type == "cuda"
+        model = model.to(context.device, memory_format=torch.channels_last if cuda else torch.preserve_format)
+        optimizer = torch.optim.SGD(parameter_groups(model, config.optim.weight_decay),
+                                    lr=config.optim.lr, momentum=config.optim.momentum)
+        scheduler = torch.optim.lr_scheduler.MultiStepLR(optimizer, list(config.optim.lr_steps), 0.1)
+        state = {"epoch": -1, "best_val_top1": -1.0, "history": []}
+        if resume:
+            check_classes(saved["classes"], index["classes"], output / "last.pt", config.data.data)
+            state = _restore(saved, model, optimizer, scheduler, context, output, config)
+        if state["epoch"] + 1 >= config.optim.epochs and context.is_main:
+            print(f"{output} has already trained {state['epoch'] + 1} epochs (--epochs "
+                  f"{config.optim.epochs}): nothing to do; a larger --epochs continues it")
+        wrapped = model
+        if context.world_size > 1:
+            wrapped = nn.parallel.DistributedDataParallel(model, device_ids=[context.device] if cuda else None)
+        wrapped = torch.compile(wrapped) if config.compile else wrapped
+        _train_epochs(config, model, wrapped, (train, validation), optimizer, scheduler, state,
+                      context, index)
+    return config
+
+
+def _train_epochs(config, model, wrapped, videos, optimizer, scheduler, state, context, index):
+    """Epochs from the one after state["epoch"] to the last; checkpoints and metrics each."""
+    output, (train, validation) = Path(config.output), videos
     train_loader = _loader(config, train, model.modalities, context, train_mode=True)
     validation_loader = _loader(config, validation, model.modalities, context, False) if validation else None
     writer = _tensorboard(output) if context.is_main else None
-    metrics = {}
     for epoch in range(state["epoch"] + 1, config.optim.epochs):
         train_loader.sampler.set_epoch(epoch)
         metrics = {"epoch": epoch, "lr": scheduler.get_last_lr()[0], **train_one_epoch(
@@ -115,12 +132,13 @@ def run(config, resume=False):
         improved = metrics.get("val_top1", 0.0) > state["best_val_top1"] or not validation_loader
         state = {"epoch": epoch, "history": [*state["history"], metrics],
                  "best_val_top1": max(state["best_val_top1"], metrics.get("val_top1", -1.0))}
-        rng = all_gather(torch.get_rng_state(), context)
+        rng = {"rng": all_gather(torch.get_rng_state(), context),
+               "cuda_rng": all_gather(torch.cuda.get_rng_state(context.device), context)
+               if context.device.type == "cuda" else None}
         if context.is_main:
             _save(output, state, improved, model, optimizer, scheduler, rng, config, index)
             _record(output, writer, metrics)
         barrier(context)
-    return metrics
 
 
 def _initialise(model, path, index, context):
@@ -132,12 +150,15 @@ def _initialise(model, path, index, context):
               f"re-initialised ({', '.join(heads)})")
 
 
-def _restore(saved, model, optimizer, scheduler, context, output):
+def _restore(saved, model, optimizer, scheduler, context, output, config):
     """Put a run back as last.pt left it; returns the run's state (epoch, best, history)."""
-    model.load_state_dict(saved["model"])
+    checkpoint.load_model_state(model, saved["model"], output / "last.pt")
     optimizer.load_state_dict(saved["optimizer"])
     scheduler.load_state_dict(saved["scheduler"])
+    scheduler.milestones = Counter(config.optim.lr_steps)  # a resumed run may add later steps
     torch.set_rng_state(saved["rng"][context.rank])
+    if saved.get("cuda_rng") and context.device.type == "cuda":
+        torch.cuda.set_rng_state(saved["cuda_rng"][context.rank], context.device)
     if context.is_main:  # the log as of the checkpoint, whatever a kill left after it
         (output / "metrics.jsonl").write_text("".join(json.dumps(m) + "\n" for m in saved["history"]))
     return {key: saved[key] for key in ("epoch", "best_val_top1", "history")}
@@ -154,9 +175,10 @@ def _loader(config, entries, modalities, context, train_mode):
 
 
 def _save(output, state, improved, model, optimizer, scheduler, rng, config, index):
-    """last.pt after every epoch; best.pt too when validation improved (or without one)."""
-    whole = {**state, "model": model.state_dict(), "optimizer": optimizer.state_dict(),
-             "scheduler": scheduler.state_dict(), "rng": rng, "config": config.as_dict(),
+    """last.pt after every epoch; best.pt too when validation improved (or without one).
+    rng: every rank's CPU (and CUDA) random state, for an exact resume."""
+    whole = {**state, **rng, "model": model.state_dict(), "optimizer": optimizer.state_dict(),
+             "scheduler": scheduler.state_dict(), "config": config.as_dict(),
              "classes": index["classes"]}
     checkpoint.save(output / "last.pt", whole)
     if improved:

@@ -29,9 +29,9 @@ def pipeline(ffmpeg_binary):
         encoded, extracted = Path(work) / "encoded", Path(work) / "extracted"
         settings = EncodeSettings(gop=gop, size=size, ffmpeg=ffmpeg_binary)
         parallel = ParallelSettings(workers=workers)
-        results = encode_dataset(source, encoded, settings, parallel)
+        results, _ = encode_dataset(source, encoded, settings, parallel)
         assert all(r.status != "failed" for r in results), results
-        _index, failures = extract_dataset(
+        _index, failures, _ = extract_dataset(
             encoded, extracted, ExtractSettings(storage=storage, shard_size=shard_size), parallel)
         return encoded, extracted, failures
     return run

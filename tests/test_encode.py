@@ -11,7 +11,7 @@ from preprocess.decode import frame_types
 from preprocess.discover import DatasetError
 from preprocess.errors import SetupError
 from preprocess.settings import EncodeSettings, ParallelSettings
-from preprocess.encode import (REPORT_NAME, encode_dataset, find_ffmpeg,
+from preprocess.encode import (REPORT_NAME, SETTINGS_NAME, encode_dataset, find_ffmpeg,
                                output_size)
 
 
@@ -29,7 +29,8 @@ def test_real_clips_get_a_strict_gop(tmp_path, clips, ffmpeg_binary):
         (tmp_path / "raw" / name).write_bytes((clips / name).read_bytes())
     assert "B" in frame_types(tmp_path / "raw" / "bikes.mp4")  # the test means something
     settings = EncodeSettings(ffmpeg=ffmpeg_binary)
-    results = encode_dataset(tmp_path / "raw", tmp_path / "out", settings, ParallelSettings(workers=2))
+    results, _ = encode_dataset(tmp_path / "raw", tmp_path / "out", settings,
+                                ParallelSettings(workers=2))
     assert sorted(r.status for r in results) == ["encoded", "encoded"]
     for name, frames in (("bikes.mp4", 250), ("bigbuckbunny.mp4", 132)):
         types = frame_types(tmp_path / "out" / name)
@@ -69,7 +70,7 @@ def test_bad_inputs_fail_by_name_and_others_are_done(tmp_path, clips, ffmpeg_bin
     write_audio_only(raw / "audio.mp4")
     results = {os.path.basename(r.source): r for r in encode_dataset(
         raw, tmp_path / "out", EncodeSettings(ffmpeg=ffmpeg_binary),
-        ParallelSettings(workers=2))}
+        ParallelSettings(workers=2))[0]}
     assert results["good.mp4"].status == "encoded"
     reasons = {name: r.reason for name, r in results.items() if r.status == "failed"}
     assert set(reasons) == {"empty.mp4", "text.mp4", "truncated.mp4", "audio.mp4"}
@@ -80,7 +81,8 @@ def test_bad_inputs_fail_by_name_and_others_are_done(tmp_path, clips, ffmpeg_bin
     assert report["encoded"] == 1 and report["failed"] == 4
     assert {os.path.basename(f["path"]) for f in report["failures"]} == set(reasons)
     # nothing half-written is visible
-    assert sorted(p.name for p in (tmp_path / "out").iterdir()) == [REPORT_NAME, "good.mp4"]
+    assert sorted(p.name for p in (tmp_path / "out").iterdir() if not p.name.startswith(".")) == [
+        REPORT_NAME, SETTINGS_NAME, "good.mp4"]  # and no temporary file left
 
 
 def test_odd_file_names(tmp_path, ffmpeg_binary):
@@ -90,8 +92,8 @@ def test_odd_file_names(tmp_path, ffmpeg_binary):
     (tmp_path / "raw" / "folder with space").mkdir(parents=True)
     for name in names:
         synthetic.write_video(tmp_path / "raw" / "folder with space" / name, frames)
-    results = encode_dataset(tmp_path / "raw", tmp_path / "out",
-                             EncodeSettings(size=(96, 64), ffmpeg=ffmpeg_binary))
+    results, _ = encode_dataset(tmp_path / "raw", tmp_path / "out",
+                                EncodeSettings(size=(96, 64), ffmpeg=ffmpeg_binary))
     assert [r.status for r in results] == ["encoded"] * len(names)
     for name in names:
         out = tmp_path / "out" / "folder with space" / name.replace(".mkv", ".mp4")
@@ -110,7 +112,7 @@ def test_rerun_skips_finished_outputs_and_ignores_leftovers(tmp_path, ffmpeg_bin
     # as if a run had been killed while writing b: its temporary file is left, no b.mp4
     (tmp_path / "out" / "b.mp4").unlink()
     (tmp_path / "out" / ".b.mp4.partial").write_bytes(b"half a file")
-    results = encode_dataset(tmp_path / "raw", tmp_path / "out", settings)
+    results, _ = encode_dataset(tmp_path / "raw", tmp_path / "out", settings)
     assert [(os.path.basename(r.source), r.status) for r in results] == [
         ("a.mkv", "skipped"), ("b.mkv", "encoded")]
     assert (tmp_path / "out" / "a.mp4").stat().st_mtime_ns == finished

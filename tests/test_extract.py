@@ -56,7 +56,7 @@ def test_inputs_not_made_by_encode_are_refused(tmp_path, clips, ffmpeg_binary, p
     encoded, _, _ = pipeline(raw, tmp_path, size=SMALL)
     irregular_encodes(ffmpeg_binary, raw / "x" / "good.mkv", encoded / "x")
     (encoded / "x" / "h264.mp4").write_bytes((clips / "carphone_distorted.mp4").read_bytes())
-    index, failures = extract_dataset(encoded, tmp_path / "again")
+    index, failures, _ = extract_dataset(encoded, tmp_path / "again")
     reasons = {Path(path).name: reason for path, reason in failures}
     assert set(reasons) == {"bframes.mp4", "scenecut.mp4", "h264.mp4"}
     assert "B-frame" in reasons["bframes.mp4"]
@@ -118,7 +118,7 @@ def test_killed_extraction_resumes_to_the_same_result(tmp_path, encoded_dataset)
     process = run_cli("extract", encoded, target, "--shard-size", "1")
     out, err = process.communicate(timeout=300)
     assert process.returncode == 0, err.decode()
-    assert not list(target.glob(".*"))  # no temporary file left
+    assert not list(target.glob(".*partial"))  # no temporary file left
     assert len(list(target.glob(store.SHARD_GLOB))) == 10
     assert store.list_videos(target) == store.list_videos(complete)
     for video_id in store.list_videos(complete):
@@ -146,7 +146,7 @@ def test_rerun_with_other_settings_is_refused(encoded_dataset):
     encoded, extracted = encoded_dataset
     with pytest.raises(store.StoreError, match="extracted with settings"):
         extract_dataset(encoded, extracted, ExtractSettings(storage="int16"))
-    index, failures = extract_dataset(encoded, extracted)  # same settings: nothing to do
+    index, failures, _ = extract_dataset(encoded, extracted)  # same settings: nothing to do
     assert failures == [] and len(index["videos"]) == 10
 
 
@@ -190,7 +190,7 @@ def test_labels_from_an_annotation_file(tmp_path, encoded_dataset):
     rows = [f"class{i % 3}/video{i}{'.mp4' if i % 2 else ''},{'odd' if i % 2 else 'even'}"
             for i in range(10)]
     labels.write_text("video,class\n" + "\n".join(rows) + "\n")
-    index, _ = extract_dataset(encoded, tmp_path / "out", ExtractSettings(shard_size=5),
+    index, _, _ = extract_dataset(encoded, tmp_path / "out", ExtractSettings(shard_size=5),
                                labels_file=labels)
     assert index["classes"] == ["even", "odd"]
     assert index["by_id"]["class1/video1"]["label"] == 1

@@ -8,10 +8,14 @@ Needs only h5py and NumPy (no decoder, no torch): the training package reads thr
 """
 from .index import (build_index, complete_shards, labels_for, list_videos, load_index,
                     read_labels, summary)
-from .layout import INDEX_NAME, SHARD_GLOB, StoreError, next_shard_number, read_shard, shard_name
+from .layout import (INDEX_NAME, SHARD_GLOB, StoreError, check_shard, is_shard_name,
+                     next_shard_number,
+                     read_shard, set_aside_broken, shard_name, shard_prefix)
 from .reader import ClipReader, read_video
 from .writer import VideoWriter
 
 __all__ = ["INDEX_NAME", "SHARD_GLOB", "ClipReader", "StoreError", "VideoWriter", "build_index",
-           "complete_shards", "labels_for", "list_videos", "load_index", "next_shard_number", "read_labels",
-           "read_shard", "read_video", "shard_name", "summary"]
+           "check_shard",
+           "complete_shards", "is_shard_name", "labels_for", "list_videos", "load_index",
+           "next_shard_number", "read_labels", "read_shard", "read_video", "set_aside_broken",
+           "shard_name", "shard_prefix", "summary"]

@@ -11,20 +11,25 @@ from pathlib import Path
 from ..atomic import write_json
 from ..discover import strip_video_extension
 from ..settings import FORMAT_VERSION
-from .layout import INDEX_NAME, SHARD_GLOB, StoreError, read_shard
+from .layout import (INDEX_NAME, SHARD_GLOB, StoreError, check_shard, is_shard_name, read_shard,
+                     short)
 
 
 def read_labels(path):
     """{video_id: class name} from an annotation CSV of "video,class" lines, where video is
     the id or the relative path with any video extension."""
-    labels = {}
+    labels, lines = {}, {}
     with open(path, newline="", encoding="utf-8") as file:
         for number, row in enumerate(csv.reader(file), 1):
             if not row or row[0].startswith("#") or (number == 1 and row[:2] == ["video", "class"]):
                 continue
             if len(row) != 2:
                 raise StoreError(f"{path}:{number}: expected 'video,class', got {row!r}")
-            labels[strip_video_extension(row[0].strip())] = row[1].strip()
+            video, class_name = strip_video_extension(row[0].strip()), row[1].strip()
+            if labels.get(video, class_name) != class_name:
+                raise StoreError(f"{path}: {video!r} has two classes, {labels[video]!r} and "
+                                 f"{class_name!r} (lines {lines[video]} and {number}); keep one")
+            labels[video], lines[video] = class_name, number
     return labels
 
 
@@ -87,12 +92,60 @@ def build_index(root, labels_file=None):
     return load_index(root)
 
 
+# What every index entry holds, and the type of each (checked on load: the index is a file
+# that people edit, copy and damage, and it decides which files training opens).
+_ENTRY = {"id": str, "class": str, "label": int, "fps": (int, float), "width": int,
+          "height": int, "frames": int, "gops": int, "p_frames": list, "shard": str,
+          "group": str, "source": str}
+
+
+def _check_entry(video, classes):
+    """The first thing wrong with one index entry, or None."""
+    for key, kind in _ENTRY.items():
+        if not isinstance(video.get(key), kind) or isinstance(video.get(key), bool):
+            return f"{key!r} is missing or not {getattr(kind, '__name__', 'a number')}"
+    if not is_shard_name(video["shard"]):
+        return f"shard {video['shard']!r} is not a plain shard name (shard-NNNNN.h5) in the folder"
+    if not 0 <= video["label"] < len(classes) or classes[video["label"]] != video["class"]:
+        return f"label {video['label']} does not name class {video['class']!r}"
+    if len(video["p_frames"]) != video["gops"] or not all(
+            isinstance(n, int) and n >= 0 for n in video["p_frames"]):
+        return f"p_frames must list one count >= 0 for each of its {video['gops']} GOPs"
+    if min(video["width"], video["height"], video["frames"], video["gops"]) < 1:
+        return "width, height, frames and gops must be positive"
+    return None
+
+
+def _check_index(path, index):
+    rebuild = f"rebuild it with `teamnet index {path.parent}`"
+    if not isinstance(index, dict) or index.get("format_version") != FORMAT_VERSION:
+        version = index.get("format_version") if isinstance(index, dict) else None
+        raise StoreError(f"{path}: format version {version}, this reader reads "
+                         f"{FORMAT_VERSION}; re-run `teamnet extract` into a new folder")
+    classes, videos = index.get("classes"), index.get("videos")
+    if not isinstance(classes, list) or not isinstance(videos, list):
+        raise StoreError(f"{path}: no list of classes or of videos; {rebuild}")
+    seen = set()
+    for number, video in enumerate(videos):
+        name = video.get("id", f"#{number}") if isinstance(video, dict) else f"#{number}"
+        problem = _check_entry(video, classes) if isinstance(video, dict) else "not an object"
+        if problem is None and video["id"] in seen:
+            problem = "listed twice"
+        if problem:
+            raise StoreError(f"{path}: video {name!r}: {problem}; {rebuild}")
+        seen.add(video["id"])
+
+
 @lru_cache(maxsize=8)
 def _load_index(path, modified):
-    index = json.loads(path.read_text(encoding="utf-8"))
-    if index.get("format_version") != FORMAT_VERSION:
-        raise StoreError(f"{path}: format version {index.get('format_version')}, this reader "
-                         f"reads {FORMAT_VERSION}; re-run `teamnet extract` into a new folder")
+    try:
+        index = json.loads(path.read_text(encoding="utf-8"))
+    except json.JSONDecodeError as error:
+        raise StoreError(f"{path}: not valid JSON ({error.msg} at line {error.lineno} column "
+                         f"{error.colno}); rebuild it with `teamnet index {path.parent}`") from None
+    except (OSError, UnicodeDecodeError) as error:
+        raise StoreError(f"{path}: unreadable ({short(error)})") from None
+    _check_index(path, index)
     index["by_id"] = {video["id"]: video for video in index["videos"]}
     return index
 
@@ -116,6 +169,8 @@ def summary(root):
     index = load_index(root)
     videos = index["videos"]
     shards = sorted({video["shard"] for video in videos})
+    for shard in shards:
+        check_shard(root / shard)
     size = sum((root / shard).stat().st_size for shard in shards)
     frames = sum(video["frames"] for video in videos)
     return {"videos": len(videos), "classes": len(index["classes"]), "shards": len(shards),

@@ -5,7 +5,14 @@ import h5py
 import numpy as np
 
 from .index import load_index
-from .layout import StoreError
+from .layout import StoreError, short
+
+_DAMAGE = (OSError, KeyError, ValueError, IndexError)  # what h5py raises on damaged files
+
+
+def _damaged(root, video, error):
+    return StoreError(f"{Path(root) / video['shard']}, video {video['id']!r}: cannot be read "
+                      f"({short(error)}); `teamnet verify {root}` checks every shard")
 
 
 def read_video(root, video_id):
@@ -21,14 +28,16 @@ def read_video(root, video_id):
     if video is None:
         raise StoreError(f"{root}: no video {video_id!r} in the index")
     max_p = max(video["p_frames"], default=0)
-    with h5py.File(Path(root) / video["shard"], "r") as shard:
-        group = shard["videos"][video["group"]]
-        return {
-            "iframes": group["iframes"][()],
-            "mvs": group["mvs"][:, :max_p].astype(np.int16),
-            "residuals": group["residuals"][:, :max_p].astype(np.int16),
-            "num_p": group["num_p"][()].astype(np.int64),
-            "label": video["label"], "class_name": video["class"], "fps": video["fps"],
+    try:
+        with h5py.File(Path(root) / video["shard"], "r") as shard:
+            group = shard["videos"][video["group"]]
+            arrays = {"iframes": group["iframes"][()],
+                      "mvs": group["mvs"][:, :max_p].astype(np.int16),
+                      "residuals": group["residuals"][:, :max_p].astype(np.int16),
+                      "num_p": group["num_p"][()].astype(np.int64)}
+    except _DAMAGE as error:
+        raise _damaged(root, video, error) from None
+    return {**arrays, "label": video["label"], "class_name": video["class"], "fps": video["fps"],
             "p_stride": index["settings"]["p_stride"]}
 
 
@@ -52,10 +61,14 @@ class ClipReader:
 
         Returns uint8 [T,H,W,3], and [T,H,W,2] / [T,H,W,3] in the stored dtype (int8 or int16).
         """
-        group = self._group(self.index["by_id"][video_id])
-        iframes = np.stack([group["iframes"][g] for g in gops])
-        mvs = np.stack([group["mvs"][g, k] for g, k in zip(gops, p_slots)])
-        residuals = np.stack([group["residuals"][g, k] for g, k in zip(gops, p_slots)])
+        video = self.index["by_id"][video_id]
+        try:
+            group = self._group(video)
+            iframes = np.stack([group["iframes"][g] for g in gops])
+            mvs = np.stack([group["mvs"][g, k] for g, k in zip(gops, p_slots)])
+            residuals = np.stack([group["residuals"][g, k] for g, k in zip(gops, p_slots)])
+        except _DAMAGE as error:
+            raise _damaged(self.root, video, error) from None
         return iframes, mvs, residuals
 
     def close(self):
