@@ -85,7 +85,7 @@ def breakdown(shard, videos, frames):
     """Milliseconds a frame per stage of one default extract_shard."""
     spent = defaultdict(float)
     stages = [(preprocess.extract, "decode_with_motion", "decode + MV export", _timed_generator),
-              (preprocess.extract, "rgb", "RGB conversion", _timed),
+              (preprocess.extract.RGBConverter, "__call__", "RGB conversion", _timed),
               (GopAccumulator, "warp", "accumulation kernel", _timed),
               (GopAccumulator, "outputs", "accumulation kernel", _timed),
               (preprocess.store.VideoWriter, "add_gop", "HDF5 writes", _timed),

@@ -1,7 +1,10 @@
-"""Data-loader speed: training clips/s per loader worker (T=8, 224x224, I-frame + MV + residual,
-multi-scale crop, flip), the part spent reading HDF5, and a DataLoader over all cores.
+"""Data-loader speed: training clips/s per loader worker (T=8, 224x224, I-frame + MV + residual
+or the modalities given, multi-scale crop, flip), the part spent reading HDF5, and a
+DataLoader over all cores.
 
-    python benchmarks/loader_speed.py [--data DIR] [--clips 200]
+    python benchmarks/loader_speed.py [--data DIR] [--clips 200] [--modalities iframe]
+
+The one-worker figures run with one torch thread, as a DataLoader worker does.
 
 Without --data, the sample clips are encoded (340x256, GOP 12) and extracted with the default
 settings first. One worker = one process doing what a DataLoader worker does for each item.
@@ -14,6 +17,7 @@ import time
 from pathlib import Path
 
 import numpy as np
+import torch
 
 from teamnet.data import ClipDataset, make_loader
 
@@ -36,12 +40,15 @@ def main():
     parser.add_argument("--segments", type=int, default=8)
     parser.add_argument("--size", type=int, default=224)
     parser.add_argument("--batch", type=int, default=8)
+    parser.add_argument("--modalities", nargs="+", default=["iframe", "mv", "residual"],
+                        choices=["iframe", "mv", "residual"])
     args = parser.parse_args()
+    torch.set_num_threads(1)  # as in a DataLoader worker
     data = args.data or sample_data(Path(tempfile.mkdtemp(prefix="teamnet-loader-")))
     from preprocess.store import load_index
     videos = [(v["id"], v["label"]) for v in load_index(data)["videos"]]
     entries = (videos * args.clips)[:args.clips]  # each repeat draws another random clip
-    dataset = ClipDataset(data, entries, ("iframe", "mv", "residual"), args.segments, args.size,
+    dataset = ClipDataset(data, entries, tuple(args.modalities), args.segments, args.size,
                           train=True)
     keys = [(0, i) for i in range(len(entries))]
     dataset[keys[0]]  # open the shards
@@ -54,10 +61,10 @@ def main():
     reader, read_time = dataset.reader, 0.0
     from teamnet.sampling import sample_clip
     for epoch, i in keys:
-        gops, slots = sample_clip(dataset.num_p[i], args.segments, True,
+        gops, slots = sample_clip(dataset.num_p[i], args.segments, dataset.needs_p_frames,
                                   np.random.default_rng((0, epoch, i)))
         t = time.perf_counter()
-        reader.read(entries[i][0], gops, slots)
+        reader.read(entries[i][0], gops, slots, dataset.modalities)
         read_time += time.perf_counter() - t
     read_share = read_time / (len(keys) / per_worker)
 

@@ -18,6 +18,7 @@ import time
 from pathlib import Path
 
 import h5py
+import hdf5plugin
 import numpy as np
 
 from preprocess import store
@@ -27,7 +28,8 @@ from preprocess.samples import SAMPLE_CLIPS, sample_folder
 from preprocess.settings import EncodeSettings, ExtractSettings
 
 FILTERS = {"none": {}, "lzf": {"compression": "lzf"},
-           "gzip-1": {"compression": "gzip", "compression_opts": 1}}
+           "gzip-1": {"compression": "gzip", "compression_opts": 1},
+           "zstd-1": dict(hdf5plugin.Zstd(clevel=1)), "zstd-3": dict(hdf5plugin.Zstd(clevel=3))}
 
 
 def streams(clip, work):

@@ -15,7 +15,7 @@ import numpy as np
 
 from . import store
 from .atomic import NO_SPACE, atomic_output, is_disk_full, remove_partials, write_report
-from .decode import ENCODE_HINT, VideoError, decode_with_motion, probe, rgb
+from .decode import ENCODE_HINT, RGBConverter, VideoError, decode_with_motion, probe
 from .discover import find_videos, report_name, select_part
 from .lock import folder_lock
 from .motion import GopAccumulator
@@ -88,6 +88,7 @@ def extract_video(video, group, settings):
     check_room(info, settings, Path(group.file.filename).parent)
     dtype = np.dtype(settings.storage)
     writer = buffer = iframe = accumulator = None
+    rgb = RGBConverter()  # one per video: its frames share size and format
     frames = p_frames_with_motion = position = 0  # position: P-frames so far in this GOP
     p_counts = []  # true P-frames per GOP (the stored ones are every p_stride-th)
 

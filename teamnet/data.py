@@ -19,7 +19,8 @@ from .transforms import apply_crop, eval_crops, train_crop
 
 class ClipDataset(Dataset):
     """Items are clips: {"iframe": uint8, "mv": int8/16, "residual": int8/16} tensors of shape
-    (T, C, size, size) for the modalities asked for (T x crops in evaluation), and the label."""
+    (T, size, size, C), channels last, for the modalities asked for (T x crops in evaluation),
+    and the label; transforms.normalise makes network inputs of them."""
 
     def __init__(self, root, entries, modalities, segments, input_size, train, seed=0, crops=1):
         self.root, self.entries = root, list(entries)
@@ -51,12 +52,12 @@ class ClipDataset(Dataset):
         rng = np.random.default_rng((self.seed, epoch, i)) if self.train else None
         gops, slots = sample_clip(self.num_p[i], self.segments, self.needs_p_frames, rng,
                                   self.p_stride)
-        iframes, mvs, residuals = self.reader.read(video, gops, slots)
-        frames = {"iframe": iframes, "mv": mvs, "residual": residuals}
+        frames = self.reader.read(video, gops, slots, self.modalities)
         crops = [train_crop(*self.sizes[i], rng)] if self.train else eval_crops(
             *self.sizes[i], self.crops)
         clip = {m: torch.cat([apply_crop(frames[m], crop, self.input_size, is_mv=m == "mv")
-                              for crop in crops]) for m in self.modalities}
+                              for crop in crops]).permute(0, 2, 3, 1).contiguous()  # no copy
+                for m in self.modalities}
         return clip, label, i
 
 

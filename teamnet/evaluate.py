@@ -20,18 +20,23 @@ from .transforms import normalise
 
 def predict(model, loader, context):
     """(logits (V, K), labels (V,)) for every video of the loader, gathered over ranks in
-    dataset order; the padding the sampler adds for equal shares is dropped."""
+    dataset order; the padding the sampler adds for equal shares is dropped. Logits stay on
+    the device until the end: one copy to the host, not one (and a wait) per batch."""
     model.eval()
-    scores = {}
+    indices, labels, logits = [], [], []
     with torch.no_grad():
-        for clips, labels, indices in loader:
+        for clips, label, index in loader:
             with context.autocast():
-                logits = model(normalise(clips, context.device))["logits"]
-            for i, label, row in zip(indices.tolist(), labels.tolist(), logits.float().cpu().numpy()):
-                scores[i] = (label, row)
+                logits.append(model(normalise(clips, context.device))["logits"].float())
+            indices.append(index)
+            labels.append(label)
+    scores = dict(zip(torch.cat(indices).tolist(), zip(
+        torch.cat(labels).tolist(), torch.cat(logits).cpu().numpy()))) if logits else {}
     merged = {}
-    for part in all_gather(scores, context):
+    for part in all_gather(scores, context):  # every rank takes part, even with no batch
         merged.update(part)
+    if not merged:
+        return np.zeros((0, model.num_classes), np.float32), np.zeros(0, np.int64)
     order = sorted(merged)
     return np.stack([merged[i][1] for i in order]), np.array([merged[i][0] for i in order])
 

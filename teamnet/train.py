@@ -82,6 +82,7 @@ def run(config, resume=False, given=()):
         config = checkpoint.trained_config(saved, output / "last.pt").resumed(
             config, given, saved["epoch"] + 1)
     context = setup(config.device)
+    torch.backends.cudnn.benchmark = True  # fixed input shapes: pick the fastest kernels once
     torch.manual_seed(config.seed + context.rank)  # ranks differ in dropout, not in init (DDP broadcasts)
     index = load_index(config.data.data)
     train, validation = training_videos(config.data, index, config.seed)

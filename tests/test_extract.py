@@ -7,6 +7,7 @@ import sys
 import time
 from pathlib import Path
 
+import av
 import h5py
 import numpy as np
 import pytest
@@ -14,6 +15,7 @@ import pytest
 import reference
 import synthetic
 from preprocess import store
+from preprocess.decode import RGBConverter
 from preprocess.extract import REPORT_NAME, extract_dataset
 from preprocess.settings import ExtractSettings
 
@@ -41,6 +43,14 @@ def test_int8_is_int16_saturated_and_iframes_are_decoded(tmp_path, clips, pipeli
     np.testing.assert_array_equal(v8["residuals"], v16["residuals"].clip(-128, 127))
     assert np.abs(v16["residuals"]).max() > 128  # so that saturation was exercised
     assert v8["mvs"].dtype == v8["residuals"].dtype == np.int16  # the reader's contract
+
+
+def test_one_converter_per_video_gives_the_pixels_of_to_ndarray(clips):
+    # extraction converts with one swscale context per video; PyAV's to_ndarray makes one a frame
+    converter = RGBConverter()
+    with av.open(str(clips / "bikes.mp4")) as container:  # H.264, 640x272, scene cuts
+        for frame in container.decode(video=0):
+            np.testing.assert_array_equal(converter(frame), frame.to_ndarray(format="rgb24"))
 
 
 def irregular_encodes(ffmpeg_binary, source, target):

@@ -69,6 +69,28 @@ def test_one_crop_and_flip_for_all_modalities():
     assert resized.shape == (1, 3, 32, 32) and abs(int(resized[0, 0, 0, -1]) - 62) <= 1
 
 
+def test_8_bit_resize_stays_within_1_of_the_float_resize():
+    rng = np.random.default_rng(0)
+    for dtype, low, high in ((np.uint8, 0, 256), (np.int8, -128, 128), (np.int16, -300, 300)):
+        frames = rng.integers(low, high, (3, 60, 80, 2), dtype=dtype)
+        for crop, size in ((Crop(5, 3, 48, 52, flip=True), 32), (Crop(0, 0, 40, 40), 56)):
+            out = apply_crop(frames, crop, size, is_mv=True)
+            window = torch.from_numpy(frames[:, 3:55, 5:53] if crop.flip else frames[:, :40, :40])
+            reference = torch.nn.functional.interpolate(
+                window.permute(0, 3, 1, 2).double(), size=(size, size), mode="bilinear",
+                align_corners=False).round()
+            if crop.flip:
+                reference = reference.flip(-1)
+                reference[:, 0] = -reference[:, 0]
+            info = np.iinfo(dtype)
+            reference = reference.clamp(info.min, info.max)
+            assert out.dtype == getattr(torch, np.dtype(dtype).name) and out.shape == (3, 2, size, size)
+            assert (out.double() - reference).abs().max() <= 1, dtype
+    # a flip negates MV x, saturating: -128 becomes 127 in int8, never wraps back to -128
+    edge = np.full((1, 4, 4, 2), -128, np.int8)
+    assert (apply_crop(edge, Crop(0, 0, 4, 4, flip=True), 4, is_mv=True)[:, 0] == 127).all()
+
+
 def test_crop_choices():
     rng = np.random.default_rng(0)
     crops = [train_crop(256, 340, rng) for _ in range(300)]
@@ -86,9 +108,9 @@ def test_crop_choices():
 
 
 def test_normalisation_as_the_reference():
-    batch = {"iframe": torch.full((1, 1, 3, 1, 1), 255, dtype=torch.uint8),
-             "mv": torch.tensor([20, -20, 200, 0], dtype=torch.int16).view(1, 1, 4, 1, 1)[:, :, :2],
-             "residual": torch.tensor([-200, 0, 127], dtype=torch.int16).view(1, 1, 3, 1, 1)}
+    batch = {"iframe": torch.full((1, 1, 1, 1, 3), 255, dtype=torch.uint8),  # (N, T, H, W, C)
+             "mv": torch.tensor([20, -20, 200, 0], dtype=torch.int16).view(1, 1, 1, 1, 4)[..., :2],
+             "residual": torch.tensor([-200, 0, 127], dtype=torch.int16).view(1, 1, 1, 1, 3)}
     out = normalise(batch, "cpu")
     torch.testing.assert_close(out["iframe"].flatten(), torch.tensor(
         [(1 - 0.485) / 0.229, (1 - 0.456) / 0.224, (1 - 0.406) / 0.225]))

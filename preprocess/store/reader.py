@@ -41,37 +41,48 @@ def read_video(root, video_id):
             "p_stride": index["settings"]["p_stride"]}
 
 
-class ClipReader:
-    """Reads chosen GOPs and P-frames of videos, keeping shard files open (one set per process:
-    create it inside each data-loader worker, never before fork)."""
+DATASETS = {"iframe": "iframes", "mv": "mvs", "residual": "residuals"}  # modality: dataset
 
-    def __init__(self, root):
+
+class ClipReader:
+    """Reads chosen GOPs and P-frames of videos, keeping shard files and the datasets of the
+    last `keep` videos open (one reader per process: create it inside each data-loader
+    worker, never before fork). Opening a dataset costs about as much as reading a chunk."""
+
+    def __init__(self, root, keep=1024):
         self.root = Path(root)
         self.index = load_index(root)
-        self._open = {}
+        self._files, self._datasets, self.keep = {}, {}, keep
 
-    def _group(self, video):
-        shard = self._open.get(video["shard"])
-        if shard is None:
-            shard = self._open[video["shard"]] = h5py.File(self.root / video["shard"], "r")
-        return shard["videos"][video["group"]]
+    def _dataset(self, video, name):
+        key = (video["id"], name)
+        dataset = self._datasets.get(key)
+        if dataset is None:
+            shard = self._files.get(video["shard"])
+            if shard is None:
+                shard = self._files[video["shard"]] = h5py.File(self.root / video["shard"], "r")
+            if len(self._datasets) >= self.keep:  # forget the oldest (dicts keep their order)
+                del self._datasets[next(iter(self._datasets))]
+            dataset = self._datasets[key] = shard["videos"][video["group"]][name]
+        return dataset
 
-    def read(self, video_id, gops, p_slots):
-        """I-frames of `gops`, and MVs and residuals of stored P-frame p_slots[i] of gops[i].
-
-        Returns uint8 [T,H,W,3], and [T,H,W,2] / [T,H,W,3] in the stored dtype (int8 or int16).
-        """
+    def read(self, video_id, gops, p_slots, modalities=tuple(DATASETS)):
+        """{modality: frames} of the modalities asked for: I-frames of `gops` (uint8
+        [T,H,W,3]), MVs and residuals of stored P-frame p_slots[i] of gops[i] ([T,H,W,2] and
+        [T,H,W,3] in the stored dtype, int8 or int16). Nothing else is read."""
         video = self.index["by_id"][video_id]
+        frames = {}
         try:
-            group = self._group(video)
-            iframes = np.stack([group["iframes"][g] for g in gops])
-            mvs = np.stack([group["mvs"][g, k] for g, k in zip(gops, p_slots)])
-            residuals = np.stack([group["residuals"][g, k] for g, k in zip(gops, p_slots)])
+            for modality in modalities:
+                dataset = self._dataset(video, DATASETS[modality])
+                frames[modality] = np.stack([dataset[g] for g in gops] if modality == "iframe"
+                                            else [dataset[g, k] for g, k in zip(gops, p_slots)])
         except _DAMAGE as error:
             raise _damaged(self.root, video, error) from None
-        return iframes, mvs, residuals
+        return frames
 
     def close(self):
-        for shard in self._open.values():
+        self._datasets.clear()
+        for shard in self._files.values():
             shard.close()
-        self._open.clear()
+        self._files.clear()
