@@ -74,6 +74,9 @@ class DataConfig:
     split: int = _split()
     val_fraction: float = setting(0.1, "Share of each class held out from the training list "
                                   "to select `best.pt`.", minimum=0.0, maximum=0.9)
+    group_pattern: str = setting("auto", "Regex whose first group names the source video of a "
+                                 "clip: its clips are held out together. auto: UCF-101's "
+                                 "_gNN_ when every name has it, else none (one a video).")
     num_segments: int = setting(8, "Segments (GOPs) per training clip.", minimum=1)
     input_size: int = setting(224, "Side of the square network input, in pixels.", minimum=32)
     batch_size: int = setting(80, "Global batch size (split over the ranks).", minimum=1)
@@ -185,8 +188,10 @@ class EvalConfig:
                               minimum=32)
     crops: int = setting(1, "1: centre crop (the paper); 3: along the longer side; 10: corners "
                          "+ centre, flipped.", choices=CROPS)
-    batch_size: int = setting(4, "Videos per step.", minimum=1)
-    workers: int = setting(4, "Data-loader processes per rank.", minimum=0)
+    batch_size: int = setting(None, "Videos per step, over all ranks [default: the "
+                              "checkpoint's training batch].", minimum=1)
+    workers: int = setting(None, "Data-loader processes per rank [default: as trained].",
+                           minimum=0)
     device: str = _device()
     confusion: str = setting(None, "Confusion-matrix PNG [default: confusion.png beside the "
                              "checkpoint].")
@@ -196,6 +201,8 @@ class EvalConfig:
         values = asdict(self)
         values["data"] = self.data or trained.data.data
         values["input_size"] = self.input_size or trained.data.input_size
+        for name in ("batch_size", "workers"):  # None: as trained, 0 workers included
+            values[name] = getattr(trained.data, name) if values[name] is None else values[name]
         return EvalConfig(**values)
 
 

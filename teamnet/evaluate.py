@@ -18,6 +18,17 @@ from .splits import read_list
 from .transforms import normalise
 
 
+def clip_logits(model, clips, crops, context):
+    """Logits (N, K) of a batch whose clips hold `crops` crops one after another along T:
+    each crop runs as a clip of its own (temporal shifts stay within its segments), and the
+    crops' logits are averaged (the same as averaging every segment of every crop)."""
+    n = len(next(iter(clips.values())))
+    clips = {m: x.reshape(n * crops, x.shape[1] // crops, *x.shape[2:]) for m, x in clips.items()}
+    with context.autocast():
+        logits = model(normalise(clips, context.device))["logits"].float()  # (N*crops, K)
+    return logits.reshape(n, crops, -1).mean(dim=1)
+
+
 def predict(model, loader, context):
     """(logits (V, K), labels (V,)) for every video of the loader, gathered over ranks in
     dataset order; the padding the sampler adds for equal shares is dropped. Logits stay on
@@ -26,8 +37,7 @@ def predict(model, loader, context):
     indices, labels, logits = [], [], []
     with torch.no_grad():
         for clips, label, index in loader:
-            with context.autocast():
-                logits.append(model(normalise(clips, context.device))["logits"].float())
+            logits.append(clip_logits(model, clips, loader.dataset.crops, context))
             indices.append(index)
             labels.append(label)
     scores = dict(zip(torch.cat(indices).tolist(), zip(
@@ -66,7 +76,8 @@ def evaluate_checkpoint(config):
     model.to(context.device)
     dataset = ClipDataset(config.data, entries, model.modalities, config.num_segments,
                           config.input_size, train=False, crops=config.crops)
-    loader = make_loader(dataset, config.batch_size, config.workers, context.rank,
+    per_rank = max(1, config.batch_size // context.world_size)
+    loader = make_loader(dataset, per_rank, config.workers, context.rank,
                          context.world_size, train=False,
                          pin_memory=context.device.type == "cuda")
     start = time.perf_counter()

@@ -144,17 +144,50 @@ def read_list(path, index, role="train", list_format="auto", split=1):
     return result
 
 
-def hold_out(entries, fraction, seed):
-    """Split entries into (train, validation), taking `fraction` of each class (at least one
-    from every class that has two or more videos), reproducibly from seed."""
+# UCF-101 names clips cut from one long video v_<Class>_g<group>_c<clip>: its group.
+UCF101_GROUP = r"_g(\d+)_c\d+$"
+
+
+def group_key(pattern, entries):
+    """A function video id -> group: the regex's first group (or whole match) where `pattern`
+    finds one; "auto" is UCF-101's pattern when every video matches it, else one group a video
+    (HMDB-51, Kinetics: no groups); "none" is one group a video."""
+    if pattern == "auto":
+        pattern = UCF101_GROUP if entries and all(
+            re.search(UCF101_GROUP, video) for video, _ in entries) else "none"
+    if pattern == "none":
+        return lambda video: video
+    try:
+        regex = re.compile(pattern)
+    except re.error as error:
+        raise SplitError(f"--group-pattern {pattern!r} is not a regular expression: {error}") from None
+
+    def key(video):
+        found = regex.search(video)
+        return video if found is None else (found.group(1) if regex.groups else found.group(0))
+    return key
+
+
+def hold_out(entries, fraction, seed, pattern="auto"):
+    """Split entries into (train, validation), holding out about `fraction` of each class
+    (at least one group from every class that has two or more groups), reproducibly from
+    seed. Whole groups go one way or the other (group_key): clips cut from one video in both
+    would let validation recognise the scene instead of the action."""
     if fraction <= 0:
         return list(entries), []
     rng = np.random.default_rng(seed)
+    key = group_key(pattern, entries)
     train, validation = [], []
     for label in sorted({label for _, label in entries}):
-        members = [e for e in entries if e[1] == label]
-        order = rng.permutation(len(members))
-        take = min(len(members) - 1, max(1, round(fraction * len(members))))
-        validation += [members[i] for i in order[:take]]
-        train += [members[i] for i in order[take:]]
+        groups = {}
+        for entry in (e for e in entries if e[1] == label):
+            groups.setdefault(key(entry[0]), []).append(entry)
+        names = sorted(groups)
+        order = [names[i] for i in rng.permutation(len(names))]
+        wanted, held = fraction * sum(map(len, groups.values())), []
+        while len(held) < len(order) - 1 and (not held or sum(
+                len(groups[g]) for g in held) + len(groups[order[len(held)]]) / 2 <= wanted):
+            held.append(order[len(held)])
+        validation += [e for g in held for e in groups[g]]
+        train += [e for g in order if g not in held for e in groups[g]]
     return sorted(train), sorted(validation)

@@ -14,6 +14,7 @@ from pathlib import Path
 import torch
 from torch import nn
 
+from preprocess.atomic import write_json
 from preprocess.lock import folder_lock
 from preprocess.store import load_index
 
@@ -60,16 +61,24 @@ def train_one_epoch(model, wrapped, loader, optimizer, context, clip_grad, epoch
             "steps_per_rank": [steps for _, steps in ranks], **log.rates()}
 
 
-def training_videos(data, index, seed):
+def training_videos(data, index, seed, output=None):
     """(train, validation) entries: the training list (default: every video not in the test
-    list), with data.val_fraction of each class held out for validation."""
+    list), with data.val_fraction of each class held out for validation, whole groups at a
+    time (splits.hold_out). A run keeps its split: output/split.json, once written, is read
+    back (a resumed run trains on exactly the videos it started with)."""
+    saved = Path(output) / "split.json" if output else None
+    if saved and saved.is_file():
+        split = json.loads(saved.read_text(encoding="utf-8"))
+        label = {v["id"]: v["label"] for v in index["videos"]}
+        return ([(v, label[v]) for v in split["train"]],
+                [(v, label[v]) for v in split["validation"]])
     if data.train_list:
         train = read_list(data.train_list, index, "train", data.list_format, data.split)
     else:
         test = {video for video, _ in read_list(data.test_list, index, "test", data.list_format,
                                                 data.split)} if data.test_list else set()
         train = [(v["id"], v["label"]) for v in index["videos"] if v["id"] not in test]
-    return hold_out(train, data.val_fraction, seed)
+    return hold_out(train, data.val_fraction, seed, data.group_pattern)
 
 
 def run(config, resume=False, given=()):
@@ -85,11 +94,14 @@ def run(config, resume=False, given=()):
     torch.backends.cudnn.benchmark = True  # fixed input shapes: pick the fastest kernels once
     torch.manual_seed(config.seed + context.rank)  # ranks differ in dropout, not in init (DDP broadcasts)
     index = load_index(config.data.data)
-    train, validation = training_videos(config.data, index, config.seed)
+    train, validation = training_videos(config.data, index, config.seed,
+                                        output if resume else None)
     with ExitStack() as held:
         if context.is_main:
             held.enter_context(folder_lock(output))
             (output / "config.json").write_text(json.dumps(config.as_dict(), indent=1) + "\n")
+            write_json(output / "split.json", {"train": [v for v, _ in train],
+                                               "validation": [v for v, _ in validation]})
             print(f"{len(train)} training and {len(validation)} validation videos, "
                   f"{len(index['classes'])} classes -> {output}")
         model = build_model(config.model, len(index["classes"]))
@@ -130,7 +142,9 @@ def _train_epochs(config, model, wrapped, videos, optimizer, scheduler, state, c
         if validation_loader:
             logits, labels = predict(model, validation_loader, context)
             metrics["val_top1"] = accuracy_report(logits, labels, index["classes"])["top1"]
-        improved = metrics.get("val_top1", 0.0) > state["best_val_top1"] or not validation_loader
+        # ties go to the later epoch: further along the schedule, and never an early epoch
+        # that happened to reach a saturated validation score first
+        improved = metrics.get("val_top1", 0.0) >= state["best_val_top1"] or not validation_loader
         state = {"epoch": epoch, "history": [*state["history"], metrics],
                  "best_val_top1": max(state["best_val_top1"], metrics.get("val_top1", -1.0))}
         rng = {"rng": all_gather(torch.get_rng_state(), context),

@@ -211,6 +211,25 @@ def test_shifted_model_follows_the_number_of_segments():
     assert not torch.allclose(as_three, as_one.reshape(2, 3, -1).mean(dim=1))
 
 
+def test_temporal_shift_stays_within_each_crop():
+    # evaluation with several crops puts them one after another along T; each must be a clip
+    # of its own, or the first segment of crop 2 is shifted into the last of crop 1
+    from teamnet.distributed import Context
+    from teamnet.evaluate import clip_logits
+    torch.manual_seed(0)
+    model = TEAMNet(3, "resnet18", "resnet18", temporal_shift=True).eval()
+    context = Context(0, 0, 1, torch.device("cpu"))
+    crops = [{"iframe": torch.randint(0, 256, (2, 3, 32, 32, 3), dtype=torch.uint8),
+              "mv": torch.randint(-20, 20, (2, 3, 32, 32, 2), dtype=torch.int8),
+              "residual": torch.randint(-50, 50, (2, 3, 32, 32, 3), dtype=torch.int8)}
+             for _ in range(2)]  # (N, T, H, W, C) as the loader makes them
+    joined = {m: torch.cat([c[m] for c in crops], dim=1) for m in crops[0]}  # crop after crop
+    with torch.no_grad():
+        each = torch.stack([clip_logits(model, c, 1, context) for c in crops]).mean(dim=0)
+        torch.testing.assert_close(clip_logits(model, joined, 2, context), each)
+        assert not torch.allclose(clip_logits(model, joined, 1, context), each)  # the old way
+
+
 def test_pretrained_weights_from_files(tmp_path):
     for arch in ("resnet18", "resnet34"):
         torch.save(getattr(torchvision.models, arch)().state_dict(), tmp_path / f"{arch}.pth")

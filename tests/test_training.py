@@ -192,6 +192,30 @@ def test_validation_is_held_out_per_class():
     assert hold_out(entries, 0.2, seed=0) == (train, validation)
 
 
+def test_validation_holds_out_whole_groups():
+    # UCF-101: clips cut from one long video share a group (v_Class_gNN_cMM); a validation
+    # clip whose group trains would be recognised by its scene, not its action
+    entries = [(f"C{c}/v_C{c}_g{g:02d}_c{k:02d}", c) for c in range(3) for g in range(1, 8)
+               for k in range(1, 5)]
+    group = lambda video: video.split("_g")[1][:2]
+    for seed in range(5):
+        train, validation = hold_out(entries, 0.2, seed)
+        assert sorted(train + validation) == sorted(entries)
+        for c in range(3):
+            held = {group(v) for v, label in validation if label == c}
+            trained = {group(v) for v, label in train if label == c}
+            assert held and not held & trained
+            assert 4 <= sum(1 for _, label in validation if label == c) <= 8  # ~20% of 28
+    # another naming: a pattern whose first group names the source video
+    other = [(f"walk/person{p}_take{t}", 0) for p in range(5) for t in range(3)]
+    _, validation = hold_out(other, 0.2, 0, pattern=r"(person\d+)_take")
+    assert len({v.split("_")[0] for v, _ in validation}) == 1 and len(validation) == 3
+    _, validation = hold_out(other, 0.2, 0, pattern="none")  # one group a video
+    assert len(validation) == 3 and len({v.split("_")[0] for v, _ in validation}) >= 1
+    with pytest.raises(SplitError, match="not a regular expression"):
+        hold_out(other, 0.2, 0, pattern="(")
+
+
 # --- end to end, DDP, resume --------------------------------------------------------------------
 
 @pytest.fixture(scope="module")
@@ -309,5 +333,7 @@ def test_default_training_set_leaves_out_the_test_list(tmp_path, motion):
         "--epochs", "1", "--output", str(tmp_path / "run"), *SMALL, "--workers", "0"])
     assert result.exit_code == 0, result.output
     assert "48 training and 0 validation videos" in result.output  # 72 videos - 24 test
+    split = json.loads((tmp_path / "run" / "split.json").read_text())  # auditable
+    assert len(split["train"]) == 48 and split["validation"] == []
     report = json.loads((tmp_path / "run" / "test_metrics.json").read_text())
     assert report["videos"] == 24 and report["protocol"]["num_segments"] == 25
