@@ -329,7 +329,8 @@ def demo(workdir, workers, epochs):
                    "--shard-size", 2]),
         (train, ["--data", workdir / "extracted", "--output", workdir / "run", "--epochs", epochs,
                  "--lr-steps", epochs, "--iframe-arch", "resnet18", "--num-segments", 4,
-                 "--input-size", 112, "--batch-size", 4, "--val-fraction", 0, "--workers", workers]),
+                 "--input-size", 112, "--batch-size", 4, "--val-fraction", 0, "--workers", workers,
+                 "--pretrained", "none"]),  # offline: no download
         (evaluate, ["--checkpoint", workdir / "run" / "best.pt", "--workers", workers]),
     )
     for command, args in steps:

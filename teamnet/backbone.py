@@ -48,8 +48,11 @@ def resnet_state_dict(pretrained, arch):
             weights = torchvision.models.get_model_weights(arch).DEFAULT
             return weights.get_state_dict(progress=False)
         except Exception as error:  # offline machines end here
-            raise SetupError(f"cannot fetch ImageNet weights for {arch} ({error}); pass a "
-                               f"torchvision state dict file or a folder with {arch}.pth") from None
+            raise SetupError(
+                f"cannot fetch torchvision's ImageNet weights for {arch} ({type(error).__name__}); "
+                f"on a machine without internet pass --pretrained FILE (a torchvision state dict) "
+                f"or --pretrained FOLDER (holding {arch}.pth), or --pretrained none to train from "
+                "scratch") from None
     path = Path(pretrained)
     if path.is_dir():
         path = path / f"{arch}.pth"

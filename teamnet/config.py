@@ -77,6 +77,11 @@ class DataConfig:
     group_pattern: str = setting("auto", "Regex whose first group names the source video of a "
                                  "clip: its clips are held out together. auto: UCF-101's "
                                  "_gNN_ when every name has it, else none (one a video).")
+    flip: str = setting("on", "Horizontal flips in training (p = 0.5): on for UCF-101 or "
+                        "Kinetics; off where classes are defined by direction "
+                        "(Something-Something, Jester).", choices=("on", "off"))
+    flip_pairs: str = setting(None, "With --flip on: a file of 'class,class' lines, pairs of "
+                              "classes a flip turns into each other (left/right).", path="file")
     num_segments: int = setting(8, "Segments (GOPs) per training clip.", minimum=1)
     input_size: int = setting(224, "Side of the square network input, in pixels.", minimum=32)
     batch_size: int = setting(80, "Global batch size (split over the ranks).", minimum=1)
@@ -99,8 +104,9 @@ class ModelConfig:
     temporal_shift: bool = setting(False, "TSM shifts in the residual blocks.")
     dropout: float = setting(0.5, "Dropout before each branch's classifier.", minimum=0.0,
                              maximum=1.0)
-    pretrained: str = setting(None, "'imagenet' or torchvision ResNet weights: a .pth file or a "
-                              "folder of <arch>.pth.")
+    pretrained: str = setting("imagenet", "Initial weights of the ResNet branches: imagenet "
+                              "(torchvision's, downloaded once), a torchvision state dict file "
+                              "or a folder of <arch>.pth, or none (random, from scratch).")
     init_from: str = setting(None, "Start from a TEAM-Net checkpoint (other classes: heads "
                              "re-initialised).", path="file")
 

@@ -22,10 +22,14 @@ class ClipDataset(Dataset):
     (T, size, size, C), channels last, for the modalities asked for (T x crops in evaluation),
     and the label; transforms.normalise makes network inputs of them."""
 
-    def __init__(self, root, entries, modalities, segments, input_size, train, seed=0, crops=1):
+    def __init__(self, root, entries, modalities, segments, input_size, train, seed=0, crops=1,
+                 flip=True, flip_pairs=None):
         self.root, self.entries = root, list(entries)
         self.modalities, self.segments, self.input_size = tuple(modalities), segments, input_size
         self.train, self.seed, self.crops = train, seed, crops
+        # training flips (with p = 0.5); a flipped clip of a class in flip_pairs ({label:
+        # label}, both ways) takes the paired class: "swiping left" flipped is "swiping right"
+        self.flip, self.flip_pairs = flip, flip_pairs or {}
         index = load_index(root)
         self.p_stride = index["settings"]["p_stride"]
         self.needs_p_frames = bool({"mv", "residual"} & set(self.modalities))
@@ -53,8 +57,10 @@ class ClipDataset(Dataset):
         gops, slots = sample_clip(self.num_p[i], self.segments, self.needs_p_frames, rng,
                                   self.p_stride)
         frames = self.reader.read(video, gops, slots, self.modalities)
-        crops = [train_crop(*self.sizes[i], rng)] if self.train else eval_crops(
+        crops = [train_crop(*self.sizes[i], rng, self.flip)] if self.train else eval_crops(
             *self.sizes[i], self.crops)
+        if self.train and crops[0].flip:
+            label = self.flip_pairs.get(label, label)
         clip = {m: torch.cat([apply_crop(frames[m], crop, self.input_size, is_mv=m == "mv")
                               for crop in crops]).permute(0, 2, 3, 1).contiguous()  # no copy
                 for m in self.modalities}

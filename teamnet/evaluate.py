@@ -71,7 +71,7 @@ def evaluate_checkpoint(config):
     entries = (read_list(config.list, index, "test", config.list_format, config.split)
                if config.list else [(v["id"], v["label"]) for v in index["videos"]])
     context = setup(config.device)
-    model = build_model(trained.model, len(index["classes"]))
+    model = build_model(trained.model, len(index["classes"]), initialise=False)
     checkpoint.load_model_state(model, saved["model"], config.checkpoint)
     model.to(context.device)
     dataset = ClipDataset(config.data, entries, model.modalities, config.num_segments,

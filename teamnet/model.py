@@ -128,9 +128,11 @@ class CoViAR(SegmentNet):
                          fusion_weights=dict(zip(MODALITIES, fusion_weights)), joint_loss=False)
 
 
-def build_model(config, num_classes):
-    """The model a ModelConfig describes (teamnet.config)."""
-    common = dict(dropout=config.dropout, pretrained=config.pretrained)
+def build_model(config, num_classes, initialise=True):
+    """The model a ModelConfig describes (teamnet.config). initialise=False skips the
+    pretrained weights (a checkpoint's weights are about to replace them anyway)."""
+    pretrained = config.pretrained if initialise and config.pretrained != "none" else None
+    common = dict(dropout=config.dropout, pretrained=pretrained)
     if config.model == "teamnet":
         return TEAMNet(num_classes, config.iframe_arch, config.pframe_arch, config.team_positions,
                        config.team_arrangement, temporal_shift=config.temporal_shift, **common)

@@ -168,6 +168,23 @@ def group_key(pattern, entries):
     return key
 
 
+def read_flip_pairs(path, classes):
+    """{label: label} of a file of "class,class" lines (either way round), for ClipDataset."""
+    label_of = {name: label for label, name in enumerate(classes)}
+    pairs = {}
+    for number, line in _lines(path):
+        names = [name.strip() for name in line.split(",")]
+        if len(names) != 2 or any(name not in label_of for name in names):
+            raise SplitError(f"{path}:{number}: expected 'class,class' naming two of the "
+                             f"dataset's {len(classes)} classes, got {line!r}")
+        first, second = (label_of[name] for name in names)
+        for a, b in ((first, second), (second, first)):
+            if pairs.get(a, b) != b:
+                raise SplitError(f"{path}:{number}: {classes[a]!r} is paired twice")
+            pairs[a] = b
+    return pairs
+
+
 def hold_out(entries, fraction, seed, pattern="auto"):
     """Split entries into (train, validation), holding out about `fraction` of each class
     (at least one group from every class that has two or more groups), reproducibly from

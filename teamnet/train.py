@@ -25,7 +25,7 @@ from .evaluate import check_classes, predict
 from .metrics import accuracy_report
 from .model import build_model, load_weights
 from .progress import EpochLog
-from .splits import hold_out, read_list
+from .splits import hold_out, read_flip_pairs, read_list
 from .transforms import normalise
 
 
@@ -96,6 +96,10 @@ def run(config, resume=False, given=()):
     index = load_index(config.data.data)
     train, validation = training_videos(config.data, index, config.seed,
                                         output if resume else None)
+    if config.data.flip_pairs:  # refused before anything is written, like the weights below
+        read_flip_pairs(config.data.flip_pairs, index["classes"])
+    # built before anything is written: weights that cannot be had stop the run here
+    model = build_model(config.model, len(index["classes"]), initialise=not resume)
     with ExitStack() as held:
         if context.is_main:
             held.enter_context(folder_lock(output))
@@ -104,7 +108,6 @@ def run(config, resume=False, given=()):
                                                "validation": [v for v, _ in validation]})
             print(f"{len(train)} training and {len(validation)} validation videos, "
                   f"{len(index['classes'])} classes -> {output}")
-        model = build_model(config.model, len(index["classes"]))
         if config.model.init_from and not resume:
             _initialise(model, config.model.init_from, index, context)
         cuda = context.device.type == "cuda"
@@ -181,8 +184,9 @@ def _restore(saved, model, optimizer, scheduler, context, output, config):
 
 def _loader(config, entries, modalities, context, train_mode):
     data = config.data
+    pairs = data.flip_pairs and read_flip_pairs(data.flip_pairs, load_index(data.data)["classes"])
     dataset = ClipDataset(data.data, entries, modalities, data.num_segments, data.input_size,
-                          train_mode, config.seed)
+                          train_mode, config.seed, flip=data.flip == "on", flip_pairs=pairs)
     per_rank = max(1, data.batch_size // context.world_size)
     per_rank = min(per_rank, -(-len(dataset) // context.world_size))  # small datasets
     return make_loader(dataset, per_rank, data.workers, context.rank, context.world_size,

@@ -30,16 +30,17 @@ class Crop:
     flip: bool = False
 
 
-def train_crop(height, width, rng):
+def train_crop(height, width, rng, flip=True):
     """TSN's multi-scale corner crop: side lengths from SCALES x the shorter side (aspect
-    distorted by at most one step), placed at a corner or the centre; flip with p = 0.5."""
+    distorted by at most one step), placed at a corner or the centre; flip with p = 0.5
+    (never with flip=False; the same random numbers are drawn either way)."""
     base = min(height, width)
     sides = [int(base * scale) for scale in SCALES]
     pairs = [(w, h) for i, h in enumerate(sides) for j, w in enumerate(sides) if abs(i - j) <= 1]
     crop_w, crop_h = pairs[rng.integers(len(pairs))]
     dx, dy = width - crop_w, height - crop_h
     x, y = [(0, 0), (dx, 0), (0, dy), (dx, dy), (dx // 2, dy // 2)][rng.integers(5)]
-    return Crop(x, y, crop_w, crop_h, bool(rng.random() < 0.5))
+    return Crop(x, y, crop_w, crop_h, bool(rng.random() < 0.5) and flip)
 
 
 def eval_crops(height, width, count=1):

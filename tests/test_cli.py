@@ -73,7 +73,7 @@ def test_demo_then_train_and_evaluate(runner, tmp_path):
         "train", "--data", str(data), "--test-list", str(tmp_path / "test.txt"),
         "--output", str(tmp_path / "run64"), "--epochs", "1", "--iframe-arch", "resnet18",
         "--num-segments", "2", "--input-size", "64", "--batch-size", "2", "--val-fraction", "0",
-        "--workers", "0"])
+        "--workers", "0", "--pretrained", "none"])
     assert result.exit_code == 0, result.output
     tested = json.loads((tmp_path / "run64" / "test_metrics.json").read_text())
     assert tested["protocol"]["input_size"] == 64 and tested["videos"] == 2

@@ -22,8 +22,8 @@ from teamnet import checkpoint
 
 TEAMNET = [sys.executable, "-c", "import cli; cli.main()"]
 ROOT = Path(__file__).parent.parent
-SMALL = ["--iframe-arch", "resnet18", "--num-segments", "2", "--input-size", "32",
-         "--batch-size", "2", "--workers", "0", "--val-fraction", "0"]
+SMALL = ["--pretrained", "none", "--iframe-arch", "resnet18", "--num-segments", "2",
+         "--input-size", "32", "--batch-size", "2", "--workers", "0", "--val-fraction", "0"]
 
 
 def invoke(*args):

@@ -14,14 +14,15 @@ from click.testing import CliRunner
 
 import motion_dataset
 from cli import main
-from teamnet.data import EpochSampler
+from preprocess.store import load_index
+from teamnet.data import ClipDataset, EpochSampler
 from teamnet.sampling import sample_clip, segment_positions
-from teamnet.splits import SplitError, hold_out, read_list
+from teamnet.splits import SplitError, hold_out, read_flip_pairs, read_list
 from teamnet.transforms import Crop, apply_crop, eval_crops, normalise, train_crop
 
 TEAMNET_CLI = str(Path(sys.executable).parent / "teamnet")
-SMALL = ["--iframe-arch", "resnet18", "--num-segments", "4", "--input-size", "32",
-         "--batch-size", "8"]
+SMALL = ["--pretrained", "none", "--iframe-arch", "resnet18", "--num-segments", "4",
+         "--input-size", "32", "--batch-size", "8"]
 
 
 # --- sampling (docs/REPRESENTATION.md section 6) -------------------------------------------------
@@ -324,6 +325,46 @@ def test_bad_configuration_is_named(tmp_path, motion):
     result = runner.invoke(main, ["evaluate", "--checkpoint", str(tmp_path / "one" / "best.pt"),
                                   "--data", str(fewer), "--workers", "0"])
     assert result.exit_code == 1 and "trained on 4 classes" in result.output and "has 3" in result.output
+
+
+def test_imagenet_weights_by_default_and_a_clear_stop_without_them(tmp_path, motion,
+                                                                     monkeypatch):
+    # the default is the paper's ImageNet initialisation; where it cannot be fetched (here a
+    # proxy that refuses, as on an offline node) the run stops before writing anything
+    data, train_list, _ = motion
+    monkeypatch.setenv("TORCH_HOME", str(tmp_path / "torch"))
+    for proxy in ("HTTPS_PROXY", "https_proxy", "HTTP_PROXY", "http_proxy"):
+        monkeypatch.setenv(proxy, "http://127.0.0.1:9")
+    result = CliRunner().invoke(main, ["train", "--data", str(data), "--train-list",
+                                       str(train_list), "--output", str(tmp_path / "run"),
+                                       "--iframe-arch", "resnet18"])
+    assert result.exit_code == 1, result.output
+    assert "--pretrained none" in result.output and "--pretrained FILE" in result.output
+    assert not (tmp_path / "run").exists()
+
+
+def test_flips_off_and_flip_pairs(tmp_path, motion):
+    # direction classes: a flip must not happen (--flip off) or must swap the class
+    data, train_list, _ = motion
+    index = load_index(data)
+    up, down = index["classes"].index("up"), index["classes"].index("down")
+    entries = [(v["id"], v["label"]) for v in index["videos"] if v["class"] in ("up", "down")]
+    (tmp_path / "pairs.txt").write_text("# a flip turns one into the other (here, to test)\nup,down\n")
+    pairs = read_flip_pairs(tmp_path / "pairs.txt", index["classes"])
+    assert pairs == {up: down, down: up}
+    for flip, flip_pairs, swapped in ((False, None, False), (True, None, False),
+                                      (True, pairs, True)):
+        dataset = ClipDataset(data, entries, ("mv",), 2, 32, train=True, flip=flip,
+                              flip_pairs=flip_pairs)
+        changed = [dataset[(epoch, i)][1] != entries[i][1]
+                   for epoch in range(4) for i in range(len(entries))]
+        assert any(changed) == swapped and (not swapped or 0.3 < np.mean(changed) < 0.7)
+        if not flip:  # never flipped: the MV x channel keeps its sign (vertical motion: ~0)
+            crops = [train_crop(64, 64, np.random.default_rng(k), flip=False) for k in range(50)]
+            assert not any(c.flip for c in crops)
+    (tmp_path / "bad.txt").write_text("up,sideways\nup,still\n")
+    with pytest.raises(SplitError, match="bad.txt:2: 'up' is paired twice"):
+        read_flip_pairs(tmp_path / "bad.txt", index["classes"])
 
 
 def test_default_training_set_leaves_out_the_test_list(tmp_path, motion):
