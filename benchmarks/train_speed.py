@@ -49,7 +49,7 @@ def main():
     dataset = ClipDataset(data, (videos * args.clips)[:args.clips], model.modalities,
                           args.segments, args.size, train=True)
     loader = make_loader(dataset, args.batch, args.workers, train=True, pin_memory=cuda)
-    optimizer = torch.optim.SGD(parameter_groups(model, 5e-4), lr=0.001, momentum=0.9)
+    optimizer = torch.optim.SGD(parameter_groups(model, 5e-4, 0.001), lr=0.001, momentum=0.9)
     passes = []
     for epoch in range(args.passes + 1):
         loader.sampler.set_epoch(epoch)

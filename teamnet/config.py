@@ -120,6 +120,9 @@ class OptimConfig:
     momentum: float = setting(0.9, "SGD momentum.", minimum=0.0)
     weight_decay: float = setting(5e-4, "On conv and linear weights only.", minimum=0.0)
     clip_grad: float = setting(20.0, "Max gradient norm (0: off).", minimum=0.0)
+    head_lr_mult: float = setting(1.0, "Learning rate of the classifier heads x this (the "
+                                  "reference code: 5 for weights, 10 for biases).",
+                                  minimum=0.0)
 
 
 @dataclass

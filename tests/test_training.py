@@ -327,6 +327,23 @@ def test_bad_configuration_is_named(tmp_path, motion):
     assert result.exit_code == 1 and "trained on 4 classes" in result.output and "has 3" in result.output
 
 
+def test_parameter_groups_decay_and_head_learning_rate():
+    from teamnet.model import TEAMNet
+    from teamnet.train import parameter_groups
+    model = TEAMNet(4, "resnet18", "resnet18")
+    groups = parameter_groups(model, 5e-4, 0.01, head_lr_mult=5)
+    owner = {id(p): name for name, p in model.named_parameters()}
+    seen = [owner[id(p)] for group in groups for p in group["params"]]
+    assert sorted(seen) == sorted(owner.values())  # every parameter exactly once
+    for group in groups:
+        for parameter in group["params"]:
+            name = owner[id(parameter)]
+            assert group["lr"] == (0.05 if name.startswith("heads.") else 0.01), name
+            decays = name.endswith("weight") and parameter.dim() > 1  # conv and linear weights
+            assert group["weight_decay"] == (5e-4 if decays else 0.0), name
+    assert len(parameter_groups(model, 5e-4, 0.01)) == 2  # no multiplier: decay or not
+
+
 def test_imagenet_weights_by_default_and_a_clear_stop_without_them(tmp_path, motion,
                                                                      monkeypatch):
     # the default is the paper's ImageNet initialisation; where it cannot be fetched (here a
