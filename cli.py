@@ -5,6 +5,7 @@ hold every default, choice and help text; commands build their settings from the
 keyword. Heavy modules (PyAV, torch) are imported inside the commands that need them.
 """
 import json
+import shutil
 import sys
 import tempfile
 from dataclasses import MISSING, fields
@@ -320,6 +321,8 @@ def demo(workdir, workers, epochs):
     """
     from preprocess.samples import sample_dataset
     workdir = workdir or Path(tempfile.mkdtemp(prefix="teamnet-demo-"))
+    if (workdir / "run").is_dir():  # the demo's own run: a rerun trains it anew
+        shutil.rmtree(workdir / "run")
     raw = sample_dataset(workdir / "raw")
     click.echo(f"sample clips in {raw}")
     context = click.get_current_context()

@@ -107,6 +107,10 @@ def run(config, resume=False, given=()):
     with ExitStack() as held:
         if context.is_main:
             held.enter_context(folder_lock(output))
+            if not resume and (output / "last.pt").exists():
+                raise checkpoint.CheckpointError(
+                    f"{output} already holds a run (last.pt): --resume continues it; to start "
+                    "over, choose another --output or remove that one")
             (output / "config.json").write_text(json.dumps(config.as_dict(), indent=1) + "\n")
             write_json(output / "split.json", {"train": [v for v, _ in train],
                                                "validation": [v for v, _ in validation]})

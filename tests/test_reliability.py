@@ -269,6 +269,8 @@ def test_a_checkpoint_that_is_not_one_is_named(dataset, tmp_path):
     result = invoke("train", "--data", extracted, "--output", tmp_path / "run", "--epochs", "1",
                     *SMALL)
     assert result.exit_code == 0, result.output
+    result = invoke("train", "--data", extracted, "--output", tmp_path / "run", *SMALL)
+    assert result.exit_code == 1 and "already holds a run" in result.output  # not overwritten
     saved = torch.load(tmp_path / "run" / "last.pt", weights_only=True)
     saved["config"]["model"]["pframe_arch"] = "resnet34"
     torch.save(saved, tmp_path / "other.pt")
