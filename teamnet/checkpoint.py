@@ -7,6 +7,8 @@ import torch
 from preprocess.atomic import NO_SPACE, atomic_output, is_disk_full
 from preprocess.errors import TeamnetError
 
+from .config import TrainConfig
+
 REQUIRED = ("model", "config", "classes")  # what every checkpoint of `teamnet train` holds
 
 
@@ -50,7 +52,6 @@ def load(path, check=True):
 
 def trained_config(state, path):
     """The TrainConfig a checkpoint was trained with."""
-    from .config import TrainConfig
     try:
         return TrainConfig.from_dict(state["config"])
     except (TypeError, KeyError, AttributeError) as error:

@@ -46,7 +46,8 @@ def next_shard_number(names, part=None):
                    default=-1)
 
 
-_UNREADABLE = (OSError, KeyError, ValueError, TypeError)  # what h5py and json raise on damage
+# What h5py and json raise on a damaged file (a failed checksum is an OSError)
+UNREADABLE = (OSError, KeyError, ValueError, TypeError, IndexError)
 
 
 def _read_shard(path):
@@ -67,7 +68,7 @@ def check_shard(path):
     try:
         with h5py.File(path, "r"):
             pass
-    except _UNREADABLE as error:
+    except UNREADABLE as error:
         raise _unreadable(path, error) from None
 
 
@@ -76,7 +77,7 @@ def read_shard(path):
     file if it cannot be read (truncated, overwritten, not HDF5, not a shard)."""
     try:
         return _read_shard(path)
-    except _UNREADABLE as error:
+    except UNREADABLE as error:
         raise _unreadable(path, error) from None
 
 
@@ -87,7 +88,7 @@ def set_aside_broken(root):
     for shard in sorted(Path(root).glob(SHARD_GLOB)):
         try:
             _read_shard(shard)
-        except _UNREADABLE as error:
+        except UNREADABLE as error:
             shard.rename(shard.with_name(shard.name + ".broken"))
             broken.append((shard, short(error)))
     return broken

@@ -5,9 +5,7 @@ import h5py
 import numpy as np
 
 from .index import load_index
-from .layout import StoreError, short
-
-_DAMAGE = (OSError, KeyError, ValueError, IndexError)  # what h5py raises on damaged files
+from .layout import UNREADABLE, StoreError, short
 
 
 def _damaged(root, video, error):
@@ -35,7 +33,7 @@ def read_video(root, video_id):
                       "mvs": group["mvs"][:, :max_p].astype(np.int16),
                       "residuals": group["residuals"][:, :max_p].astype(np.int16),
                       "num_p": group["num_p"][()].astype(np.int64)}
-    except _DAMAGE as error:
+    except UNREADABLE as error:
         raise _damaged(root, video, error) from None
     return {**arrays, "label": video["label"], "class_name": video["class"], "fps": video["fps"],
             "p_stride": index["settings"]["p_stride"]}
@@ -77,7 +75,7 @@ class ClipReader:
                 dataset = self._dataset(video, DATASETS[modality])
                 frames[modality] = np.stack([dataset[g] for g in gops] if modality == "iframe"
                                             else [dataset[g, k] for g, k in zip(gops, p_slots)])
-        except _DAMAGE as error:
+        except UNREADABLE as error:
             raise _damaged(self.root, video, error) from None
         return frames
 

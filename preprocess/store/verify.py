@@ -10,7 +10,7 @@ import h5py
 from tqdm import tqdm
 
 from .index import load_index
-from .layout import _UNREADABLE, SHARD_GLOB, StoreError, read_shard, short
+from .layout import UNREADABLE, SHARD_GLOB, StoreError, read_shard, short
 
 STREAMS = ("iframes", "mvs", "residuals", "num_p")
 
@@ -32,7 +32,7 @@ def _check_group(group, entry):
         for gop in range(len(dataset)):  # a GOP at a time: every chunk is read and checked
             try:
                 dataset[gop]
-            except _UNREADABLE as error:
+            except UNREADABLE as error:
                 problems.append(f"{name}, GOP {gop}: damaged ({short(error)})")
     if max(num_p, default=0) > group["mvs"].shape[1]:
         problems.append("num_p counts more P-frames than the datasets hold")
@@ -60,7 +60,7 @@ def _check_shard(path, entries, settings):
                                            "rebuilds it)"))
             try:
                 found = _check_group(shard["videos"][attributes["group"]], entry)
-            except _UNREADABLE as error:
+            except UNREADABLE as error:
                 found = [f"damaged ({short(error)})"]
             problems += [(video_id, problem) for problem in found]
     return problems
