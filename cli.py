@@ -15,7 +15,7 @@ import click
 from click.core import ParameterSource
 
 from preprocess.errors import TeamnetError
-from preprocess.settings import EncodeSettings, ExtractSettings, ParallelSettings
+from preprocess.settings import EncodeSettings, ExtractSettings, ParallelSettings, option_name
 from teamnet.config import DataConfig, EvalConfig, ModelConfig, OptimConfig, TrainConfig
 
 VIDEO_TOOLS = {"av", "ffmpeg", "imageio_ffmpeg", "numba", "skvideo"}
@@ -66,7 +66,7 @@ def _parsed(parse):
 def _option(setting):
     """The click option of one settings field: --field-name, with its default, type, help."""
     meta, default = setting.metadata, setting.default
-    name = "--" + setting.name.replace("_", "-")
+    name = option_name(setting.name)
     if setting.type is bool:
         return click.option(name, setting.name, is_flag=True, default=default, help=meta["help"])
     kwargs = {"default": None if default is MISSING else default, "help": meta["help"],

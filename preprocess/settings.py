@@ -30,6 +30,11 @@ def setting(default, help, *, choices=None, minimum=None, maximum=None, parse=No
         "parse": parse, "show": show, "path": path, "required": required, "metavar": metavar})
 
 
+def option_name(field_name):
+    """The command-line option of a settings field: lr_steps -> --lr-steps."""
+    return "--" + field_name.replace("_", "-")
+
+
 def parse_size(text):
     """"340x256" -> (340, 256): both sides positive and even (yuv420p needs even sides)."""
     try:

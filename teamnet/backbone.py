@@ -12,7 +12,7 @@ from torch import nn
 
 from preprocess.errors import SetupError
 
-from .config import ARCHS, POSITIONS
+from .config import ARCHS
 
 
 class TemporalShift(nn.Module):

@@ -12,7 +12,7 @@ the settings never imports torch.
 from dataclasses import asdict, dataclass, field, fields, is_dataclass
 
 from preprocess.errors import SettingsError
-from preprocess.settings import setting
+from preprocess.settings import option_name, setting
 
 MODELS = ("teamnet", "tsn", "coviar")
 MODALITIES = ("iframe", "mv", "residual")
@@ -163,7 +163,7 @@ class TrainConfig:
         if fixed:
             raise SettingsError(
                 f"--resume continues the run as it was configured; these options differ from "
-                f"its config.json and cannot change: {', '.join(_option(n) for n in fixed)} "
+                f"its config.json and cannot change: {', '.join(option_name(n) for n in fixed)} "
                 "(start a new --output to change them)")
         taken = lambda steps: sorted(step for step in steps if step <= next_epoch)
         if "lr_steps" in changed and taken(theirs["lr_steps"]) != taken(mine["lr_steps"]):
@@ -217,10 +217,6 @@ class EvalConfig:
 
 # What a resumed run may change: how long it runs and where, never what it learns from or how.
 RESUMABLE = ("epochs", "lr_steps", "workers", "device", "compile", "test_list", "output")
-
-
-def _option(name):
-    return "--" + name.replace("_", "-")
 
 
 def sections(config_class):
