@@ -10,6 +10,8 @@ from preprocess.extract import extract_dataset  # noqa: E402
 from preprocess.settings import EncodeSettings, ExtractSettings, ParallelSettings  # noqa: E402
 from preprocess.samples import sample_folder  # noqa: E402
 
+import motion_dataset  # noqa: E402
+
 
 @pytest.fixture(scope="session")
 def ffmpeg_binary():
@@ -35,3 +37,10 @@ def pipeline(ffmpeg_binary):
             encoded, extracted, ExtractSettings(storage=storage, shard_size=shard_size), parallel)
         return encoded, extracted, failures
     return run
+
+
+@pytest.fixture(scope="session")
+def motion(tmp_path_factory):
+    """Local motion: a patch moving still, up, down or sideways over a static background
+    (tests/motion_dataset.py): (extracted folder, train list, test list)."""
+    return motion_dataset.build(tmp_path_factory.mktemp("motion"), "patch")

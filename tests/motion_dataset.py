@@ -1,9 +1,15 @@
-"""A dataset whose classes differ only in motion direction, built through the real pipeline.
+"""Datasets whose classes differ only in motion, built through the real pipeline.
 
-Every video pans a texture of its own (random appearance) from a random start, so one frame
-says nothing about the class: only motion does. Classes: still, up, down, sideways (left or
-right at random): horizontal flips, which negate MV x, must not change the class.
+Every video has an appearance of its own (random textures) and a random start, so one frame
+says nothing about the class: only motion does. Three sets:
+- "pan": the whole frame pans; classes still, up, down, sideways (left or right at random).
+- "patch": a small textured patch moves over a static textured background, wrapping around
+  the edges (local motion, as in action videos); the same classes. Horizontal flips, which
+  negate MV x, leave every class as it is: train with flips.
+- "direction": the patch moves right, left, down or up. A flip turns right into left: train
+  with `--flip off` (or `--flip-pairs` with the pair right,left).
 """
+import json
 from pathlib import Path
 
 import numpy as np
@@ -13,26 +19,41 @@ from preprocess.encode import encode_dataset
 from preprocess.extract import extract_dataset
 from preprocess.settings import EncodeSettings, ExtractSettings, ParallelSettings
 
-DIRECTIONS = {"still": (0, 0), "up": (0, -3), "down": (0, 3), "sideways": (3, 0)}
+CLASSES = {
+    "pan": {"still": (0, 0), "up": (0, -3), "down": (0, 3), "sideways": (3, 0)},
+    "patch": {"still": (0, 0), "up": (0, -3), "down": (0, 3), "sideways": (3, 0)},
+    "direction": {"right": (3, 0), "left": (-3, 0), "down": (0, 3), "up": (0, -3)},
+}
+PATCH = 3 / 8  # side of the moving patch, relative to the frame's (24 px of 64)
 
 
-def build(root, per_class_train=12, per_class_test=6, frames=48, size=64, seed=0):
-    """Returns (extracted folder, train list, test list) under root."""
+def build(root, kind="pan", per_class_train=12, per_class_test=6, frames=48, size=64, seed=0):
+    """Returns (extracted folder, train list, test list) under root. The patch sets also write
+    root/boxes.json: {video id: [[x0, y0] of the patch's corner in each frame]} (its side is
+    PATCH x size)."""
     root = Path(root)
     rng = np.random.default_rng(seed)
-    train, test = [], []
-    for name, (dx, dy) in DIRECTIONS.items():
+    train, test, boxes = [], [], {}
+    for name, (dx, dy) in CLASSES[kind].items():
         for n in range(per_class_train + per_class_test):
             video = f"{name}/{name}{n:02d}"
             speed = 1 + rng.integers(-1, 2) / 3  # speed varies a little
             sign = rng.choice([-1, 1]) if name == "sideways" else 1
-            clip = synthetic.pan(frames, size, size, round(sign * dx * speed), round(dy * speed),
-                                 seed=int(rng.integers(1 << 30)))
+            dx_, dy_ = round(sign * dx * speed), round(dy * speed)
+            appearance = int(rng.integers(1 << 30))
+            if kind == "pan":
+                clip = synthetic.pan(frames, size, size, dx_, dy_, seed=appearance)
+            else:
+                start = tuple(int(v) for v in rng.integers(0, size, 2))
+                clip, boxes[video] = synthetic.moving_square(
+                    frames, size, size, dx_, dy_, size=round(size * PATCH), start=start,
+                    seed=appearance)
             synthetic.write_video(_mkdir(root / "raw" / name) / f"{name}{n:02d}.mkv", clip)
             (train if n < per_class_train else test).append(video)
     parallel = ParallelSettings(workers=2)
     encode_dataset(root / "raw", root / "encoded", EncodeSettings(size=(size, size)), parallel)
     extract_dataset(root / "encoded", root / "data", ExtractSettings(shard_size=16), parallel)
+    (root / "boxes.json").write_text(json.dumps(boxes))
     for name, videos in (("train.txt", train), ("test.txt", test)):
         (root / name).write_text("".join(f"{v}.mp4\n" for v in videos))
     return root / "data", root / "train.txt", root / "test.txt"

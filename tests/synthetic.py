@@ -35,17 +35,20 @@ def pan(count, height, width, dx, dy, seed=0):
 
 
 def moving_square(count, height, width, dx, dy, size=48, start=(24, 24), seed=0):
-    """A textured square moving by (dx, dy) px per frame over a static textured background.
+    """A textured square moving by (dx, dy) px per frame over a static textured background,
+    wrapping around the frame's edges (what leaves on the right comes back on the left).
 
-    Returns (frames, boxes) with boxes[k] = (x0, y0) of the square's corner in frame k.
+    Returns (frames, boxes) with boxes[k] = (x0, y0) of the square's corner in frame k, taken
+    modulo the frame size.
     """
     background = texture(height, width, seed)
-    square = texture(size, size, seed + 1) // 2 + 100  # distinct from the background
+    layer, mask = np.zeros_like(background), np.zeros((height, width), bool)
+    layer[:size, :size] = texture(size, size, seed + 1) // 2 + 100  # distinct from the background
+    mask[:size, :size] = True
     frames, boxes = [], []
     for k in range(count):
-        x0, y0 = start[0] + dx * k, start[1] + dy * k
-        frame = background.copy()
-        frame[y0:y0 + size, x0:x0 + size] = square
-        frames.append(frame)
+        x0, y0 = (start[0] + dx * k) % width, (start[1] + dy * k) % height
+        shown = np.roll(mask, (y0, x0), axis=(0, 1))
+        frames.append(np.where(shown[..., None], np.roll(layer, (y0, x0), axis=(0, 1)), background))
         boxes.append((x0, y0))
     return np.stack(frames), boxes

@@ -220,8 +220,9 @@ def test_validation_holds_out_whole_groups():
 # --- end to end, DDP, resume --------------------------------------------------------------------
 
 @pytest.fixture(scope="module")
-def motion(tmp_path_factory):
-    return motion_dataset.build(tmp_path_factory.mktemp("motion"))
+def directions(tmp_path_factory):
+    """A patch moving right, left, down or up: a horizontal flip turns right into left."""
+    return motion_dataset.build(tmp_path_factory.mktemp("directions"), "direction")
 
 
 def train_and_test(runner, motion, output, *options):
@@ -238,12 +239,12 @@ def train_and_test(runner, motion, output, *options):
 
 
 @pytest.mark.slow
-def test_teamnet_sees_motion_that_iframes_cannot_show(tmp_path, motion):
+def test_teamnet_sees_local_motion_that_iframes_cannot_show(tmp_path, motion):
     runner = CliRunner()
     teamnet = train_and_test(runner, motion, tmp_path / "teamnet")
     tsn = train_and_test(runner, motion, tmp_path / "tsn", "--model", "tsn")
-    assert teamnet["top1"] >= 0.85, teamnet["per_class"]
-    assert tsn["top1"] <= 0.5, tsn["per_class"]  # chance is 0.25; one frame shows no motion
+    assert teamnet["top1"] >= 0.9, teamnet["per_class"]
+    assert tsn["top1"] <= 0.4, tsn["per_class"]  # chance is 0.25; one frame shows no motion
     assert teamnet["videos"] == 24 and 0 <= teamnet["mean_class_accuracy"] <= 1
     assert set(teamnet["per_class"]) == {"still", "up", "down", "sideways"}
     assert (tmp_path / "teamnet" / "confusion.png").stat().st_size > 1000
@@ -252,6 +253,22 @@ def test_teamnet_sees_motion_that_iframes_cannot_show(tmp_path, motion):
     assert [json.loads(line)["epoch"] for line in lines] == list(range(14))
     assert json.loads((tmp_path / "teamnet" / "config.json").read_text())["model"]["model"] == "teamnet"
     assert any((tmp_path / "teamnet" / "tensorboard").iterdir())
+
+
+@pytest.mark.slow
+def test_direction_classes_learn_with_flips_off_or_swapped(tmp_path, directions):
+    # With plain flips, right and left become one class (measured: 0.71 top-1, right 0.33).
+    runner = CliRunner()
+    (tmp_path / "pairs.txt").write_text("right,left\n")
+    for name, options in (("off", ["--flip", "off"]),
+                          ("pairs", ["--flip-pairs", str(tmp_path / "pairs.txt")])):
+        teamnet = train_and_test(runner, directions, tmp_path / name, *options)
+        assert teamnet["top1"] >= 0.9, (name, teamnet["per_class"])
+        config = json.loads((tmp_path / name / "config.json").read_text())["data"]
+        assert config["flip"] == ("on" if name == "pairs" else "off")  # recorded
+        assert bool(config["flip_pairs"]) == (name == "pairs")
+    tsn = train_and_test(runner, directions, tmp_path / "tsn", "--model", "tsn", "--flip", "off")
+    assert tsn["top1"] <= 0.4, tsn["per_class"]
 
 
 @pytest.mark.slow
