@@ -16,7 +16,8 @@ from click.core import ParameterSource
 
 from preprocess.errors import TeamnetError
 from preprocess.settings import EncodeSettings, ExtractSettings, ParallelSettings, option_name
-from teamnet.config import DataConfig, EvalConfig, ModelConfig, OptimConfig, TrainConfig
+from teamnet.config import (DataConfig, EvalConfig, ModelConfig, OptimConfig, PredictConfig,
+                            TrainConfig)
 
 VIDEO_TOOLS = {"av", "ffmpeg", "imageio_ffmpeg", "numba", "skvideo"}
 
@@ -101,14 +102,14 @@ def build(settings_class, options):
     return settings_class(**{f.name: options[f.name] for f in fields(settings_class)})
 
 
-def _report(failures, report, notes=()):
+def _report(failures, report=None, notes=()):
     """Name every failed file with its reason, and what else the user must know (notes:
     (path, message)); exit non-zero if a file failed or a note is about lost output."""
     for path, message in notes:
         click.echo(f"{path}: {message}", err=True)
     if failures:
-        click.echo(f"\n{len(failures)} file(s) failed (also listed in {report} where it could "
-                   "be written):", err=True)
+        listed = f" (also listed in {report} where it could be written)" if report else ""
+        click.echo(f"\n{len(failures)} file(s) failed{listed}:", err=True)
         for path, reason in failures:
             click.echo(f"  {path}: {reason}", err=True)
     if failures or any("could not" in message for _, message in notes):
@@ -234,6 +235,30 @@ def verify(dst, as_json):
 
 
 @main.command()
+@click.argument("data", type=click.Path(exists=True, file_okay=False, path_type=Path))
+@click.argument("video_id")
+@click.option("--gop", type=click.IntRange(0), default=None,
+              help="GOP number, from 0 [default: the middle GOP].")
+@click.option("--out", type=click.Path(dir_okay=False, path_type=Path), default=None,
+              help="PNG to write [default: VIDEO_ID-gopK.png here, '/' as '__'].")
+def show(data, video_id, gop, out):
+    """Picture one GOP of an extracted video: its I-frame, then every stored P-frame's
+    accumulated motion vectors and residual, with their value ranges. Check your data here
+    before days of training on it."""
+    from preprocess.store import StoreError, read_video
+    from teamnet.pictures import gop_picture
+    video = read_video(data, video_id)
+    count = len(video["iframes"])
+    gop = count // 2 if gop is None else gop
+    if gop >= count:
+        raise StoreError(f"{data}: {video_id!r} has {count} GOPs, numbered 0 to {count - 1}")
+    out = out or Path(f"{video_id.replace('/', '__')}-gop{gop}.png")
+    gop_picture(video, gop, f"{video_id} ({video['class_name']}): GOP {gop} of 0-{count - 1}",
+                out)
+    click.echo(f"wrote {out}")
+
+
+@main.command()
 @options_from(DataConfig, ModelConfig, OptimConfig, TrainConfig)
 @click.option("--resume", is_flag=True,
               help="Continue the run in --output from last.pt, with that run's settings.")
@@ -284,6 +309,8 @@ def _evaluate(config, as_json=False):
         click.echo(f"  {name:<{width}}  {'-' if accuracy is None else f'{accuracy:.2%}'}")
     if "confusion_image" in report:
         click.echo(f"confusion matrix: {report['confusion_image']}")
+    for picture in report.get("cam_pictures", ()):
+        click.echo(f"class activation maps: {picture}")
     if as_json:
         click.echo(json.dumps(report))
     return report
@@ -305,6 +332,52 @@ def evaluate(as_json, **options):
         _evaluate(config, as_json)
     finally:
         cleanup()
+
+
+@main.command("predict")
+@click.argument("videos", nargs=-1, required=True,
+                type=click.Path(exists=True, path_type=Path))
+@options_from(PredictConfig)
+@click.option("--json", "as_json", is_flag=True,
+              help='One JSON line a video: {"video": PATH, "top": [{"class": NAME, '
+                   '"probability": P}, ...]}.')
+def predict_command(videos, as_json, **options):
+    """Classify video files (or every video in folders) with a checkpoint.
+
+    Each video is re-encoded in a temporary folder the way the checkpoint's dataset was
+    (`teamnet encode` settings recorded in it), extracted in memory, and scored with the
+    evaluation protocol: the same numbers `teamnet evaluate` gives after encode + extract.
+    Any file ffmpeg reads will do (H.264 with B-frames, audio, rotation, odd sizes).
+    """
+    from tqdm import tqdm
+
+    from preprocess.decode import VideoError
+    from preprocess.discover import find_videos
+    from preprocess.in_memory import MEMORY_SHARD, encoder_of, represent
+    from teamnet.predict import Predictor
+    predictor = Predictor(build(PredictConfig, options))
+    encoder = encoder_of(predictor.data_settings)
+    paths = [found for path in videos for found in (
+        [video.path for video in find_videos(path)] if path.is_dir() else [path])]
+    failures = []
+    for path in tqdm(paths, desc="predict", unit="video", disable=len(paths) < 2):
+        try:
+            file, index = represent(path, predictor.data_settings, encoder)
+        except VideoError as error:
+            failures.append((str(path), str(error)))
+            continue
+        with file:
+            probabilities, picture = predictor(index, {MEMORY_SHARD: file}, path.stem)
+        top = predictor.top(probabilities)
+        if as_json:
+            tqdm.write(json.dumps({"video": str(path), "top": [
+                {"class": name, "probability": p} for name, p in top]}))
+            continue
+        width = max(len(name) for name, _ in top)
+        tqdm.write(f"{path}" + (f"  (class activation maps: {picture})" if picture else ""))
+        for rank, (name, p) in enumerate(top, 1):
+            tqdm.write(f"  {rank:>2}  {name:<{width}}  {p:7.2%}")
+    _report(failures)
 
 
 @main.command()

@@ -95,7 +95,7 @@ def breakdown(shard, videos, frames):
             original = getattr(owner, attribute)
             patches.enter_context(mock.patch.object(owner, attribute, wrap(spent, name, original)))
         start = time.perf_counter()
-        extract_shard((shard, videos, ExtractSettings()))
+        extract_shard((shard, videos, ExtractSettings(), ExtractSettings().recorded()))
         total = time.perf_counter() - start
     spent["other"] = total - sum(spent.values())
     return {name: 1000 * seconds / frames for name, seconds in spent.items()}
@@ -120,7 +120,8 @@ def main():
         source_bytes = sum(p.stat().st_size for p in paths)
         results = {"machine": f"{platform.node()} {platform.processor() or platform.machine()}",
                    "frames": frames, "source_bytes_per_frame": source_bytes / frames}
-        extract_shard((work / "warmup.h5", videos[:1], ExtractSettings()))  # compile kernels
+        extract_shard((work / "warmup.h5", videos[:1], ExtractSettings(),
+                       ExtractSettings().recorded()))  # compile kernels
 
         ceiling = best(args.repeat, lambda: decode_rate(paths, False))
         results["ceiling_fps"] = ceiling
@@ -133,7 +134,7 @@ def main():
 
             def measure(shard=shard, settings=settings):
                 start = time.perf_counter()
-                extract_shard((shard, videos, settings))
+                extract_shard((shard, videos, settings, settings.recorded()))
                 return frames / (time.perf_counter() - start)
             rate = best(args.repeat, measure)
             size = shard.stat().st_size

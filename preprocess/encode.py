@@ -9,7 +9,7 @@ import json
 import os
 import shutil
 import subprocess
-from dataclasses import asdict, dataclass, replace
+from dataclasses import asdict, dataclass, fields, replace
 from pathlib import Path
 
 import ffmpeg
@@ -20,7 +20,7 @@ from .discover import DatasetError, find_videos, report_name, select_part
 from .errors import SetupError
 from .lock import folder_lock
 from .parallel import run_parallel
-from .settings import ParallelSettings
+from .settings import EncodeSettings, ParallelSettings
 
 FFMPEG_ENV = "TEAMNET_FFMPEG"
 REPORT_NAME = "encode-report.json"
@@ -111,13 +111,36 @@ def status_counts(results):
     return {status: sum(r.status == status for r in results) for status in STATUSES}
 
 
+def recorded_settings(settings):
+    """What an encoded folder records of its settings (encode-settings.json): any ffmpeg
+    binary will do, so it is left out."""
+    return {**asdict(settings), "size": list(settings.size), "ffmpeg": None}
+
+
+def settings_of(folder):
+    """The recorded settings of an encoded folder as a dict, or None if it records none."""
+    path = Path(folder) / SETTINGS_NAME
+    try:
+        return json.loads(path.read_text(encoding="utf-8")) if path.is_file() else None
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as error:
+        raise DatasetError(f"{path}: unreadable ({error}); delete it if the folder holds "
+                           "videos of one encoding, and encode into it again") from None
+
+
+def from_recorded(recorded):
+    """EncodeSettings from what a folder (or a dataset's index) records."""
+    known = {f.name for f in fields(EncodeSettings)}
+    return EncodeSettings(**{**{k: v for k, v in recorded.items() if k in known},
+                             "size": tuple(recorded["size"])})
+
+
 def check_settings(target_root, settings):
     """Record what target_root is encoded with, or refuse other settings than recorded:
     a folder of mixed encodings would silently train on both."""
-    asked = {**asdict(settings), "size": list(settings.size), "ffmpeg": None}  # any binary
+    asked = recorded_settings(settings)
     path = target_root / SETTINGS_NAME
-    if path.is_file():
-        recorded = json.loads(path.read_text(encoding="utf-8"))
+    recorded = settings_of(target_root)
+    if recorded is not None:
         differ = {k: (recorded.get(k), v) for k, v in asked.items() if recorded.get(k) != v}
         if differ:
             named = ", ".join(f"{k} {old} (asked: {new})" for k, (old, new) in differ.items())

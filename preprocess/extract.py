@@ -17,6 +17,7 @@ from . import store
 from .atomic import NO_SPACE, atomic_output, is_disk_full, remove_partials, write_report
 from .decode import ENCODE_HINT, RGBConverter, VideoError, decode_with_motion, probe
 from .discover import find_videos, report_name, select_part
+from .encode import settings_of as encode_settings_of
 from .lock import folder_lock
 from .motion import GopAccumulator
 from .parallel import run_parallel
@@ -85,7 +86,8 @@ def check_room(info, settings, folder):
 def extract_video(video, group, settings):
     """Decode one video and write its GOPs and attributes into an HDF5 group."""
     info = probe(video.path)
-    check_room(info, settings, Path(group.file.filename).parent)
+    if group.file.driver != "core":  # a file held in memory takes no disk space
+        check_room(info, settings, Path(group.file.filename).parent)
     dtype = np.dtype(settings.storage)
     writer = buffer = iframe = accumulator = None
     rgb = RGBConverter()  # one per video: its frames share size and format
@@ -124,8 +126,15 @@ def extract_video(video, group, settings):
                   height=iframe.shape[0], frames=frames)
 
 
-def _fill_shard(shard, videos, settings, result):
-    shard.attrs["settings"] = json.dumps(settings.recorded())
+def recorded_settings(settings, source_root):
+    """What every shard records: the extraction settings, and the encoding of the videos
+    (SRC/encode-settings.json; None where SRC was not made by `teamnet encode`), which
+    `teamnet predict` repeats on new videos. A rerun must find the same."""
+    return {**settings.recorded(), "encode": encode_settings_of(source_root)}
+
+
+def _fill_shard(shard, videos, settings, recorded, result):
+    shard.attrs["settings"] = json.dumps(recorded)
     stored = shard.create_group("videos")
     for position, video in enumerate(videos):
         name = f"{len(result.stored):05d}"
@@ -148,12 +157,12 @@ def _fill_shard(shard, videos, settings, result):
 def extract_shard(task):
     """Write a list of videos into one shard file, atomically; a shard that would hold no video
     is not written. Failures are reported in the result, never raised."""
-    shard_path, videos, settings = task
+    shard_path, videos, settings, recorded = task
     result = ShardResult(Path(shard_path).name)
     try:
         with atomic_output(shard_path) as temporary:
             with h5py.File(temporary, "w") as shard:
-                _fill_shard(shard, videos, settings, result)
+                _fill_shard(shard, videos, settings, recorded, result)
             if not result.stored:
                 temporary.unlink()
     except Exception as error:  # the shard could not be completed: none of it is kept
@@ -182,22 +191,23 @@ def extract_dataset(source_root, target_root, settings=ExtractSettings(),
     if labels_file:  # refused before any work, rather than after hours of it
         store.labels_for([video.video_id for video in videos], labels_file)
     with folder_lock(target_root, parallel.part):
-        return _extract_locked(videos, target_root, settings, parallel, labels_file)
+        recorded = recorded_settings(settings, source_root)
+        return _extract_locked(videos, target_root, settings, recorded, parallel, labels_file)
 
 
-def _extract_locked(videos, target_root, settings, parallel, labels_file):
+def _extract_locked(videos, target_root, settings, recorded, parallel, labels_file):
     part = parallel.part
     # left by a killed run: never complete, never visible as a shard; a part removes its own
     remove_partials(target_root, store.shard_prefix(part) + "*")
     notes = [(str(path), f"unreadable ({reason}): set aside as {path.name}.broken; its videos "
               "are extracted again") for path, reason in store.set_aside_broken(target_root)]
-    _, shards = store.complete_shards(target_root, settings.recorded())
+    _, shards = store.complete_shards(target_root, recorded)
     done = {video_id: shard.name for shard, stored in shards for video_id in stored}
     todo = [video for video in videos if video.video_id not in done]
     first = store.next_shard_number({p.name for p in target_root.glob(store.SHARD_GLOB)}, part)
     size = settings.shard_size
     tasks = [(target_root / store.shard_name(first + n, part), todo[start:start + size],
-              settings) for n, start in enumerate(range(0, len(todo), size))]
+              settings, recorded) for n, start in enumerate(range(0, len(todo), size))]
     failures = []
     for result in run_parallel(extract_shard, tasks, parallel, "extract", total=len(todo),
                                unit="video", weight=lambda r: len(r.stored) + len(r.failures)):
@@ -206,7 +216,7 @@ def _extract_locked(videos, target_root, settings, parallel, labels_file):
     report = target_root / report_name(REPORT_NAME, part)
     problem = write_report(report, {
         "videos": len(videos), "already_done": len(done), "extracted": len(todo) - len(failures),
-        "failed": len(failures), "settings": settings.recorded(),
+        "failed": len(failures), "settings": recorded,
         "failures": [{"path": path, "reason": reason} for path, reason in failures]})
     notes += [(str(report), problem)] if problem else []
     index = None

@@ -180,6 +180,25 @@ class TrainConfig:
         return cls(**made, **{f.name: options[f.name] for f in fields(cls) if f.name not in made})
 
 
+def _segments():
+    return setting(25, "Segments per video; the centre GOP of each.", minimum=1)
+
+
+def _crops():
+    return setting(1, "1: centre crop (the paper); 3: along the longer side; 10: corners + "
+                   "centre, flipped.", choices=CROPS)
+
+
+def _cam():
+    return setting(None, "Also write class activation map pictures (one PNG a video, per "
+                   "branch) into this folder.", path="output", metavar="DIR")
+
+
+def _cam_class():
+    return setting(None, "The class whose activation maps --cam draws [default: the "
+                   "predicted one].", metavar="NAME")
+
+
 @dataclass
 class EvalConfig:
     """The evaluation protocol (paper section 4.1) and what it runs on. Settings the model
@@ -192,11 +211,10 @@ class EvalConfig:
                         "[default: all].", path="any")
     list_format: str = _list_format()
     split: int = _split()
-    num_segments: int = setting(25, "Segments per video; the centre GOP of each.", minimum=1)
+    num_segments: int = _segments()
     input_size: int = setting(None, "Side of the network input [default: the checkpoint's].",
                               minimum=32)
-    crops: int = setting(1, "1: centre crop (the paper); 3: along the longer side; 10: corners "
-                         "+ centre, flipped.", choices=CROPS)
+    crops: int = _crops()
     batch_size: int = setting(None, "Videos per step, over all ranks [default: the "
                               "checkpoint's training batch].", minimum=1)
     workers: int = setting(None, "Data-loader processes per rank [default: as trained].",
@@ -204,6 +222,10 @@ class EvalConfig:
     device: str = _device()
     confusion: str = setting(None, "Confusion-matrix PNG [default: confusion.png beside the "
                              "checkpoint].")
+    cam: str = _cam()
+    cam_videos: int = setting(8, "With --cam: pictures of the first N videos of the list.",
+                              minimum=1, metavar="N")
+    cam_class: str = _cam_class()
 
     def resolved(self, trained):
         """This config with every "as trained" setting taken from a TrainConfig."""
@@ -213,6 +235,19 @@ class EvalConfig:
         for name in ("batch_size", "workers"):  # None: as trained, 0 workers included
             values[name] = getattr(trained.data, name) if values[name] is None else values[name]
         return EvalConfig(**values)
+
+
+@dataclass
+class PredictConfig:
+    """`teamnet predict`: the evaluation protocol on new video files."""
+    checkpoint: str = setting(None, "A checkpoint of `teamnet train` (best.pt or last.pt).",
+                              path="file", required=True)
+    top_k: int = setting(5, "Classes listed per video, most probable first.", minimum=1)
+    num_segments: int = _segments()
+    crops: int = _crops()
+    device: str = _device()
+    cam: str = _cam()
+    cam_class: str = _cam_class()
 
 
 # What a resumed run may change: how long it runs and where, never what it learns from or how.

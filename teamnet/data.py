@@ -20,17 +20,19 @@ from .transforms import apply_crop, eval_crops, train_crop
 class ClipDataset(Dataset):
     """Items are clips: {"iframe": uint8, "mv": int8/16, "residual": int8/16} tensors of shape
     (T, size, size, C), channels last, for the modalities asked for (T x crops in evaluation),
-    and the label; transforms.normalise makes network inputs of them."""
+    and the label; transforms.normalise makes network inputs of them. index and files: read
+    those instead of root's (store.ClipReader; one process only, workers=0)."""
 
     def __init__(self, root, entries, modalities, segments, input_size, train, seed=0, crops=1,
-                 flip=True, flip_pairs=None):
+                 flip=True, flip_pairs=None, index=None, files=None):
         self.root, self.entries = root, list(entries)
         self.modalities, self.segments, self.input_size = tuple(modalities), segments, input_size
         self.train, self.seed, self.crops = train, seed, crops
         # training flips (with p = 0.5); a flipped clip of a class in flip_pairs ({label:
         # label}, both ways) takes the paired class: "swiping left" flipped is "swiping right"
         self.flip, self.flip_pairs = flip, flip_pairs or {}
-        index = load_index(root)
+        self.index, self.files = index, files  # None: the reader loads root's (cached)
+        index = index or load_index(root)
         self.p_stride = index["settings"]["p_stride"]
         self.needs_p_frames = bool({"mv", "residual"} & set(self.modalities))
         self.num_p = [np.asarray(index["by_id"][video]["p_frames"]) for video, _ in self.entries]
@@ -41,7 +43,8 @@ class ClipDataset(Dataset):
                                  "remove them from the list, or use an I-frame-only model")
         self.sizes = [(index["by_id"][v]["height"], index["by_id"][v]["width"])
                       for v, _ in self.entries]
-        for shard in sorted({index["by_id"][v]["shard"] for v, _ in self.entries}):
+        shards = {index["by_id"][v]["shard"] for v, _ in self.entries} - set(files or ())
+        for shard in sorted(shards):
             check_shard(Path(root) / shard)  # here, named, rather than in a worker mid-epoch
         self.reader = None
 
@@ -51,7 +54,7 @@ class ClipDataset(Dataset):
     def __getitem__(self, key):
         epoch, i = key  # from EpochSampler
         if self.reader is None:
-            self.reader = ClipReader(self.root)
+            self.reader = ClipReader(self.root, index=self.index, files=self.files)
         video, label = self.entries[i]
         rng = np.random.default_rng((self.seed, epoch, i)) if self.train else None
         gops, slots = sample_clip(self.num_p[i], self.segments, self.needs_p_frames, rng,

@@ -6,9 +6,11 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from preprocess.errors import SettingsError
 from preprocess.store import load_index
 
 from . import checkpoint
+from .cam import write_cam_pictures
 from .checkpoint import CheckpointError
 from .data import ClipDataset, make_loader
 from .distributed import all_gather, setup
@@ -70,6 +72,8 @@ def evaluate_checkpoint(config):
     check_classes(saved["classes"], index["classes"], config.checkpoint, config.data)
     entries = (read_list(config.list, index, "test", config.list_format, config.split)
                if config.list else [(v["id"], v["label"]) for v in index["videos"]])
+    if config.cam_class is not None and config.cam_class not in index["classes"]:
+        raise SettingsError(f"--cam-class {config.cam_class!r} is not a class of {config.data}")
     context = setup(config.device)
     model = build_model(trained.model, len(index["classes"]), initialise=False)
     checkpoint.load_model_state(model, saved["model"], config.checkpoint)
@@ -91,4 +95,11 @@ def evaluate_checkpoint(config):
     if config.confusion:
         save_confusion_image(report["confusion"], index["classes"], config.confusion)
         report["confusion_image"] = str(Path(config.confusion))
+    if config.cam:
+        shown = entries[:config.cam_videos]
+        dataset = ClipDataset(config.data, shown, model.modalities, config.num_segments,
+                              config.input_size, train=False, crops=config.crops)
+        report["cam_pictures"] = [str(path) for path in write_cam_pictures(
+            model, dataset, context, [video for video, _ in shown], index["classes"],
+            config.cam, config.cam_class)]
     return report

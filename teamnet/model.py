@@ -73,9 +73,10 @@ class SegmentNet(nn.Module):
                 shift.segments = segments
             self.segments = segments
 
-    def forward(self, inputs):
+    def forward(self, inputs, maps=False):
         """inputs: {modality: (N, T, C, H, W)}, or a tuple in the order of self.modalities.
-        Returns {"logits": (N, K), "branches": {modality: (N, K)}}."""
+        Returns {"logits": (N, K), "branches": {modality: (N, K)}}, and with maps=True
+        "maps": {modality: (N*T, C, h, w)}, each branch's last feature map (for CAMs)."""
         if not isinstance(inputs, dict):
             inputs = dict(zip(self.modalities, inputs, strict=True))
         segments = inputs[self.modalities[0]].shape[1]
@@ -87,7 +88,10 @@ class SegmentNet(nn.Module):
                 x = list(self.teams[position](*x))
         branches = {m: self.heads[m](t, segments) for m, t in zip(self.modalities, x)}
         logits = sum(self.fusion_weights[m] * branches[m] for m in self.modalities)
-        return {"logits": logits, "branches": branches}
+        output = {"logits": logits, "branches": branches}
+        if maps:
+            output["maps"] = dict(zip(self.modalities, x))
+        return output
 
     def loss(self, output, labels):
         """Cross-entropy on the fused logits, or summed over branches trained independently."""

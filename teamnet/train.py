@@ -208,7 +208,7 @@ def _save(output, state, improved, model, optimizer, scheduler, rng, config, ind
     rng: every rank's CPU (and CUDA) random state, for an exact resume."""
     whole = {**state, **rng, "model": model.state_dict(), "optimizer": optimizer.state_dict(),
              "scheduler": scheduler.state_dict(), "config": config.as_dict(),
-             "classes": index["classes"]}
+             "classes": index["classes"], "data_settings": index["settings"]}
     checkpoint.save(output / "last.pt", whole)
     if improved:
         checkpoint.save(output / "best.pt", whole)

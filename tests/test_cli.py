@@ -9,7 +9,8 @@ from click.testing import CliRunner
 import synthetic
 from cli import main
 from preprocess.settings import EncodeSettings, ExtractSettings, ParallelSettings
-from teamnet.config import DataConfig, EvalConfig, ModelConfig, OptimConfig, TrainConfig
+from teamnet.config import (DataConfig, EvalConfig, ModelConfig, OptimConfig, PredictConfig,
+                            TrainConfig)
 
 
 @pytest.fixture
@@ -20,7 +21,8 @@ def runner():
 def test_help_names_every_command(runner):
     result = runner.invoke(main, ["--help"])
     assert result.exit_code == 0
-    for command in ("encode", "extract", "index", "info", "train", "evaluate", "demo"):
+    for command in ("encode", "extract", "index", "info", "verify", "show", "train", "evaluate",
+                    "predict", "demo"):
         assert command in result.output
         assert runner.invoke(main, [command, "--help"]).exit_code == 0
 
@@ -93,6 +95,7 @@ COMMAND_SETTINGS = {
     "extract": (ExtractSettings, ParallelSettings),
     "train": (DataConfig, ModelConfig, OptimConfig, TrainConfig),
     "evaluate": (EvalConfig,),
+    "predict": (PredictConfig,),
 }
 
 
@@ -110,7 +113,8 @@ def test_every_setting_is_one_option_with_its_default(name, tmp_path):
     required = {"encode": [str(tmp_path), str(tmp_path / "o")],
                 "extract": [str(tmp_path), str(tmp_path / "o")],
                 "train": ["--data", str(tmp_path)],
-                "evaluate": ["--checkpoint", str(tmp_path / "f")]}[name]
+                "evaluate": ["--checkpoint", str(tmp_path / "f")],
+                "predict": ["--checkpoint", str(tmp_path / "f"), str(tmp_path / "f")]}[name]
     params = command.make_context(name, list(required)).params  # click consumes its list
     for setting in settings:
         if "--" + setting.name not in required:

@@ -65,6 +65,15 @@ def complete_shards(root, settings=None):
     return settings, shards
 
 
+def entry(video_id, attrs, shard, class_name, label):
+    """A video's index entry, from its group's attributes (as layout.read_shard gives them)."""
+    return {"id": video_id, "class": class_name, "label": label, "fps": float(attrs["fps"]),
+            "width": int(attrs["width"]), "height": int(attrs["height"]),
+            "frames": int(attrs["frames"]), "gops": int(attrs["gops"]),
+            "p_frames": [int(n) for n in attrs["num_p"]], "shard": shard,
+            "group": attrs["group"], "source": attrs["source"]}
+
+
 def build_index(root, labels_file=None):
     """Write root/index.json from all complete shards (of every part); returns the index.
 
@@ -79,13 +88,8 @@ def build_index(root, labels_file=None):
                   {video_id: attrs["folder_class"] for video_id, (_, attrs) in stored.items()})
     classes = sorted(set(classes_of.values()))
     label_of = {name: label for label, name in enumerate(classes)}
-    videos = [{
-        "id": video_id, "class": classes_of[video_id], "label": label_of[classes_of[video_id]],
-        "fps": float(attrs["fps"]), "width": int(attrs["width"]), "height": int(attrs["height"]),
-        "frames": int(attrs["frames"]), "gops": int(attrs["gops"]),
-        "p_frames": [int(n) for n in attrs["num_p"]], "shard": shard.name,
-        "group": attrs["group"], "source": attrs["source"]}
-        for video_id, (shard, attrs) in sorted(stored.items())]
+    videos = [entry(video_id, attrs, shard.name, classes_of[video_id],
+                    label_of[classes_of[video_id]]) for video_id, (shard, attrs) in sorted(stored.items())]
     index = {"format_version": FORMAT_VERSION, "settings": settings, "classes": classes,
              "videos": videos}
     write_json(root / INDEX_NAME, index)

@@ -45,12 +45,15 @@ DATASETS = {"iframe": "iframes", "mv": "mvs", "residual": "residuals"}  # modali
 class ClipReader:
     """Reads chosen GOPs and P-frames of videos, keeping shard files and the datasets of the
     last `keep` videos open (one reader per process: create it inside each data-loader
-    worker, never before fork). Opening a dataset costs about as much as reading a chunk."""
+    worker, never before fork). Opening a dataset costs about as much as reading a chunk.
 
-    def __init__(self, root, keep=1024):
-        self.root = Path(root)
-        self.index = load_index(root)
-        self._files, self._datasets, self.keep = {}, {}, keep
+    index and files: an index and open shard files {shard name: h5py.File} to read instead of
+    root's (an extraction held in memory, preprocess/in_memory.py)."""
+
+    def __init__(self, root, keep=1024, index=None, files=None):
+        self.root = Path(root or ".")
+        self.index = index or load_index(root)
+        self._files, self._datasets, self.keep = dict(files or {}), {}, keep
 
     def _dataset(self, video, name):
         key = (video["id"], name)

@@ -1,0 +1,51 @@
+"""One video from any file ffmpeg reads to the stored representation, without a dataset.
+
+The video is re-encoded in a temporary folder with the encoding a dataset records (its
+settings' "encode"), then extracted into an HDF5 file held in memory (h5py's core driver, no
+backing store): no shard is written. Values are those `extract` would have stored, so a model
+sees a new video exactly as it saw its dataset's videos (`teamnet predict`).
+"""
+import tempfile
+from dataclasses import replace
+from pathlib import Path
+
+import h5py
+
+from .decode import VideoError
+from .discover import DatasetError, Video
+from .encode import encode_video, find_ffmpeg, from_recorded
+from .extract import extract_video
+from .settings import ExtractSettings
+from .store.index import entry
+
+MEMORY_SHARD = "in-memory"  # the shard name the index of an in-memory video gives
+
+
+def encoder_of(recorded, ffmpeg=None):
+    """The EncodeSettings a dataset's recorded settings name, with an ffmpeg binary found."""
+    if not recorded.get("encode"):
+        raise DatasetError("the dataset records no encoding (its videos did not come from "
+                           "`teamnet encode`, or it was extracted by an older version): extract "
+                           "its `teamnet encode` output folder again")
+    return replace(from_recorded(recorded["encode"]), ffmpeg=find_ffmpeg(ffmpeg))
+
+
+def represent(source, recorded, encoder):
+    """(in-memory h5py.File, index) of one video file: the index is the part of an index.json
+    that readers use ({"settings", "by_id"}) for the one video, id "video". VideoError (with
+    the reason) when the file cannot be encoded or extracted."""
+    source = Path(source).absolute()
+    # The stored values do not depend on compression (lossless): skip the filters' time.
+    settings = ExtractSettings(storage=recorded["storage"], p_stride=recorded["p_stride"],
+                               compression="none")
+    with tempfile.TemporaryDirectory(prefix="teamnet-predict-") as work:
+        encoded = Path(work) / "video.mp4"
+        result = encode_video(source, encoded, encoder)
+        if result.status == "failed":
+            raise VideoError(result.reason)
+        file = h5py.File(Path(work) / MEMORY_SHARD, "w", driver="core", backing_store=False)
+        group = file.create_group("videos").create_group("00000")
+        extract_video(Video(encoded, Path("video.mp4")), group, settings)
+    attrs = dict(group.attrs, group="00000", num_p=group["num_p"][()])
+    return file, {"settings": recorded,
+                  "by_id": {"video": entry("video", attrs, MEMORY_SHARD, "", 0)}}

@@ -1,0 +1,59 @@
+"""Class activation maps (Zhou et al. 2016) of every branch, exact for these models.
+
+A branch's logit for class k on one segment is its classifier applied to the spatial mean of
+its last feature map: w_k . mean_xy f(x, y) + b_k = mean_xy (w_k . f(x, y)) + b_k. So the map
+w_k . f(x, y), times the branch's fusion weight, is exactly where the branch's share of the
+fused score comes from; TEAM-Net, CoViAR and TSN all sum their branches' logits.
+"""
+from pathlib import Path
+
+import torch
+
+from .pictures import cam_grid
+from .transforms import normalise
+
+
+@torch.no_grad()
+def class_maps(model, clips, context, labels=None):
+    """For a batch of clips {modality: (N, T, H, W, C)} of one crop: (probabilities (N, K),
+    labels (N,), {modality: maps (N, T, h, w)}), the maps of class labels[n] (default: the
+    predicted class)."""
+    model.eval()
+    with context.autocast():
+        output = model(normalise(clips, context.device), maps=True)
+    probabilities = output["logits"].float().softmax(dim=1)
+    if labels is None:
+        labels = probabilities.argmax(dim=1)
+    labels = torch.as_tensor(labels, device=probabilities.device)
+    maps = {}
+    for modality, features in output["maps"].items():
+        n, segments = len(labels), features.shape[0] // len(labels)
+        weights = model.heads[modality].fc.weight[labels].float()  # (N, C)
+        features = features.float().reshape(n, segments, *features.shape[1:])
+        maps[modality] = model.fusion_weights[modality] * torch.einsum(
+            "nc,ntchw->nthw", weights, features)
+    return probabilities.cpu(), labels.cpu(), {m: x.cpu() for m, x in maps.items()}
+
+
+def first_crop(clips, crops):
+    """The first (centre) crop's segments of clips that hold `crops` crops along T."""
+    return {m: x[:, :x.shape[1] // crops] for m, x in clips.items()}
+
+
+def write_cam_pictures(model, dataset, context, names, classes, folder, cam_class=None):
+    """One CAM grid PNG per item of dataset (names[i]: the video's name in titles and file
+    names); returns the paths written. cam_class: a class name, or None for the predicted."""
+    folder = Path(folder)
+    folder.mkdir(parents=True, exist_ok=True)
+    label = None if cam_class is None else [classes.index(cam_class)]
+    written = []
+    for i, name in enumerate(names):
+        clip, _, _ = dataset[(0, i)]
+        clip = first_crop({m: x[None] for m, x in clip.items()}, dataset.crops)
+        probabilities, labels, maps = class_maps(model, clip, context, label)
+        k = int(labels[0])
+        path = folder / (name.replace("/", "__") + ".png")
+        cam_grid({m: x[0].numpy() for m, x in clip.items()},
+                 {m: x[0].numpy() for m, x in maps.items()}, f"{name}: {classes[k]} ({float(probabilities[0, k]):.1%})", path)
+        written.append(path)
+    return written

@@ -1,0 +1,128 @@
+"""Pictures of the representation and of what the model looks at (matplotlib, headless).
+
+Motion vectors are drawn as colours: the hue gives the direction (legend wheel: right red,
+down yellow-green, left cyan, up violet) and the brightness the length, full at MV_RANGE
+pixels (the range the network's input maps onto 8 bits; longer ones saturate). Residuals are
+drawn as 128 + value per RGB channel: grey where the prediction was exact.
+"""
+import numpy as np
+
+from preprocess.atomic import atomic_output
+
+from .transforms import MV_RANGE
+
+MAX_COLUMNS = 8  # segments shown in a CAM grid (evenly spaced when there are more)
+ROW_NAMES = {"iframe": "I-frame", "mv": "motion vectors", "residual": "residual"}
+
+
+def _pyplot():
+    import matplotlib
+    matplotlib.use("Agg")
+    from matplotlib import pyplot
+    return pyplot
+
+
+def mv_colours(mv):
+    """(H, W, 2) motion vectors in pixels -> (H, W, 3) RGB floats in [0, 1]."""
+    from matplotlib.colors import hsv_to_rgb
+    x, y = mv[..., 0].astype(np.float32), mv[..., 1].astype(np.float32)
+    hue = (np.arctan2(y, x) / (2 * np.pi)) % 1.0
+    value = np.minimum(np.hypot(x, y) / MV_RANGE, 1.0)
+    return hsv_to_rgb(np.stack([hue, np.ones_like(hue), value], axis=-1))
+
+
+def residual_picture(residual):
+    """(H, W, 3) signed residual -> (H, W, 3) uint8, grey (128) where it is zero."""
+    return np.clip(residual.astype(np.int16) + 128, 0, 255).astype(np.uint8)
+
+
+def picture(modality, frame):
+    """What a frame of a modality looks like on screen."""
+    if modality == "mv":
+        return mv_colours(frame)
+    return residual_picture(frame) if modality == "residual" else frame
+
+
+def _wheel(figure, rect):
+    """The MV colour legend: a disc whose colour at (x, y) is a vector of that direction."""
+    axis = figure.add_axes(rect)
+    y, x = np.mgrid[-1:1:64j, -1:1:64j]
+    colours = mv_colours(np.stack([x, y], -1) * MV_RANGE)
+    colours[np.hypot(x, y) > 1] = 1.0
+    axis.imshow(colours, extent=(-1, 1, 1, -1))
+    axis.set_title(f"MV: {MV_RANGE:g} px", fontsize=7)
+    axis.axis("off")
+
+
+def _save(figure, path):
+    """Write a figure as PNG; the file appears only once whole."""
+    with atomic_output(path) as temporary:
+        figure.savefig(temporary, format="png", dpi=100)
+    _pyplot().close(figure)
+
+
+def cam_grid(clip, maps, title, path):
+    """One PNG: a row per modality (clip {modality: (T, S, S, C)} as the network saw it),
+    a column per segment (up to MAX_COLUMNS, evenly spaced), each overlaid with its branch's
+    class activation map (maps {modality: (T, h, w)}, scaled per row to its own range)."""
+    pyplot = _pyplot()
+    modalities = list(maps)
+    segments = len(next(iter(clip.values())))
+    columns = np.unique(np.linspace(0, segments - 1, min(segments, MAX_COLUMNS)).round()
+                        .astype(int))
+    figure, axes = pyplot.subplots(len(modalities), len(columns), squeeze=False,
+                                   figsize=(1.6 * len(columns) + 0.8, 1.7 * len(modalities) + 0.6))
+    for row, modality in enumerate(modalities):
+        low, high = float(maps[modality].min()), float(maps[modality].max())
+        for column, t in enumerate(columns):
+            axis = axes[row, column]
+            side = clip[modality].shape[1]
+            axis.imshow(picture(modality, clip[modality][t]), extent=(0, side, side, 0))
+            axis.imshow((maps[modality][t] - low) / max(high - low, 1e-12), cmap="jet",
+                        alpha=0.45, vmin=0, vmax=1, extent=(0, side, side, 0),
+                        interpolation="bilinear")
+            axis.set_xticks([])
+            axis.set_yticks([])
+            if row == 0:
+                axis.set_title(f"segment {t + 1}", fontsize=8)
+        axes[row, 0].set_ylabel(ROW_NAMES[modality], fontsize=8)
+    figure.suptitle(title, fontsize=9)
+    figure.tight_layout(rect=(0, 0, 1 - 0.7 / figure.get_figwidth(), 1))
+    if "mv" in modalities:
+        _wheel(figure, (1 - 0.65 / figure.get_figwidth(), 0.05, 0.6 / figure.get_figwidth(), 0.25))
+    _save(figure, path)
+
+
+def gop_picture(video, gop, title, path, columns=6):
+    """One PNG of GOP `gop` of a stored video (store.read_video): the I-frame first, then for
+    each stored P-frame its accumulated MVs above its residual, `columns` pictures a row,
+    value ranges in the captions."""
+    pyplot = _pyplot()
+    count = int(video["num_p"][gop])
+    bands = -(-(1 + count) // columns)
+    height, width = video["iframes"].shape[1:3]
+    row_height = 1.9 * height / width + 0.35  # a picture 1.9 inches wide, and its caption
+    figure, axes = pyplot.subplots(2 * bands, columns, squeeze=False,
+                                   figsize=(1.9 * columns + 0.8, 2 * bands * row_height + 0.4))
+    for axis in axes.flat:
+        axis.axis("off")
+    cells = [(2 * (n // columns), n % columns) for n in range(1 + count)]
+    row, column = cells[0]
+    axes[row, column].imshow(video["iframes"][gop])
+    axes[row, column].set_title("I-frame", fontsize=8)
+    for j, (row, column) in enumerate(cells[1:]):
+        mv, residual = video["mvs"][gop, j], video["residuals"][gop, j]
+        p_frame = 1 + j * video["p_stride"]
+        axes[row, column].imshow(mv_colours(mv))
+        axes[row, column].set_title(f"P{p_frame} MV: x {mv[..., 0].min()}..{mv[..., 0].max()}"
+                                    f"\ny {mv[..., 1].min()}..{mv[..., 1].max()} px", fontsize=7)
+        axes[row + 1, column].imshow(residual_picture(residual))
+        axes[row + 1, column].set_title(f"P{p_frame} residual: {residual.min()}..{residual.max()}",
+                                        fontsize=7)
+    for axis in axes.flat:
+        axis.set_xticks([])
+        axis.set_yticks([])
+    figure.suptitle(title + ("" if count else " (no P-frame in this GOP)"), fontsize=9)
+    figure.tight_layout(rect=(0, 0, 1 - 0.7 / figure.get_figwidth(), 1))
+    _wheel(figure, (1 - 0.65 / figure.get_figwidth(), 0.05, 0.6 / figure.get_figwidth(), 0.2))
+    _save(figure, path)

@@ -1,0 +1,85 @@
+"""Scores of single videos under a checkpoint, with the evaluation protocol (centre GOP of
+each segment, its 5th P-frame, centre crop or --crops), through the code `teamnet evaluate`
+runs: the same clips, the same model call, so the same numbers.
+
+The videos come extracted in memory (preprocess/in_memory.py, which the command line calls:
+this package never imports the decoder) as an index and open files, as a dataset would.
+"""
+from pathlib import Path
+
+import torch
+
+from preprocess.errors import SettingsError
+from preprocess.store import StoreError, load_index
+
+from . import checkpoint
+from .cam import write_cam_pictures
+from .checkpoint import CheckpointError
+from .data import ClipDataset, make_loader
+from .distributed import setup
+from .evaluate import predict
+from .model import build_model
+
+
+def data_settings(saved, trained, path):
+    """How the checkpoint's data was encoded and extracted: recorded in the checkpoint, or
+    (older checkpoints) in the index of the dataset it was trained on."""
+    settings = saved.get("data_settings")
+    if settings is None:
+        try:
+            settings = load_index(trained.data.data)["settings"]
+        except StoreError:
+            settings = None
+    if not settings or not settings.get("encode"):
+        raise CheckpointError(f"{path} does not record how its videos were encoded, and its "
+                              f"dataset {trained.data.data} does not either: train it again on "
+                              "a dataset extracted by this version from `teamnet encode` output")
+    return settings
+
+
+class Predictor:
+    """A checkpoint's model, ready to score one video at a time."""
+
+    def __init__(self, config):
+        self.config = config
+        saved = checkpoint.load(config.checkpoint)
+        trained = checkpoint.trained_config(saved, config.checkpoint)
+        self.classes = list(saved["classes"])
+        if config.cam_class is not None and config.cam_class not in self.classes:
+            raise SettingsError(f"--cam-class {config.cam_class!r} is not a class of "
+                                f"{config.checkpoint}; its classes: {', '.join(self.classes[:10])}"
+                                f"{', ...' if len(self.classes) > 10 else ''}")
+        self.data_settings = data_settings(saved, trained, config.checkpoint)
+        self.input_size = trained.data.input_size
+        self.context = setup(config.device)
+        self.model = build_model(trained.model, len(self.classes), initialise=False)
+        checkpoint.load_model_state(self.model, saved["model"], config.checkpoint)
+        self.model.to(self.context.device).eval()
+
+    def __call__(self, index, files, name):
+        """Class probabilities (K,) of the one video of an in-memory index ({"settings",
+        "by_id"}, files {shard name: open h5py.File}); with config.cam, also its CAM
+        picture, named after `name`. Returns (probabilities, picture path or None)."""
+        (video_id,) = index["by_id"]
+        dataset = ClipDataset(None, [(video_id, 0)], self.model.modalities,
+                              self.config.num_segments, self.input_size, train=False,
+                              crops=self.config.crops, index=index, files=files)
+        loader = make_loader(dataset, 1, 0, train=False)
+        logits, _ = predict(self.model, loader, self.context)
+        probabilities = probabilities_of(logits)[0]
+        picture = None
+        if self.config.cam:
+            (picture,) = write_cam_pictures(self.model, dataset, self.context, [name],
+                                            self.classes, Path(self.config.cam),
+                                            self.config.cam_class)
+        return probabilities, picture
+
+    def top(self, probabilities):
+        """[(class, probability)] of the config's top-k classes, most probable first."""
+        order = probabilities.argsort()[::-1][:self.config.top_k]
+        return [(self.classes[k], float(probabilities[k])) for k in order]
+
+
+def probabilities_of(logits):
+    """Softmax of logits (V, K) as NumPy float64: what predict prints, for every video."""
+    return torch.from_numpy(logits).double().softmax(dim=1).numpy()

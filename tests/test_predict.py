@@ -1,0 +1,180 @@
+"""Looking at what the model sees: `teamnet predict` on raw videos, CAM pictures, `show`."""
+import json
+
+import motion_dataset
+import numpy as np
+import pytest
+import torch
+from click.testing import CliRunner
+from matplotlib.image import imread
+from torch.nn import functional as F
+
+from cli import main
+from preprocess.store import load_index
+from teamnet import checkpoint
+from teamnet.cam import class_maps
+from teamnet.data import ClipDataset, make_loader
+from teamnet.distributed import setup
+from teamnet.evaluate import predict
+from teamnet.model import build_model
+from teamnet.pictures import mv_colours
+from teamnet.predict import probabilities_of
+from teamnet.sampling import sample_clip
+from teamnet.transforms import eval_crops
+
+SMALL = ["--pretrained", "none", "--iframe-arch", "resnet18", "--num-segments", "4",
+         "--input-size", "32", "--batch-size", "8", "--workers", "0", "--val-fraction", "0"]
+
+
+@pytest.fixture(scope="module")
+def trained(motion, tmp_path_factory):
+    """A TEAM-Net trained briefly on the moving-patch set: (run folder, motion set)."""
+    data, train_list, _ = motion
+    run = tmp_path_factory.mktemp("predict") / "run"
+    result = CliRunner().invoke(main, ["train", "--data", str(data), "--train-list",
+                                       str(train_list), "--output", str(run), "--epochs", "3",
+                                       "--lr-steps", "2", *SMALL])
+    assert result.exit_code == 0, result.output
+    return run, motion
+
+
+def evaluate_scores(run, data, videos, crops=1):
+    """Probabilities of videos through `teamnet evaluate`'s own code path, independently."""
+    saved = checkpoint.load(run / "best.pt")
+    trained = checkpoint.trained_config(saved, run)
+    model = build_model(trained.model, len(saved["classes"]), initialise=False)
+    model.load_state_dict(saved["model"])
+    dataset = ClipDataset(data, [(v, 0) for v in videos], model.modalities, 25, 32, train=False,
+                          crops=crops)
+    logits, _ = predict(model, make_loader(dataset, 4, 0, train=False), setup("cpu"))
+    return probabilities_of(logits)
+
+
+@pytest.mark.slow
+def test_predict_gives_evaluate_s_scores_on_raw_videos(trained, tmp_path):
+    run, (data, _, test_list) = trained
+    raw = data.parent / "raw"
+    videos = [line.removesuffix(".mp4") for line in test_list.read_text().split()]
+    broken = tmp_path / "broken.mkv"
+    broken.write_bytes(b"\x1aE\xdf\xa3 not a video at all" * 50)
+    result = CliRunner().invoke(main, ["predict", "--checkpoint", str(run / "best.pt"),
+                                       "--json", "--top-k", "4", str(raw / "up"), str(broken),
+                                       *(str(raw / f"{v}.mkv") for v in videos if "up/" not in v)])
+    assert result.exit_code == 1  # the broken file is named, every other video done
+    assert f"{broken}: " in result.output and "1 file(s) failed" in result.output
+    lines = [json.loads(line) for line in result.output.splitlines() if line.startswith("{")]
+    got = {line["video"]: line["top"] for line in lines}
+    classes = load_index(data)["classes"]
+    up = sorted(str(p) for p in (raw / "up").glob("*.mkv"))
+    assert len(got) == len(videos) + len(up) - sum("up/" in v for v in videos)  # the folder whole
+    expected = evaluate_scores(run, data, videos)
+    confusion = np.zeros((len(classes), len(classes)), int)
+    for video, probabilities in zip(videos, expected):
+        top = got[str(raw / f"{video}.mkv")]
+        assert [t["class"] for t in top] == [classes[k] for k in probabilities.argsort()[::-1]]
+        np.testing.assert_allclose([t["probability"] for t in top],
+                                   np.sort(probabilities)[::-1], atol=1e-5)
+        confusion[classes.index(video.split("/")[0]), classes.index(top[0]["class"])] += 1
+    result = CliRunner().invoke(main, ["evaluate", "--checkpoint", str(run / "best.pt"),
+                                       "--list", str(test_list), "--workers", "0", "--json"])
+    assert result.exit_code == 0, result.output
+    assert confusion.tolist() == json.loads(result.output.splitlines()[-1])["confusion"]
+
+
+def test_predict_table_and_three_crops(trained, tmp_path):
+    run, (data, _, _) = trained
+    video = "down/down15"
+    result = CliRunner().invoke(main, ["predict", "--checkpoint", str(run / "best.pt"),
+                                       "--crops", "3", "--top-k", "2",
+                                       str(data.parent / "raw" / f"{video}.mkv")])
+    assert result.exit_code == 0, result.output
+    classes = load_index(data)["classes"]
+    expected = evaluate_scores(run, data, [video], crops=3)[0]
+    first, second = expected.argsort()[::-1][:2]
+    lines = result.output.splitlines()
+    assert lines[0].endswith("down15.mkv") and len(lines) == 3
+    assert lines[1].split() == ["1", classes[first], f"{expected[first]:.2%}"]
+    assert lines[2].split() == ["2", classes[second], f"{expected[second]:.2%}"]
+
+
+def test_predict_needs_a_recorded_encoding(trained, tmp_path):
+    run, (data, _, _) = trained
+    saved = torch.load(run / "best.pt", weights_only=True)
+    del saved["data_settings"]
+    saved["config"]["data"]["data"] = str(tmp_path / "gone")
+    torch.save(saved, tmp_path / "old.pt")
+    result = CliRunner().invoke(main, ["predict", "--checkpoint", str(tmp_path / "old.pt"),
+                                       str(data.parent / "raw" / "up" / "up00.mkv")])
+    assert result.exit_code == 1
+    assert "does not record how its videos were encoded" in result.output
+
+
+def test_mv_colours_show_direction_and_length():
+    mv = np.array([[[20, 0], [0, 20], [-20, 0], [0, -20], [0, 0], [5, 0]]], np.int16)
+    rgb = mv_colours(mv)[0]
+    np.testing.assert_allclose(rgb[0], [1, 0, 0], atol=1e-6)  # right: red, full length
+    assert rgb[2][0] == 0 and rgb[2][1] == pytest.approx(1) and rgb[2][2] == pytest.approx(1)
+    assert rgb[1][0] > 0.4 and rgb[1][1] == pytest.approx(1) and rgb[1][2] == 0  # down
+    assert rgb[3][2] == pytest.approx(1) and rgb[3][1] == 0  # up: violet
+    np.testing.assert_allclose(rgb[4], 0)  # still: black
+    np.testing.assert_allclose(rgb[5], [0.25, 0, 0], atol=1e-6)  # a quarter of the length
+
+
+def test_show_draws_a_gop(motion, tmp_path):
+    data = motion[0]
+    out = tmp_path / "gop.png"
+    result = CliRunner().invoke(main, ["show", str(data), "up/up00", "--gop", "1", "--out",
+                                       str(out)])
+    assert result.exit_code == 0, result.output
+    image = imread(out)
+    assert image.shape[0] > 300 and image.shape[1] > 900  # 2 bands of 6 pictures
+    result = CliRunner().invoke(main, ["show", str(data), "up/up00", "--gop", "4"])
+    assert result.exit_code == 1 and "has 4 GOPs, numbered 0 to 3" in result.output
+    result = CliRunner().invoke(main, ["show", str(data), "up/none"])
+    assert result.exit_code == 1 and "no video 'up/none'" in result.output
+
+
+@pytest.mark.slow
+def test_mv_class_activation_maps_find_the_moving_patch(tmp_path_factory):
+    # The MV branch alone (TSN on MVs) at 128 px: its 4x4 map is the finest CPU-sized one.
+    root = tmp_path_factory.mktemp("cam")
+    data, train_list, test_list = motion_dataset.build(root, "patch", size=128)
+    run, size, side = root / "run", 128, round(128 * motion_dataset.PATCH)
+    result = CliRunner().invoke(main, [
+        "train", "--data", str(data), "--train-list", str(train_list), "--output", str(run),
+        "--model", "tsn", "--modality", "mv", "--epochs", "12", "--lr-steps", "9",
+        *SMALL, "--input-size", str(size)])
+    assert result.exit_code == 0, result.output
+    result = CliRunner().invoke(main, [
+        "evaluate", "--checkpoint", str(run / "best.pt"), "--list", str(test_list),
+        "--num-segments", "8", "--workers", "0", "--cam", str(root / "cams"), "--cam-videos", "2",
+        "--json"])
+    assert result.exit_code == 0, result.output
+    report = json.loads(result.output.splitlines()[-1])
+    assert report["top1"] >= 0.9, report["per_class"]
+    pictures = sorted((root / "cams").iterdir())
+    assert [p.name for p in pictures] == ["still__still12.png", "still__still13.png"]
+    assert imread(pictures[0]).shape[1] > 800  # a column for each of 8 segments
+
+    # where the maximum of the MV map is, in frame pixels, for the centre GOPs' 5th P-frames
+    saved = checkpoint.load(run / "best.pt")
+    model = build_model(checkpoint.trained_config(saved, run).model, 4, initialise=False)
+    model.load_state_dict(saved["model"])
+    index, boxes = load_index(data), json.loads((root / "boxes.json").read_text())
+    videos = [v.removesuffix(".mp4") for v in test_list.read_text().split()
+              if not v.startswith("still")]  # a still patch has no motion to find
+    dataset = ClipDataset(data, [(v, 0) for v in videos], ("mv",), 8, size, train=False)
+    crop = eval_crops(size, size)[0]
+    hits = []
+    for i, video in enumerate(videos):
+        clip, _, _ = dataset[(0, i)]
+        _, _, maps = class_maps(model, {"mv": clip["mv"][None]}, setup("cpu"))
+        cams = F.interpolate(maps["mv"][0][:, None], size=(size, size), mode="bilinear")[:, 0]
+        gops, slots = sample_clip(index["by_id"][video]["p_frames"], 8, True)
+        for cam, gop, slot in zip(cams, gops, slots):
+            x0, y0 = boxes[video][12 * gop + 1 + slot]  # the patch in that P-frame
+            y, x = np.unravel_index(int(cam.argmax()), cam.shape)
+            x, y = crop.x + (x + 0.5) * crop.width / size, crop.y + (y + 0.5) * crop.height / size
+            hits.append((x - x0) % size < side and (y - y0) % size < side)  # it wraps around
+    # measured: 0.875 of 144 segments; a point drawn at random would be inside 0.14 of the time
+    assert np.mean(hits) >= 0.8, np.mean(hits)
