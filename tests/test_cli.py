@@ -5,6 +5,7 @@ from dataclasses import fields
 import click
 import pytest
 from click.testing import CliRunner
+from matplotlib.image import imread
 
 import synthetic
 from cli import main
@@ -67,6 +68,12 @@ def test_demo_then_train_and_evaluate(runner, tmp_path):
     assert "videos           4" in result.output and "classes          3" in result.output
     assert "frames           622" in result.output  # 250 + 132 + 120 + 120
     assert "25 segments, 1 crop(s) of 112 px" in result.output  # the size it trained at
+    # it ends with a prediction on a raw clip (H.264 with B-frames) and its CAM picture
+    tail = result.output.splitlines()[-4:]
+    assert tail[0].endswith(f"bikes.mp4  (class activation maps: {tmp_path / 'cams' / 'bikes.png'})")
+    assert [line.split()[0] for line in tail[1:]] == ["1", "2", "3"]
+    assert sum(float(line.split()[2].rstrip("%")) for line in tail[1:]) == pytest.approx(100, abs=0.03)
+    assert imread(tmp_path / "cams" / "bikes.png").shape[0] > 300  # rows: I-frame, MV, residual
     # train with a test list at another size: the final test evaluation, and evaluate
     # without --data or --input-size, take both from the checkpoint
     data = tmp_path / "extracted"

@@ -1,7 +1,6 @@
 """Looking at what the model sees: `teamnet predict` on raw videos, CAM pictures, `show`."""
 import json
 
-import motion_dataset
 import numpy as np
 import pytest
 import torch
@@ -9,10 +8,13 @@ from click.testing import CliRunner
 from matplotlib.image import imread
 from torch.nn import functional as F
 
+import motion_dataset
+import synthetic
 from cli import main
 from preprocess.store import load_index
 from teamnet import checkpoint
 from teamnet.cam import class_maps
+from teamnet.config import ModelConfig
 from teamnet.data import ClipDataset, make_loader
 from teamnet.distributed import setup
 from teamnet.evaluate import predict
@@ -20,7 +22,7 @@ from teamnet.model import build_model
 from teamnet.pictures import mv_colours
 from teamnet.predict import probabilities_of
 from teamnet.sampling import sample_clip
-from teamnet.transforms import eval_crops
+from teamnet.transforms import eval_crops, normalise
 
 SMALL = ["--pretrained", "none", "--iframe-arch", "resnet18", "--num-segments", "4",
          "--input-size", "32", "--batch-size", "8", "--workers", "0", "--val-fraction", "0"]
@@ -57,11 +59,14 @@ def test_predict_gives_evaluate_s_scores_on_raw_videos(trained, tmp_path):
     videos = [line.removesuffix(".mp4") for line in test_list.read_text().split()]
     broken = tmp_path / "broken.mkv"
     broken.write_bytes(b"\x1aE\xdf\xa3 not a video at all" * 50)
+    one_frame = synthetic.write_video(tmp_path / "one_frame.mkv", synthetic.pan(1, 64, 64, 1, 0))
     result = CliRunner().invoke(main, ["predict", "--checkpoint", str(run / "best.pt"),
                                        "--json", "--top-k", "4", str(raw / "up"), str(broken),
+                                       str(one_frame),
                                        *(str(raw / f"{v}.mkv") for v in videos if "up/" not in v)])
     assert result.exit_code == 1  # the broken file is named, every other video done
-    assert f"{broken}: " in result.output and "1 file(s) failed" in result.output
+    assert f"{broken}: " in result.output and "2 file(s) failed" in result.output
+    assert f"{one_frame}: 1 video(s) have no P-frame" in result.output
     lines = [json.loads(line) for line in result.output.splitlines() if line.startswith("{")]
     got = {line["video"]: line["top"] for line in lines}
     classes = load_index(data)["classes"]
@@ -95,6 +100,10 @@ def test_predict_table_and_three_crops(trained, tmp_path):
     assert lines[0].endswith("down15.mkv") and len(lines) == 3
     assert lines[1].split() == ["1", classes[first], f"{expected[first]:.2%}"]
     assert lines[2].split() == ["2", classes[second], f"{expected[second]:.2%}"]
+    result = CliRunner().invoke(main, ["predict", "--checkpoint", str(run / "best.pt"),
+                                       "--cam", str(tmp_path), "--cam-class", "left",
+                                       str(data.parent / "raw" / f"{video}.mkv")])
+    assert result.exit_code == 1 and "--cam-class 'left' is not a class of" in result.output
 
 
 def test_predict_needs_a_recorded_encoding(trained, tmp_path):
@@ -178,3 +187,24 @@ def test_mv_class_activation_maps_find_the_moving_patch(tmp_path_factory):
             hits.append((x - x0) % size < side and (y - y0) % size < side)  # it wraps around
     # measured: 0.875 of 144 segments; a point drawn at random would be inside 0.14 of the time
     assert np.mean(hits) >= 0.8, np.mean(hits)
+
+
+@pytest.mark.parametrize("name", ["teamnet", "coviar", "tsn"])
+def test_class_maps_add_up_to_the_logits(name):
+    # exact CAMs: each branch's map, averaged over segments and space, plus its bias (times
+    # the fusion weights) summed over branches is the model's logit for the class
+    torch.manual_seed(0)
+    model = build_model(ModelConfig(model=name, iframe_arch="resnet18", pretrained="none"), 5)
+    model.eval()
+    clips = {"iframe": torch.randint(0, 256, (2, 3, 64, 64, 3), dtype=torch.uint8),
+             "mv": torch.randint(-30, 30, (2, 3, 64, 64, 2), dtype=torch.int8),
+             "residual": torch.randint(-60, 60, (2, 3, 64, 64, 3), dtype=torch.int8)}
+    clips = {m: clips[m] for m in model.modalities}
+    probabilities, labels, maps = class_maps(model, clips, setup("cpu"), labels=[1, 3])
+    with torch.no_grad():
+        logits = model(normalise(clips, "cpu"))["logits"][torch.arange(2), labels]
+        bias = sum(model.fusion_weights[m] * model.heads[m].fc.bias[labels] for m in maps)
+    assert sorted(maps) == sorted(model.modalities) and maps[model.modalities[0]].shape == (2, 3, 2, 2)
+    torch.testing.assert_close(sum(x.mean(dim=(1, 2, 3)) for x in maps.values()) + bias, logits,
+                               atol=1e-4, rtol=1e-4)
+    assert probabilities.shape == (2, 5) and labels.tolist() == [1, 3]

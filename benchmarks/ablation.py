@@ -1,0 +1,148 @@
+"""The paper's ablations as one command: TEAM arrangements (Table 3: c, s, c+s, s->c, c->s)
+and TEAM positions (Table 4), each over several seeds, as a Markdown table and a bar chart.
+
+    python benchmarks/ablation.py --seeds 2 --out docs/figures/ablation      # motion set
+    python benchmarks/ablation.py --data DIR --train-list L --test-list T \\
+        --train-options "--epochs 30 --lr-steps 20,25 --batch-size 32" --torchrun 8
+
+Every run is `teamnet train` from one base: --train-options, plus for the arrangement grid
+--team-arrangement A (at the default positions), for the position grid --team-positions P
+(with c->s); then `teamnet evaluate` on --test-list. Without --data, the tests' moving-patch
+set and benchmarks/motion_runs.py's small CPU runs are the base. --torchrun N runs each
+training as `torchrun --nproc_per_node N` (DDP) instead of in this process.
+
+Writes OUT.md (top-1 mean +- std over seeds, parameters, GFLOPs per clip of the base's T and
+input size), OUT.png (bar chart) and OUT.json (every run's top-1).
+"""
+import argparse
+import json
+import shlex
+import subprocess
+import sys
+import tempfile
+from pathlib import Path
+
+import numpy as np
+
+from motion_runs import BASE, motion_dataset, test, train
+from model_speed import gflops, random_clips
+from teamnet.config import ARRANGEMENTS, ModelConfig
+from teamnet.model import DEFAULT_POSITIONS, build_model
+
+POSITIONS = ["none", "stem", "stem res2", "stem res2 res3", "stem res2 res3 res4",
+             "stem res2 res3 res4 res5"]
+
+
+def option(args, name, default):
+    """The value of a `teamnet train` option in an argument list, or default."""
+    return args[args.index(name) + 1] if name in args else default
+
+
+def cost(options, classes):
+    """(parameters in millions, GFLOPs per clip) of the model the options describe."""
+    config = ModelConfig(
+        iframe_arch=option(options, "--iframe-arch", "resnet50"),
+        pframe_arch=option(options, "--pframe-arch", "resnet18"), pretrained="none",
+        team_positions=tuple(w for w in option(options, "--team-positions", " ".join(
+            DEFAULT_POSITIONS)).split() if w != "none"),
+        team_arrangement=option(options, "--team-arrangement", "c->s"))
+    model = build_model(config, classes).eval()
+    segments, size = int(option(options, "--num-segments", 8)), int(option(options, "--input-size", 224))
+    return (sum(p.numel() for p in model.parameters()) / 1e6,
+            gflops(model, random_clips(1, segments, size, "cpu", False)))
+
+
+def train_run(base, run, options, torchrun):
+    """One training run into the folder run: in this process, or under torchrun (DDP)."""
+    if not torchrun:
+        train(base["data"], base["train_list"], run, *base["options"], *options)
+        return
+    teamnet = str(Path(sys.executable).with_name("teamnet"))
+    subprocess.run([sys.executable, "-m", "torch.distributed.run", "--standalone",
+                    "--nproc_per_node", str(torchrun), "--no-python", teamnet, "train",
+                    "--data", str(base["data"]), "--train-list", str(base["train_list"]),
+                    "--output", str(run), *base["options"], *options], check=True)
+
+
+def markdown(rows, title):
+    lines = [f"| {title} | top-1 (mean +- std) | seeds | params (M) | GFLOPs/clip |",
+             "|---|---|---|---|---|"]
+    for name, row in rows.items():
+        scores = np.array(row["top1"])
+        lines.append(f"| {name} | {scores.mean():.3f} +- {scores.std():.3f} | {len(scores)} | "
+                     f"{row['params_M']:.2f} | {row['gflops']:.3f} |")
+    return "\n".join(lines)
+
+
+def chart(tables, path):
+    import matplotlib
+    matplotlib.use("Agg")
+    from matplotlib import pyplot
+    figure, axes = pyplot.subplots(1, len(tables), figsize=(5.5 * len(tables), 3.8), squeeze=False)
+    for axis, (title, rows) in zip(axes[0], tables.items()):
+        names = list(rows)
+        means = [np.mean(rows[n]["top1"]) for n in names]
+        stds = [np.std(rows[n]["top1"]) for n in names]
+        axis.bar(range(len(names)), means, yerr=stds, capsize=4, color="tab:blue")
+        axis.set_xticks(range(len(names)), names, rotation=20, ha="right", fontsize=8)
+        axis.set(title=title, ylabel="test top-1", ylim=(0, 1.05))
+    figure.tight_layout()
+    figure.savefig(path, dpi=110)
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--arrangements", nargs="*", default=list(ARRANGEMENTS))
+    parser.add_argument("--positions", nargs="*", default=POSITIONS)
+    parser.add_argument("--seeds", type=int, default=3, help="seeds 0 .. N-1 per setting")
+    parser.add_argument("--data", type=Path)
+    parser.add_argument("--train-list", type=Path)
+    parser.add_argument("--test-list", type=Path)
+    parser.add_argument("--set", choices=list(motion_dataset.CLASSES), default="patch",
+                        help="the synthetic set, without --data")
+    parser.add_argument("--train-options", default="--epochs 14 --lr-steps 10",
+                        help="options every run gets (a shell-quoted string)")
+    parser.add_argument("--torchrun", type=int, default=0, metavar="N")
+    parser.add_argument("--out", type=Path, default=Path("ablation"))
+    args = parser.parse_args()
+    work = Path(tempfile.mkdtemp(prefix="teamnet-ablation-"))
+    options = shlex.split(args.train_options) + ["--val-fraction", "0"]
+    if args.data is None:
+        args.data, args.train_list, args.test_list = motion_dataset.build(work / "set", args.set)
+        options = BASE + options
+    base = {"data": args.data, "train_list": args.train_list, "options": options}
+    classes = len(json.loads((Path(args.data) / "index.json").read_text())["classes"])
+    grids = {"arrangement (at " + " ".join(DEFAULT_POSITIONS) + ")": {
+                 a: ["--team-arrangement", a] for a in args.arrangements},
+             "positions (c->s)": {p: ["--team-positions", p] for p in args.positions}}
+    tables, done = {}, {}
+    for title, grid in grids.items():
+        rows = tables.setdefault(title, {})
+        for name, extra in grid.items():
+            key = tuple(extra)
+            same = ("--team-positions", " ".join(DEFAULT_POSITIONS))  # the default arrangement
+            if key == same and ("--team-arrangement", "c->s") in done:
+                key = ("--team-arrangement", "c->s")  # the same runs: do not train them twice
+            if key not in done:
+                scores = []
+                for seed in range(args.seeds):
+                    run = work / f"{'_'.join(extra).replace(' ', '-').replace('>', '')}-{seed}"
+                    train_run(base, run, [*extra, "--seed", str(seed)], args.torchrun)
+                    scores.append(test(run, args.test_list)["top1"])
+                    print(f"{name}, seed {seed}: top-1 {scores[-1]:.3f}", flush=True)
+                params, flops = cost(options + extra, classes)
+                done[key] = {"top1": scores, "params_M": params, "gflops": flops}
+            rows[name] = done[key]
+    text = "\n\n".join(f"**{title}**\n\n{markdown(rows, title.split()[0])}"
+                       for title, rows in tables.items())
+    args.out.parent.mkdir(parents=True, exist_ok=True)
+    args.out.with_suffix(".md").write_text(text + "\n")
+    args.out.with_suffix(".json").write_text(json.dumps(
+        {"settings": {k: str(v) for k, v in vars(args).items()}, "tables": tables}, indent=1))
+    chart(tables, args.out.with_suffix(".png"))
+    print(text)
+    print(f"wrote {args.out.with_suffix('.md')}, .png and .json")
+
+
+if __name__ == "__main__":
+    main()
