@@ -127,8 +127,8 @@ def main():
         results["ceiling_fps"] = ceiling
         results["decode_mv_fps"] = best(args.repeat, lambda: decode_rate(paths, True))
         results["settings"] = []
-        for compression, stride in [("balanced", 1), ("lzf", 1), ("gzip", 1), ("none", 1),
-                                    ("balanced", 4), ("lzf", 4)]:
+        for compression, stride in [("zstd", 1), ("balanced", 1), ("lzf", 1), ("gzip", 1),
+                                    ("none", 1), ("zstd", 4), ("balanced", 4)]:
             settings = ExtractSettings(compression=compression, p_stride=stride)
             shard = work / f"{compression}-{stride}.h5"
 

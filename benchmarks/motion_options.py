@@ -19,12 +19,13 @@ def main_():
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--variant", action="append", required=True, metavar="NAME: OPTIONS")
     parser.add_argument("--set", choices=list(motion_dataset.CLASSES), default="pan")
+    parser.add_argument("--p-stride", type=int, default=1, help="extract --p-stride of the set")
     parser.add_argument("--seeds", nargs="+", default=["0", "1"])
     parser.add_argument("--epochs", default="6")
     parser.add_argument("--lr-steps", default="4")
     args = parser.parse_args()
     work = Path(tempfile.mkdtemp(prefix="teamnet-motion-"))
-    data, train_list, test_list = motion_dataset.build(work, args.set)
+    data, train_list, test_list = motion_dataset.build(work, args.set, p_stride=args.p_stride)
     results = {}
     for variant in args.variant:
         name, _, options = variant.partition(":")

@@ -12,7 +12,7 @@ from .errors import SettingsError
 
 FORMAT_VERSION = 1  # of the shards and index.json (docs/FORMAT.md)
 STORAGES = ("int8", "int16")
-COMPRESSIONS = ("balanced", "lzf", "gzip", "none")
+COMPRESSIONS = ("zstd", "balanced", "lzf", "gzip", "none")
 BACKENDS = ("joblib", "dask")
 MIN_SIDE = 32  # the smallest input the models take: smaller videos could not be cropped
 
@@ -99,9 +99,11 @@ class ExtractSettings:
     storage: str = setting("int8", "int8 keeps exactly the values the network sees (MV within "
                            "+-127 px, residual within [-128, 127]); int16 keeps every value.",
                            choices=STORAGES)
-    compression: str = setting("balanced", "HDF5 filters, all built into h5py. balanced: lzf on "
-                               "I-frames and MVs, raw residuals (fast); lzf/gzip: everything, "
-                               "smaller and slower (BENCHMARKS.md).", choices=COMPRESSIONS)
+    compression: str = setting("zstd", "HDF5 filters. zstd: Zstd-1 on MVs and residuals, lzf "
+                               "on I-frames (readers need hdf5plugin, a dependency); balanced: "
+                               "lzf on I-frames and MVs, raw residuals; lzf/gzip: everything; "
+                               "the last four are built into h5py (BENCHMARKS.md).",
+                               choices=COMPRESSIONS)
     p_stride: int = setting(1, "Keep P-frames 1, 1+S, 1+2S, ... of each GOP: S=4 keeps 3 of 11 "
                             "(incl. the 5th, which evaluation uses) for about a third of the "
                             "storage.", minimum=1)

@@ -27,7 +27,8 @@ CLASSES = {
 PATCH = 3 / 8  # side of the moving patch, relative to the frame's (24 px of 64)
 
 
-def build(root, kind="pan", per_class_train=12, per_class_test=6, frames=48, size=64, seed=0):
+def build(root, kind="pan", per_class_train=12, per_class_test=6, frames=48, size=64, seed=0,
+          p_stride=1):
     """Returns (extracted folder, train list, test list) under root. The patch sets also write
     root/boxes.json: {video id: [[x0, y0] of the patch's corner in each frame]} (its side is
     PATCH x size)."""
@@ -52,7 +53,8 @@ def build(root, kind="pan", per_class_train=12, per_class_test=6, frames=48, siz
             (train if n < per_class_train else test).append(video)
     parallel = ParallelSettings(workers=2)
     encode_dataset(root / "raw", root / "encoded", EncodeSettings(size=(size, size)), parallel)
-    extract_dataset(root / "encoded", root / "data", ExtractSettings(shard_size=16), parallel)
+    extract_dataset(root / "encoded", root / "data",
+                    ExtractSettings(shard_size=16, p_stride=p_stride), parallel)
     (root / "boxes.json").write_text(json.dumps(boxes))
     for name, videos in (("train.txt", train), ("test.txt", test)):
         (root / name).write_text("".join(f"{v}.mp4\n" for v in videos))

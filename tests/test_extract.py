@@ -11,6 +11,7 @@ import av
 import h5py
 import numpy as np
 import pytest
+import zstandard
 
 import reference
 import synthetic
@@ -18,6 +19,8 @@ from preprocess import store
 from preprocess.decode import RGBConverter
 from preprocess.extract import REPORT_NAME, extract_dataset
 from preprocess.settings import ExtractSettings
+from preprocess.checksum import fletcher32
+from preprocess.store.writer import FILTERS, ZSTD_LEVEL
 
 SMALL = (96, 64)
 
@@ -217,3 +220,37 @@ def test_packages_stay_light():
             "[sys.modules.pop(m) for m in list(sys.modules) if m.startswith('preprocess')]; "
             "import preprocess.store")
     subprocess.run([sys.executable, "-c", code], check=True, cwd=Path(__file__).parent.parent)
+
+
+def test_direct_zstd_chunks_are_what_hdf5_would_write(tmp_path):
+    # The writer compresses and checksums Zstd chunks itself: the bytes must be HDF5's own
+    # (Zstd filter, then fletcher32), or readers would reject or misread them.
+    rng = np.random.default_rng(0)
+    frames = [rng.integers(-128, 128, (64, 96, 3)).astype(np.int8),  # incompressible
+              np.zeros((64, 96, 3), np.int8),
+              (rng.integers(0, 3, (64, 96, 3)) * 5).astype(np.int8),
+              np.arange(7, dtype=np.int8)]  # an odd number of bytes
+    with h5py.File(tmp_path / "f.h5", "w") as file:
+        for n, frame in enumerate(frames):
+            by_hdf5 = file.create_dataset(f"filter{n}", (1, *frame.shape), frame.dtype,
+                                          chunks=(1, *frame.shape), fletcher32=True,
+                                          **FILTERS["zstd"]["residuals"])
+            by_hdf5[0] = frame
+            direct = file.create_dataset(f"direct{n}", (1, *frame.shape), frame.dtype,
+                                         chunks=(1, *frame.shape), fletcher32=True,
+                                         **FILTERS["zstd"]["residuals"])
+            data = zstandard.ZstdCompressor(level=ZSTD_LEVEL).compress(frame.tobytes())
+            direct.id.write_direct_chunk((0,) * (1 + frame.ndim), data + fletcher32(data))
+            offset = (0,) * (1 + frame.ndim)
+            assert direct.id.read_direct_chunk(offset) == by_hdf5.id.read_direct_chunk(offset)
+    with h5py.File(tmp_path / "f.h5", "r") as file:
+        for n, frame in enumerate(frames):
+            np.testing.assert_array_equal(file[f"direct{n}"][0], frame)
+    assert fletcher32(b"") == bytes(4) and fletcher32(b"\xff\xff") == b"\xff\xff\xff\xff"
+    # a chunk long enough for the sums to wrap many times, against the formula they fold to:
+    # sum1 = S1, sum2 = S2 modulo 65535, where a non-zero multiple of 65535 shows as 65535
+    data = rng.integers(0, 256, 300_001, dtype=np.uint8).tobytes()
+    words = np.frombuffer(data + b"\0", ">u2").astype(np.int64)
+    s1, s2 = int(words.sum()), int(np.cumsum(words).sum())
+    fold = lambda value: 0 if value == 0 else (value - 1) % 65535 + 1  # noqa: E731
+    assert fletcher32(data) == ((fold(s2) << 16) | fold(s1)).to_bytes(4, "little")

@@ -1,21 +1,29 @@
 """Writing one video's GOPs into a shard group (extract.py makes the shards themselves).
 
 Every dataset carries HDF5's fletcher32 checksum per chunk: a damaged chunk fails to read
-(and `teamnet verify` finds it) instead of returning wrong values."""
+(and `teamnet verify` finds it) instead of returning wrong values.
+
+Zstd datasets (hdf5plugin's standard filter, id 32015) are written chunk by chunk with
+`write_direct_chunk`: each frame is compressed here (python-zstandard, the same libzstd and
+level as the filter, so the bytes are the ones the filter would write) and its fletcher32
+checksum appended, skipping h5py's per-call machinery; readers decode them through the
+ordinary filter pipeline (hdf5plugin imported). A test checks both against HDF5's own.
+"""
+import hdf5plugin
 import numpy as np
 
+ZSTD_LEVEL = 1  # measured (BENCHMARKS.md): higher levels gain little on residuals, cost much
+_ZSTD = dict(hdf5plugin.Zstd(clevel=ZSTD_LEVEL))
 _LZF, _GZIP = {"compression": "lzf"}, {"compression": "gzip", "compression_opts": 1}
-# HDF5 filters per stream, all built into h5py (the GPU image has no hdf5plugin). Measured
-# (BENCHMARKS.md): lzf shrinks MVs ~14x for ~0.17 ms a frame, but residuals, close to noise,
-# only ~1.4x for ~1 ms a frame (more than decoding), so "balanced" leaves residuals raw.
+# Filters per stream (BENCHMARKS.md has the measurements). Residuals are close to noise: Zstd-1
+# halves them for ~0.5 ms a frame, lzf gains a third of that for twice the time.
 FILTERS = {
+    "zstd": {"iframes": _LZF, "mvs": _ZSTD, "residuals": _ZSTD},
     "balanced": {"iframes": _LZF, "mvs": _LZF, "residuals": {}},
     "lzf": {"iframes": _LZF, "mvs": _LZF, "residuals": _LZF},
     "gzip": {"iframes": _GZIP, "mvs": _GZIP, "residuals": _GZIP},
     "none": {"iframes": {}, "mvs": {}, "residuals": {}},
 }
-
-
 class VideoWriter:
     """Writes one video into a shard group, one GOP at a time (resizable datasets)."""
 
@@ -34,17 +42,38 @@ class VideoWriter:
             "residuals", (0, slots, height, width, 3), dtype,
             maxshape=(None, slots, height, width, 3), chunks=(1, 1, height, width, 3),
             fletcher32=True, **filters["residuals"])
+        self.direct = {name for name, chosen in filters.items() if chosen is _ZSTD}
+        if self.direct:  # extraction only: readers decode through hdf5plugin
+            import zstandard
+
+            from ..checksum import fletcher32
+            self._compress = zstandard.ZstdCompressor(level=ZSTD_LEVEL).compress
+            self._checksum = fletcher32
         self.max_p, self.num_p, self.group = max_p, [], group
+
+    def _write(self, name, gop, frames):
+        """An I-frame (frames: one) or a GOP's P-frames (frames[k] into slot k) of GOP gop."""
+        dataset, is_iframe = getattr(self, name), name == "iframes"
+        if name not in self.direct:  # one call per GOP: h5py's per-call overhead is large
+            if is_iframe:
+                dataset[gop] = frames[0]
+            else:
+                dataset[gop, :len(frames)] = frames
+            return
+        for k, frame in enumerate(frames):
+            data = self._compress(np.ascontiguousarray(frame))
+            offset = (gop,) + (() if is_iframe else (k,)) + (0,) * frame.ndim
+            dataset.id.write_direct_chunk(offset, data + self._checksum(data))
 
     def add_gop(self, iframe, mvs, residuals):
         """Append a GOP: its I-frame and its P-frames' accumulated MVs and residuals."""
         gop, count = len(self.num_p), len(mvs)
         for dataset in (self.iframes, self.mvs, self.residuals):
             dataset.resize(gop + 1, axis=0)  # new slots read as zero until written
-        self.iframes[gop] = iframe
-        if count:  # one call per GOP: h5py's per-call overhead is comparable to a frame's work
-            self.mvs[gop, :count] = mvs
-            self.residuals[gop, :count] = residuals
+        self._write("iframes", gop, iframe[None])
+        if count:
+            self._write("mvs", gop, mvs)
+            self._write("residuals", gop, residuals)
         self.num_p.append(count)
 
     def finish(self, **attributes):
