@@ -28,6 +28,7 @@ from motion_runs import BASE, motion_dataset, test, train
 from model_speed import gflops, random_clips
 from teamnet.config import ARRANGEMENTS, ModelConfig
 from teamnet.model import DEFAULT_POSITIONS, build_model
+from teamnet.pictures import pyplot, save_png
 
 POSITIONS = ["none", "stem", "stem res2", "stem res2 res3", "stem res2 res3 res4",
              "stem res2 res3 res4 res5"]
@@ -47,7 +48,8 @@ def cost(options, classes):
             DEFAULT_POSITIONS)).split() if w != "none"),
         team_arrangement=option(options, "--team-arrangement", "c->s"))
     model = build_model(config, classes).eval()
-    segments, size = int(option(options, "--num-segments", 8)), int(option(options, "--input-size", 224))
+    segments = int(option(options, "--num-segments", 8))
+    size = int(option(options, "--input-size", 224))
     return (sum(p.numel() for p in model.parameters()) / 1e6,
             gflops(model, random_clips(1, segments, size, "cpu", False)))
 
@@ -75,10 +77,7 @@ def markdown(rows, title):
 
 
 def chart(tables, path):
-    import matplotlib
-    matplotlib.use("Agg")
-    from matplotlib import pyplot
-    figure, axes = pyplot.subplots(1, len(tables), figsize=(5.5 * len(tables), 3.8), squeeze=False)
+    figure, axes = pyplot().subplots(1, len(tables), figsize=(5.5 * len(tables), 3.8), squeeze=False)
     for axis, (title, rows) in zip(axes[0], tables.items()):
         names = list(rows)
         means = [np.mean(rows[n]["top1"]) for n in names]
@@ -87,7 +86,7 @@ def chart(tables, path):
         axis.set_xticks(range(len(names)), names, rotation=20, ha="right", fontsize=8)
         axis.set(title=title, ylabel="test top-1", ylim=(0, 1.05))
     figure.tight_layout()
-    figure.savefig(path, dpi=110)
+    save_png(figure, path)
 
 
 def main():

@@ -18,6 +18,7 @@ import tempfile
 from pathlib import Path
 
 from motion_runs import motion_dataset, test, train
+from teamnet.pictures import pyplot, save_png
 
 MODELS = {"TEAM-Net": ["--model", "teamnet"], "CoViAR": ["--model", "coviar"],
           "TSN (I-frames)": ["--model", "tsn"]}
@@ -27,10 +28,7 @@ SETS = {"patch": MODELS,
 
 
 def plot(curves, out):
-    import matplotlib
-    matplotlib.use("Agg")
-    from matplotlib import pyplot
-    figure, axes = pyplot.subplots(1, len(curves), figsize=(5.5 * len(curves), 4), sharey=True)
+    figure, axes = pyplot().subplots(1, len(curves), figsize=(5.5 * len(curves), 4), sharey=True)
     for axis, (name, runs) in zip(axes, curves.items()):
         for label, run in runs.items():
             axis.plot(range(1, len(run["val_top1"]) + 1), run["val_top1"], marker="o",
@@ -40,7 +38,7 @@ def plot(curves, out):
         axis.legend(loc="upper left", fontsize=8)
     axes[0].set_ylabel("validation top-1")
     figure.tight_layout()
-    figure.savefig(out, dpi=110)
+    save_png(figure, out)
 
 
 def main():

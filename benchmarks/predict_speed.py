@@ -58,7 +58,8 @@ def main():
         done = time.perf_counter()
         if run:
             for name, seconds in (("encode", encoded_at - start),
-                                  ("extract", extracted_at - encoded_at), ("model", done - extracted_at)):
+                                  ("extract", extracted_at - encoded_at),
+                                  ("model", done - extracted_at)):
                 times[name].append(seconds)
     best = {name: min(values) for name, values in times.items()}
     total = sum(best.values())

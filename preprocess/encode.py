@@ -111,12 +111,6 @@ def status_counts(results):
     return {status: sum(r.status == status for r in results) for status in STATUSES}
 
 
-def recorded_settings(settings):
-    """What an encoded folder records of its settings (encode-settings.json): any ffmpeg
-    binary will do, so it is left out."""
-    return {**asdict(settings), "size": list(settings.size), "ffmpeg": None}
-
-
 def settings_of(folder):
     """The recorded settings of an encoded folder as a dict, or None if it records none."""
     path = Path(folder) / SETTINGS_NAME
@@ -137,7 +131,7 @@ def from_recorded(recorded):
 def check_settings(target_root, settings):
     """Record what target_root is encoded with, or refuse other settings than recorded:
     a folder of mixed encodings would silently train on both."""
-    asked = recorded_settings(settings)
+    asked = {**asdict(settings), "size": list(settings.size), "ffmpeg": None}  # any binary
     path = target_root / SETTINGS_NAME
     recorded = settings_of(target_root)
     if recorded is not None:

@@ -126,7 +126,7 @@ def extract_video(video, group, settings):
                   height=iframe.shape[0], frames=frames)
 
 
-def recorded_settings(settings, source_root):
+def shard_settings(settings, source_root):
     """What every shard records: the extraction settings, and the encoding of the videos
     (SRC/encode-settings.json; None where SRC was not made by `teamnet encode`), which
     `teamnet predict` repeats on new videos. A rerun must find the same."""
@@ -191,7 +191,7 @@ def extract_dataset(source_root, target_root, settings=ExtractSettings(),
     if labels_file:  # refused before any work, rather than after hours of it
         store.labels_for([video.video_id for video in videos], labels_file)
     with folder_lock(target_root, parallel.part):
-        recorded = recorded_settings(settings, source_root)
+        recorded = shard_settings(settings, source_root)
         return _extract_locked(videos, target_root, settings, recorded, parallel, labels_file)
 
 

@@ -52,8 +52,9 @@ def write_cam_pictures(model, dataset, context, names, classes, folder, cam_clas
         clip = first_crop({m: x[None] for m, x in clip.items()}, dataset.crops)
         probabilities, labels, maps = class_maps(model, clip, context, label)
         k = int(labels[0])
+        title = f"{name}: {classes[k]} ({float(probabilities[0, k]):.1%})"
         path = folder / (name.replace("/", "__") + ".png")
         cam_grid({m: x[0].numpy() for m, x in clip.items()},
-                 {m: x[0].numpy() for m, x in maps.items()}, f"{name}: {classes[k]} ({float(probabilities[0, k]):.1%})", path)
+                 {m: x[0].numpy() for m, x in maps.items()}, title, path)
         written.append(path)
     return written

@@ -1,6 +1,8 @@
 """Accuracy as the paper reports it (top-1, top-5) plus per-class views."""
 import numpy as np
 
+from .pictures import pyplot, save_png
+
 
 def accuracy_report(logits, labels, classes):
     """logits (V, K), labels (V,) -> top1, top5, mean class accuracy (fractions in [0, 1]),
@@ -26,14 +28,10 @@ def accuracy_report(logits, labels, classes):
 
 def save_confusion_image(confusion, classes, path):
     """Row-normalised confusion matrix as a PNG."""
-    import matplotlib
-    matplotlib.use("Agg")
-    from matplotlib import pyplot
-
     matrix = np.asarray(confusion, float)
     matrix = matrix / np.maximum(matrix.sum(axis=1, keepdims=True), 1)
     size = min(40, max(4, 0.25 * len(classes) + 2))
-    figure, axes = pyplot.subplots(figsize=(size, size))
+    figure, axes = pyplot().subplots(figsize=(size, size))
     image = axes.imshow(matrix, cmap="Blues", vmin=0, vmax=1)
     if len(classes) <= 60:
         axes.set_xticks(range(len(classes)), classes, rotation=90, fontsize=7)
@@ -42,5 +40,4 @@ def save_confusion_image(confusion, classes, path):
     axes.set_ylabel("true")
     figure.colorbar(image, fraction=0.046)
     figure.tight_layout()
-    figure.savefig(path, dpi=100)
-    pyplot.close(figure)
+    save_png(figure, path)

@@ -15,11 +15,12 @@ MAX_COLUMNS = 8  # segments shown in a CAM grid (evenly spaced when there are mo
 ROW_NAMES = {"iframe": "I-frame", "mv": "motion vectors", "residual": "residual"}
 
 
-def _pyplot():
+def pyplot():
+    """matplotlib's pyplot, headless (the Agg backend): training nodes have no display."""
     import matplotlib
     matplotlib.use("Agg")
-    from matplotlib import pyplot
-    return pyplot
+    from matplotlib import pyplot as plt
+    return plt
 
 
 def mv_colours(mv):
@@ -54,23 +55,23 @@ def _wheel(figure, rect):
     axis.axis("off")
 
 
-def _save(figure, path):
+def save_png(figure, path):
     """Write a figure as PNG; the file appears only once whole."""
     with atomic_output(path) as temporary:
         figure.savefig(temporary, format="png", dpi=100)
-    _pyplot().close(figure)
+    pyplot().close(figure)
 
 
 def cam_grid(clip, maps, title, path):
     """One PNG: a row per modality (clip {modality: (T, S, S, C)} as the network saw it),
     a column per segment (up to MAX_COLUMNS, evenly spaced), each overlaid with its branch's
     class activation map (maps {modality: (T, h, w)}, scaled per row to its own range)."""
-    pyplot = _pyplot()
+    plt = pyplot()
     modalities = list(maps)
     segments = len(next(iter(clip.values())))
     columns = np.unique(np.linspace(0, segments - 1, min(segments, MAX_COLUMNS)).round()
                         .astype(int))
-    figure, axes = pyplot.subplots(len(modalities), len(columns), squeeze=False,
+    figure, axes = plt.subplots(len(modalities), len(columns), squeeze=False,
                                    figsize=(1.6 * len(columns) + 0.8, 1.7 * len(modalities) + 0.6))
     for row, modality in enumerate(modalities):
         low, high = float(maps[modality].min()), float(maps[modality].max())
@@ -90,19 +91,19 @@ def cam_grid(clip, maps, title, path):
     figure.tight_layout(rect=(0, 0, 1 - 0.7 / figure.get_figwidth(), 1))
     if "mv" in modalities:
         _wheel(figure, (1 - 0.65 / figure.get_figwidth(), 0.05, 0.6 / figure.get_figwidth(), 0.25))
-    _save(figure, path)
+    save_png(figure, path)
 
 
 def gop_picture(video, gop, title, path, columns=6):
     """One PNG of GOP `gop` of a stored video (store.read_video): the I-frame first, then for
     each stored P-frame its accumulated MVs above its residual, `columns` pictures a row,
     value ranges in the captions."""
-    pyplot = _pyplot()
+    plt = pyplot()
     count = int(video["num_p"][gop])
     bands = -(-(1 + count) // columns)
     height, width = video["iframes"].shape[1:3]
     row_height = 1.9 * height / width + 0.35  # a picture 1.9 inches wide, and its caption
-    figure, axes = pyplot.subplots(2 * bands, columns, squeeze=False,
+    figure, axes = plt.subplots(2 * bands, columns, squeeze=False,
                                    figsize=(1.9 * columns + 0.8, 2 * bands * row_height + 0.4))
     for axis in axes.flat:
         axis.axis("off")
@@ -125,4 +126,4 @@ def gop_picture(video, gop, title, path, columns=6):
     figure.suptitle(title + ("" if count else " (no P-frame in this GOP)"), fontsize=9)
     figure.tight_layout(rect=(0, 0, 1 - 0.7 / figure.get_figwidth(), 1))
     _wheel(figure, (1 - 0.65 / figure.get_figwidth(), 0.05, 0.6 / figure.get_figwidth(), 0.2))
-    _save(figure, path)
+    save_png(figure, path)

@@ -1,6 +1,7 @@
 """The sharded HDF5 store of the partially decoded representation (layout: docs/FORMAT.md).
 
-Needs only h5py, hdf5plugin and NumPy (no decoder, no torch): the training package reads through here.
+Needs only h5py, hdf5plugin and NumPy (no decoder, no torch): the training package reads
+through here.
 - layout.py: the names of the files and what a shard records;
 - writer.py: writes one video into a shard (extract.py makes the shards);
 - index.py: index.json, built from the complete shards; labels; totals;

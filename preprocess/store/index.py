@@ -89,7 +89,8 @@ def build_index(root, labels_file=None):
     classes = sorted(set(classes_of.values()))
     label_of = {name: label for label, name in enumerate(classes)}
     videos = [entry(video_id, attrs, shard.name, classes_of[video_id],
-                    label_of[classes_of[video_id]]) for video_id, (shard, attrs) in sorted(stored.items())]
+                    label_of[classes_of[video_id]])
+              for video_id, (shard, attrs) in sorted(stored.items())]
     index = {"format_version": FORMAT_VERSION, "settings": settings, "classes": classes,
              "videos": videos}
     write_json(root / INDEX_NAME, index)
