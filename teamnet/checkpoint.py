@@ -1,4 +1,5 @@
 """Checkpoints: written whole (preprocess.atomic), read without unpickling code."""
+import os
 import shutil
 from pathlib import Path
 
@@ -27,6 +28,25 @@ def save(path, state):
         reason = NO_SPACE if is_disk_full(error) or _no_room(path) else str(error)
         raise CheckpointError(f"could not write {path}: {reason}; the previous checkpoint is "
                               "intact: make room, then continue with --resume") from None
+
+
+def save_as(path, saved):
+    """Publish the checkpoint saved as path too, without a second copy on disk: a hard link
+    (the next save replaces saved by a rename, so path keeps its content); a copy where the
+    file system has no hard links."""
+    path = Path(path)
+    try:
+        with atomic_output(path) as temporary:
+            try:
+                os.link(saved, temporary)
+            except OSError as error:
+                if is_disk_full(error):
+                    raise
+                shutil.copyfile(saved, temporary)
+    except OSError as error:
+        reason = NO_SPACE if is_disk_full(error) or _no_room(path) else str(error)
+        raise CheckpointError(f"could not write {path}: {reason}; {saved} is intact: make room, "
+                              "then continue with --resume") from None
 
 
 def _no_room(path):

@@ -211,7 +211,7 @@ def _save(output, state, improved, model, optimizer, scheduler, rng, config, ind
              "classes": index["classes"], "data_settings": index["settings"]}
     checkpoint.save(output / "last.pt", whole)
     if improved:
-        checkpoint.save(output / "best.pt", whole)
+        checkpoint.save_as(output / "best.pt", output / "last.pt")
 
 
 def _tensorboard(output):

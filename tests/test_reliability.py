@@ -167,6 +167,18 @@ def test_a_checkpoint_that_does_not_fit_leaves_the_previous_one(tmp_path):
         assert checkpoint.load(disk / "last.pt", check=False)["weights"].shape == (1000,)
 
 
+def test_best_checkpoint_takes_no_second_copy_and_keeps_its_content(tmp_path):
+    # A TEAM-Net checkpoint is about 270 MB: best.pt is last.pt's file, not a copy of it,
+    # until the next save of last.pt, which must leave best.pt as it was.
+    checkpoint.save(tmp_path / "last.pt", {"weights": torch.ones(1000)})
+    checkpoint.save_as(tmp_path / "best.pt", tmp_path / "last.pt")
+    assert os.path.samefile(tmp_path / "best.pt", tmp_path / "last.pt")
+    checkpoint.save(tmp_path / "last.pt", {"weights": torch.zeros(1000)})
+    assert checkpoint.load(tmp_path / "best.pt", check=False)["weights"].sum() == 1000
+    assert checkpoint.load(tmp_path / "last.pt", check=False)["weights"].sum() == 0
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["best.pt", "last.pt"]
+
+
 # --- damaged and hostile files --------------------------------------------------------------
 
 def flip_bytes_in_a_chunk(shard, dataset_name, count=40):
