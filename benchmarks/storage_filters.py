@@ -7,29 +7,46 @@ extracted with the default int8 storage and no compression. Each stream is then 
 into a new HDF5 file, one chunk a frame as the shards do, with each filter; the figures are
 the ratio raw bytes / stored bytes and the milliseconds a frame spent writing and reading it
 back (best of --repeat, one process), each without and with HDF5's fletcher32 checksums
-(which every shard now carries). This is how the default `--compression` was chosen.
+(which every shard now carries); Zstd levels also as the extractor writes them (compressed
+here, checksum appended, `write_direct_chunk`). This is how the default `--compression` was
+chosen. Blosc filters run with one thread (BLOSC_NTHREADS), as every other coder here.
 """
 import argparse
 import itertools
 import json
+import os
 import shutil
 import tempfile
 import time
 from pathlib import Path
 
+os.environ.setdefault("BLOSC_NTHREADS", "1")  # before the filters load
+
 import h5py
 import hdf5plugin
 import numpy as np
+import zstandard
 
 from preprocess import store
+from preprocess.checksum import fletcher32
 from preprocess.encode import encode_dataset
 from preprocess.extract import extract_dataset
 from preprocess.samples import SAMPLE_CLIPS, sample_folder
 from preprocess.settings import EncodeSettings, ExtractSettings
 
+BITSHUFFLE = hdf5plugin.Blosc.BITSHUFFLE
 FILTERS = {"none": {}, "lzf": {"compression": "lzf"},
            "gzip-1": {"compression": "gzip", "compression_opts": 1},
-           "zstd-1": dict(hdf5plugin.Zstd(clevel=1)), "zstd-3": dict(hdf5plugin.Zstd(clevel=3))}
+           "zstd-1": dict(hdf5plugin.Zstd(clevel=1)), "zstd-3": dict(hdf5plugin.Zstd(clevel=3)),
+           "bitshuffle-lz4": dict(hdf5plugin.Bitshuffle(cname="lz4")),
+           "blosc-lz4-bitshuffle": dict(hdf5plugin.Blosc("lz4", 5, BITSHUFFLE)),
+           "blosc-zstd1-bitshuffle": dict(hdf5plugin.Blosc("zstd", 1, BITSHUFFLE)),
+           "blosc2-lz4-bitshuffle": dict(hdf5plugin.Blosc2("lz4", 5, hdf5plugin.Blosc2.BITSHUFFLE)),
+           "blosc2-zstd1-bitshuffle": dict(hdf5plugin.Blosc2("zstd", 1,
+                                                             hdf5plugin.Blosc2.BITSHUFFLE))}
+# Zstd levels written as the extractor writes them: compressed here, checksum appended,
+# write_direct_chunk (checksums always on, as in the shards)
+DIRECT = {"zstd-1 direct": 1, "zstd-(-1) direct": -1, "zstd-(-3) direct": -3}
 
 
 def streams(clip, work):
@@ -47,14 +64,22 @@ def streams(clip, work):
             "residuals": flat(video["residuals"])}
 
 
-def write_and_read(path, frames, options):
-    """Seconds to write frames one chunk a frame, bytes stored, seconds to read them back."""
+def write_and_read(path, frames, options, direct_level=None):
+    """Seconds to write frames one chunk a frame, bytes stored, seconds to read them back.
+    direct_level: compress with Zstd at this level and write the chunks directly."""
+    if direct_level is not None:
+        compress = zstandard.ZstdCompressor(level=direct_level).compress
+        options = {**hdf5plugin.Zstd(clevel=direct_level), "fletcher32": True}
     start = time.perf_counter()
     with h5py.File(path, "w") as file:
         dataset = file.create_dataset("x", frames.shape, frames.dtype,
                                       chunks=(1, *frames.shape[1:]), **options)
         for i, frame in enumerate(frames):
-            dataset[i] = frame
+            if direct_level is None:
+                dataset[i] = frame
+            else:
+                data = compress(np.ascontiguousarray(frame))
+                dataset.id.write_direct_chunk((i,) + (0,) * frame.ndim, data + fletcher32(data))
         file.flush()
         stored = dataset.id.get_storage_size()
     written = time.perf_counter() - start
@@ -74,16 +99,20 @@ def main():
     try:
         rows = []
         for stream, frames in streams(args.clip, work).items():
-            for (name, options), checksum in itertools.product(FILTERS.items(), (False, True)):
-                runs = [write_and_read(work / f"{stream}-{name}.h5", frames,
-                                       {**options, "fletcher32": checksum})
+            variants = [(name, {**options, "fletcher32": checksum}, None) for
+                        (name, options), checksum in itertools.product(FILTERS.items(),
+                                                                        (False, True))]
+            variants += [(name, {}, level) for name, level in DIRECT.items()]
+            for name, options, level in variants:
+                checksum = options.get("fletcher32", True)
+                runs = [write_and_read(work / "x.h5", frames, options, level)
                         for _ in range(args.repeat)]
                 rows.append({"stream": stream, "filter": name, "fletcher32": checksum,
                              "frames": len(frames), "ratio": frames.nbytes / runs[0][1],
                              "write_ms_per_frame": 1000 * min(r[0] for r in runs) / len(frames),
                              "read_ms_per_frame": 1000 * min(r[2] for r in runs) / len(frames)})
                 row = rows[-1]
-                print(f"{stream:<10} {name:<7} {'fletcher32' if checksum else '':<11}"
+                print(f"{stream:<10} {name:<24} {'fletcher32' if checksum else '':<11}"
                       f"{row['ratio']:6.2f}x  write {row['write_ms_per_frame']:6.3f} ms/frame"
                       f"  read {row['read_ms_per_frame']:6.3f}", flush=True)
         print(json.dumps({"clip": args.clip, "rows": rows}))

@@ -195,6 +195,8 @@ def test_shards_are_readable_with_h5py_alone(encoded_dataset):
         assert group.attrs["video_id"] == entry["id"]
         assert group["mvs"].dtype == np.int8 and group["mvs"].chunks == (1, 1, 128, 160, 2)
         assert group["num_p"][()].tolist() == entry["p_frames"]
+        for name in ("iframes", "mvs", "residuals"):  # the default: Zstd (32015), checksums
+            assert list(group[name].filter_ids) == [32015, h5py.h5z.FILTER_FLETCHER32], name
 
 
 def test_labels_from_an_annotation_file(tmp_path, encoded_dataset):
