@@ -375,12 +375,12 @@ def predict_command(videos, as_json, **options):
         top = predictor.top(probabilities)
         if as_json:
             tqdm.write(json.dumps({"video": str(path), "top": [
-                {"class": name, "probability": p} for name, p in top]}))
+                {"class": class_name, "probability": p} for class_name, p in top]}))
             continue
-        width = max(len(name) for name, _ in top)
+        width = max(len(class_name) for class_name, _ in top)
         tqdm.write(f"{path}" + (f"  (class activation maps: {picture})" if picture else ""))
-        for rank, (name, p) in enumerate(top, 1):
-            tqdm.write(f"  {rank:>2}  {name:<{width}}  {p:7.2%}")
+        for rank, (class_name, p) in enumerate(top, 1):
+            tqdm.write(f"  {rank:>2}  {class_name:<{width}}  {p:7.2%}")
     _report(failures)
 
 

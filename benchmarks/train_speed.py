@@ -43,7 +43,7 @@ def main():
     torch.backends.cudnn.benchmark = True
     index = load_index(data)
     videos = [(v["id"], v["label"]) for v in index["videos"]]
-    model = build_model(ModelConfig(model=args.model, iframe_arch=args.iframe_arch),
+    model = build_model(ModelConfig(model=args.model, iframe_arch=args.iframe_arch, pretrained="none"),
                         len(index["classes"]))
     model = model.to(context.device, memory_format=torch.channels_last if cuda else torch.preserve_format)
     dataset = ClipDataset(data, (videos * args.clips)[:args.clips], model.modalities,

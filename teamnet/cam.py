@@ -9,8 +9,18 @@ from pathlib import Path
 
 import torch
 
+from preprocess.errors import SettingsError
+
 from .pictures import cam_grid
 from .transforms import normalise
+
+
+def check_cam_class(cam_class, classes, where):
+    """Refuse a --cam-class that is not one of classes (those of `where`), before any work."""
+    if cam_class is not None and cam_class not in classes:
+        raise SettingsError(f"--cam-class {cam_class!r} is not a class of {where}; its "
+                            f"classes: {', '.join(classes[:10])}"
+                            f"{', ...' if len(classes) > 10 else ''}")
 
 
 @torch.no_grad()

@@ -25,9 +25,7 @@ def save(path, state):
         with atomic_output(path) as temporary:
             torch.save(state, temporary)
     except (OSError, RuntimeError) as error:  # torch reports a full disk as a RuntimeError
-        reason = NO_SPACE if is_disk_full(error) or _no_room(path) else str(error)
-        raise CheckpointError(f"could not write {path}: {reason}; the previous checkpoint is "
-                              "intact: make room, then continue with --resume") from None
+        raise _not_written(path, error, "the previous checkpoint") from None
 
 
 def save_as(path, saved):
@@ -44,13 +42,14 @@ def save_as(path, saved):
                     raise
                 shutil.copyfile(saved, temporary)
     except OSError as error:
-        reason = NO_SPACE if is_disk_full(error) or _no_room(path) else str(error)
-        raise CheckpointError(f"could not write {path}: {reason}; {saved} is intact: make room, "
-                              "then continue with --resume") from None
+        raise _not_written(path, error, saved) from None
 
 
-def _no_room(path):
-    return shutil.disk_usage(path.parent).free < 2**20
+def _not_written(path, error, intact):
+    """The error for a checkpoint that could not be written; intact: what is still whole."""
+    full = is_disk_full(error) or shutil.disk_usage(path.parent).free < 2**20
+    return CheckpointError(f"could not write {path}: {NO_SPACE if full else error}; {intact} "
+                           "is intact: make room, then continue with --resume")
 
 
 def load(path, check=True):

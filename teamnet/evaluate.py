@@ -6,11 +6,10 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from preprocess.errors import SettingsError
 from preprocess.store import load_index
 
 from . import checkpoint
-from .cam import write_cam_pictures
+from .cam import check_cam_class, write_cam_pictures
 from .checkpoint import CheckpointError
 from .data import ClipDataset, make_loader
 from .distributed import all_gather, setup
@@ -72,8 +71,7 @@ def evaluate_checkpoint(config):
     check_classes(saved["classes"], index["classes"], config.checkpoint, config.data)
     entries = (read_list(config.list, index, "test", config.list_format, config.split)
                if config.list else [(v["id"], v["label"]) for v in index["videos"]])
-    if config.cam_class is not None and config.cam_class not in index["classes"]:
-        raise SettingsError(f"--cam-class {config.cam_class!r} is not a class of {config.data}")
+    check_cam_class(config.cam_class, index["classes"], config.data)
     context = setup(config.device)
     model = build_model(trained.model, len(index["classes"]), initialise=False)
     checkpoint.load_model_state(model, saved["model"], config.checkpoint)

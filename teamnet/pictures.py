@@ -72,7 +72,7 @@ def cam_grid(clip, maps, title, path):
     columns = np.unique(np.linspace(0, segments - 1, min(segments, MAX_COLUMNS)).round()
                         .astype(int))
     figure, axes = plt.subplots(len(modalities), len(columns), squeeze=False,
-                                   figsize=(1.6 * len(columns) + 0.8, 1.7 * len(modalities) + 0.6))
+                                figsize=(1.6 * len(columns) + 0.8, 1.7 * len(modalities) + 0.6))
     for row, modality in enumerate(modalities):
         low, high = float(maps[modality].min()), float(maps[modality].max())
         for column, t in enumerate(columns):
@@ -104,7 +104,7 @@ def gop_picture(video, gop, title, path, columns=6):
     height, width = video["iframes"].shape[1:3]
     row_height = 1.9 * height / width + 0.35  # a picture 1.9 inches wide, and its caption
     figure, axes = plt.subplots(2 * bands, columns, squeeze=False,
-                                   figsize=(1.9 * columns + 0.8, 2 * bands * row_height + 0.4))
+                                figsize=(1.9 * columns + 0.8, 2 * bands * row_height + 0.4))
     for axis in axes.flat:
         axis.axis("off")
     cells = [(2 * (n // columns), n % columns) for n in range(1 + count)]
@@ -120,9 +120,6 @@ def gop_picture(video, gop, title, path, columns=6):
         axes[row + 1, column].imshow(residual_picture(residual))
         axes[row + 1, column].set_title(f"P{p_frame} residual: {residual.min()}..{residual.max()}",
                                         fontsize=7)
-    for axis in axes.flat:
-        axis.set_xticks([])
-        axis.set_yticks([])
     figure.suptitle(title + ("" if count else " (no P-frame in this GOP)"), fontsize=9)
     figure.tight_layout(rect=(0, 0, 1 - 0.7 / figure.get_figwidth(), 1))
     _wheel(figure, (1 - 0.65 / figure.get_figwidth(), 0.05, 0.6 / figure.get_figwidth(), 0.2))

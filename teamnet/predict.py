@@ -9,11 +9,10 @@ from pathlib import Path
 
 import torch
 
-from preprocess.errors import SettingsError
 from preprocess.store import StoreError, load_index
 
 from . import checkpoint
-from .cam import write_cam_pictures
+from .cam import check_cam_class, write_cam_pictures
 from .checkpoint import CheckpointError
 from .data import ClipDataset, make_loader
 from .distributed import setup
@@ -45,10 +44,7 @@ class Predictor:
         saved = checkpoint.load(config.checkpoint)
         trained = checkpoint.trained_config(saved, config.checkpoint)
         self.classes = list(saved["classes"])
-        if config.cam_class is not None and config.cam_class not in self.classes:
-            raise SettingsError(f"--cam-class {config.cam_class!r} is not a class of "
-                                f"{config.checkpoint}; its classes: {', '.join(self.classes[:10])}"
-                                f"{', ...' if len(self.classes) > 10 else ''}")
+        check_cam_class(config.cam_class, self.classes, config.checkpoint)
         self.data_settings = data_settings(saved, trained, config.checkpoint)
         self.input_size = trained.data.input_size
         self.context = setup(config.device)
