@@ -7,9 +7,10 @@ extracted with the default int8 storage and no compression. Each stream is then 
 into a new HDF5 file, one chunk a frame as the shards do, with each filter; the figures are
 the ratio raw bytes / stored bytes and the milliseconds a frame spent writing and reading it
 back (best of --repeat, one process), each without and with HDF5's fletcher32 checksums
-(which every shard now carries); Zstd levels also as the extractor writes them (compressed
-here, checksum appended, `write_direct_chunk`). This is how the default `--compression` was
-chosen. Blosc filters run with one thread (BLOSC_NTHREADS), as every other coder here.
+(which every shard now carries); Zstd levels and parameters also as the extractor writes
+them (compressed here, checksum appended, `write_direct_chunk`). This is how the default
+`--compression` was chosen. Blosc filters run with one thread (BLOSC_NTHREADS), as every other
+coder here. `--only zstd` measures only the filters whose name holds "zstd".
 """
 import argparse
 import itertools
@@ -33,6 +34,7 @@ from preprocess.encode import encode_dataset
 from preprocess.extract import extract_dataset
 from preprocess.samples import SAMPLE_CLIPS, sample_folder
 from preprocess.settings import EncodeSettings, ExtractSettings
+from preprocess.store.writer import RESIDUAL_ZSTD, compressor
 
 BITSHUFFLE = hdf5plugin.Blosc.BITSHUFFLE
 FILTERS = {"none": {}, "lzf": {"compression": "lzf"},
@@ -44,9 +46,23 @@ FILTERS = {"none": {}, "lzf": {"compression": "lzf"},
            "blosc2-lz4-bitshuffle": dict(hdf5plugin.Blosc2("lz4", 5, hdf5plugin.Blosc2.BITSHUFFLE)),
            "blosc2-zstd1-bitshuffle": dict(hdf5plugin.Blosc2("zstd", 1,
                                                              hdf5plugin.Blosc2.BITSHUFFLE))}
-# Zstd levels written as the extractor writes them: compressed here, checksum appended,
-# write_direct_chunk (checksums always on, as in the shards)
-DIRECT = {"zstd-1 direct": 1, "zstd-(-1) direct": -1, "zstd-(-3) direct": -3}
+
+
+def fast_zstd(hash_log, min_match):
+    """Level 1's fast strategy (Huffman-coded literals kept) with a hash table of 2**hash_log
+    entries and matches of min_match bytes or more; writer.RESIDUAL_ZSTD is one of these."""
+    return zstandard.ZstdCompressor(compression_params=zstandard.ZstdCompressionParameters(
+        strategy=zstandard.STRATEGY_FAST, **{**RESIDUAL_ZSTD, "hash_log": hash_log,
+                                             "min_match": min_match}))
+
+
+# Zstd written as the extractor writes it: compressed here, checksum appended,
+# write_direct_chunk (checksums always on, as in the shards): (filter level, compressor)
+DIRECT = {f"zstd level {level} direct": (level, zstandard.ZstdCompressor(level=level))
+          for level in (1, -1, -3)}
+DIRECT.update({f"zstd fast h{h} m{m} direct": (1, fast_zstd(h, m))
+               for h, m in ((8, 7), (10, 7), (12, 6), (12, 7), (14, 7))})
+DIRECT["zstd as residuals are written"] = (1, compressor("residuals"))
 
 
 def streams(clip, work):
@@ -64,18 +80,20 @@ def streams(clip, work):
             "residuals": flat(video["residuals"])}
 
 
-def write_and_read(path, frames, options, direct_level=None):
+def write_and_read(path, frames, options, direct=None):
     """Seconds to write frames one chunk a frame, bytes stored, seconds to read them back.
-    direct_level: compress with Zstd at this level and write the chunks directly."""
-    if direct_level is not None:
-        compress = zstandard.ZstdCompressor(level=direct_level).compress
-        options = {**hdf5plugin.Zstd(clevel=direct_level), "fletcher32": True}
+    direct: (level, compressor): compress each frame with it and write the chunks directly,
+    into a dataset whose Zstd filter records that level."""
+    if direct is not None:
+        level, zstd = direct
+        compress = zstd.compress
+        options = {**hdf5plugin.Zstd(clevel=level), "fletcher32": True}
     start = time.perf_counter()
     with h5py.File(path, "w") as file:
         dataset = file.create_dataset("x", frames.shape, frames.dtype,
                                       chunks=(1, *frames.shape[1:]), **options)
         for i, frame in enumerate(frames):
-            if direct_level is None:
+            if direct is None:
                 dataset[i] = frame
             else:
                 data = compress(np.ascontiguousarray(frame))
@@ -94,6 +112,7 @@ def main():
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--clip", choices=sorted(SAMPLE_CLIPS), default="bikes.mp4")
     parser.add_argument("--repeat", type=int, default=3)
+    parser.add_argument("--only", default="", help="only filters whose name holds this")
     args = parser.parse_args()
     work = Path(tempfile.mkdtemp(prefix="teamnet-filters-"))
     try:
@@ -102,17 +121,17 @@ def main():
             variants = [(name, {**options, "fletcher32": checksum}, None) for
                         (name, options), checksum in itertools.product(FILTERS.items(),
                                                                         (False, True))]
-            variants += [(name, {}, level) for name, level in DIRECT.items()]
-            for name, options, level in variants:
+            variants += [(name, {}, direct) for name, direct in DIRECT.items()]
+            for name, options, direct in (v for v in variants if args.only in v[0]):
                 checksum = options.get("fletcher32", True)
-                runs = [write_and_read(work / "x.h5", frames, options, level)
+                runs = [write_and_read(work / "x.h5", frames, options, direct)
                         for _ in range(args.repeat)]
                 rows.append({"stream": stream, "filter": name, "fletcher32": checksum,
                              "frames": len(frames), "ratio": frames.nbytes / runs[0][1],
                              "write_ms_per_frame": 1000 * min(r[0] for r in runs) / len(frames),
                              "read_ms_per_frame": 1000 * min(r[2] for r in runs) / len(frames)})
                 row = rows[-1]
-                print(f"{stream:<10} {name:<24} {'fletcher32' if checksum else '':<11}"
+                print(f"{stream:<10} {name:<28} {'fletcher32' if checksum else '':<11}"
                       f"{row['ratio']:6.2f}x  write {row['write_ms_per_frame']:6.3f} ms/frame"
                       f"  read {row['read_ms_per_frame']:6.3f}", flush=True)
         print(json.dumps({"clip": args.clip, "rows": rows}))

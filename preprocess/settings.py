@@ -99,7 +99,7 @@ class ExtractSettings:
     storage: str = setting("int8", "int8 keeps exactly the values the network sees (MV within "
                            "+-127 px, residual within [-128, 127]); int16 keeps every value.",
                            choices=STORAGES)
-    compression: str = setting("zstd", "HDF5 filters. zstd: Zstd level 1 on everything "
+    compression: str = setting("zstd", "HDF5 filters. zstd: Zstd (level 1) on everything "
                                "(readers need hdf5plugin, a dependency); balanced: "
                                "lzf on I-frames and MVs, raw residuals; lzf/gzip: everything; "
                                "the last four are built into h5py (BENCHMARKS.md).",

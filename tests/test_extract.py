@@ -11,7 +11,6 @@ import av
 import h5py
 import numpy as np
 import pytest
-import zstandard
 
 import reference
 import synthetic
@@ -20,7 +19,7 @@ from preprocess.decode import RGBConverter
 from preprocess.extract import REPORT_NAME, extract_dataset
 from preprocess.settings import ExtractSettings
 from preprocess.checksum import fletcher32
-from preprocess.store.writer import FILTERS, ZSTD_LEVEL
+from preprocess.store.writer import FILTERS, compressor
 
 SMALL = (96, 64)
 
@@ -225,29 +224,36 @@ def test_packages_stay_light():
 
 
 def test_direct_zstd_chunks_are_what_hdf5_would_write(tmp_path):
-    # The writer compresses and checksums Zstd chunks itself: the bytes must be HDF5's own
-    # (Zstd filter, then fletcher32), or readers would reject or misread them.
+    # The writer compresses and checksums Zstd chunks itself: HDF5 must read them back through
+    # its filters (Zstd, then fletcher32), and the checksum must be HDF5's own, or readers
+    # would reject or misread them. Level-1 streams are byte for byte what the filter writes.
     rng = np.random.default_rng(0)
     frames = [rng.integers(-128, 128, (64, 96, 3)).astype(np.int8),  # incompressible
               np.zeros((64, 96, 3), np.int8),
               (rng.integers(0, 3, (64, 96, 3)) * 5).astype(np.int8),
               np.arange(7, dtype=np.int8)]  # an odd number of bytes
+    offset = lambda frame: (0,) * (1 + frame.ndim)  # noqa: E731
     with h5py.File(tmp_path / "f.h5", "w") as file:
         for n, frame in enumerate(frames):
-            by_hdf5 = file.create_dataset(f"filter{n}", (1, *frame.shape), frame.dtype,
-                                          chunks=(1, *frame.shape), fletcher32=True,
-                                          **FILTERS["zstd"]["residuals"])
+            def dataset(name, **filters):
+                return file.create_dataset(f"{name}{n}", (1, *frame.shape), frame.dtype,
+                                           chunks=(1, *frame.shape), fletcher32=True, **filters)
+            plain = dataset("plain")  # HDF5's chunk: the bytes, then HDF5's fletcher32
+            plain[0] = frame
+            assert plain.id.read_direct_chunk(offset(frame))[1] == (
+                frame.tobytes() + fletcher32(frame.tobytes()))
+            for stream in ("iframes", "mvs", "residuals"):
+                direct = dataset(f"{stream}-", **FILTERS["zstd"][stream])
+                data = compressor(stream).compress(frame.tobytes())
+                direct.id.write_direct_chunk(offset(frame), data + fletcher32(data))
+            by_hdf5 = dataset("filter", **FILTERS["zstd"]["mvs"])
             by_hdf5[0] = frame
-            direct = file.create_dataset(f"direct{n}", (1, *frame.shape), frame.dtype,
-                                         chunks=(1, *frame.shape), fletcher32=True,
-                                         **FILTERS["zstd"]["residuals"])
-            data = zstandard.ZstdCompressor(level=ZSTD_LEVEL).compress(frame.tobytes())
-            direct.id.write_direct_chunk((0,) * (1 + frame.ndim), data + fletcher32(data))
-            offset = (0,) * (1 + frame.ndim)
-            assert direct.id.read_direct_chunk(offset) == by_hdf5.id.read_direct_chunk(offset)
+            assert (file[f"mvs-{n}"].id.read_direct_chunk(offset(frame))
+                    == by_hdf5.id.read_direct_chunk(offset(frame)))
     with h5py.File(tmp_path / "f.h5", "r") as file:
         for n, frame in enumerate(frames):
-            np.testing.assert_array_equal(file[f"direct{n}"][0], frame)
+            for stream in ("iframes", "mvs", "residuals"):
+                np.testing.assert_array_equal(file[f"{stream}-{n}"][0], frame)
     assert fletcher32(b"") == bytes(4) and fletcher32(b"\xff\xff") == b"\xff\xff\xff\xff"
     # a chunk long enough for the sums to wrap many times, against the formula they fold to:
     # sum1 = S1, sum2 = S2 modulo 65535, where a non-zero multiple of 65535 shows as 65535

@@ -16,6 +16,8 @@ import motion_dataset
 from cli import main
 from preprocess.store import load_index
 from teamnet.data import ClipDataset, EpochSampler
+from teamnet.distributed import Context
+from teamnet.progress import EpochLog
 from teamnet.sampling import sample_clip, segment_positions
 from teamnet.splits import SplitError, hold_out, read_flip_pairs, read_list
 from teamnet.transforms import Crop, apply_crop, eval_crops, normalise, train_crop
@@ -342,6 +344,25 @@ def test_bad_configuration_is_named(tmp_path, motion):
     result = runner.invoke(main, ["evaluate", "--checkpoint", str(tmp_path / "one" / "best.pt"),
                                   "--data", str(fewer), "--workers", "0"])
     assert result.exit_code == 1 and "trained on 4 classes" in result.output and "has 3" in result.output
+
+
+def test_epoch_log_gives_the_wait_for_the_first_batch_apart():
+    # The first batch of an epoch waits for every worker to start a whole batch: the log
+    # must give that wait apart, and count it in data_wait too.
+    def batches():
+        time.sleep(0.3)  # the first batch is slow, the rest come at once
+        yield from range(3)
+    context = Context(0, 0, 1, torch.device("cpu"))
+    log = EpochLog(batches(), "test", context)
+    for _ in log:
+        time.sleep(0.05)  # the step
+        log.add(torch.tensor(1.0), 1)
+    rates = log.rates()
+    assert 0.3 <= rates["first_batch_s"] < 0.3 + 0.05
+    assert rates["seconds"] >= 0.3 + 3 * 0.05
+    waited = rates["data_wait"] * rates["seconds"]
+    assert rates["first_batch_s"] <= waited < rates["first_batch_s"] + 0.05
+    assert rates["clips_per_s"] == pytest.approx(3 / rates["seconds"])
 
 
 def test_parameter_groups_decay_and_head_learning_rate():

@@ -4,15 +4,21 @@ Every dataset carries HDF5's fletcher32 checksum per chunk: a damaged chunk fail
 (and `teamnet verify` finds it) instead of returning wrong values.
 
 Zstd datasets (hdf5plugin's standard filter, id 32015) are written chunk by chunk with
-`write_direct_chunk`: each frame is compressed here (python-zstandard, the same libzstd and
-level as the filter, so the bytes are the ones the filter would write) and its fletcher32
-checksum appended, skipping h5py's per-call machinery; readers decode them through the
-ordinary filter pipeline (hdf5plugin imported). A test checks both against HDF5's own.
+`write_direct_chunk`: each frame is compressed here (python-zstandard: standard Zstd frames,
+which the filter decodes whatever parameters made them) and its fletcher32 checksum appended,
+skipping h5py's per-call machinery; readers decode them through the ordinary filter pipeline
+(hdf5plugin imported). A test checks the chunks and checksums against HDF5's own.
 """
 import hdf5plugin
 import numpy as np
 
 ZSTD_LEVEL = 1  # measured (BENCHMARKS.md): higher levels gain little on residuals, cost much
+# Residuals are close to noise, so level 1's match search mostly finds nothing: a 1 KB hash table
+# (hash_log 10, in the L1 cache) and matches of 7 bytes or more write them about 20% faster
+# for 7% more bytes (BENCHMARKS.md, "Zstd parameters"). Level 1's Huffman coding of literals,
+# where nearly all of a residual's ratio comes from, is kept (negative levels drop it).
+RESIDUAL_ZSTD = {"window_log": 18, "hash_log": 10, "chain_log": 6, "search_log": 1,
+                 "min_match": 7, "target_length": 0}
 _ZSTD = dict(hdf5plugin.Zstd(clevel=ZSTD_LEVEL))
 _LZF, _GZIP = {"compression": "lzf"}, {"compression": "gzip", "compression_opts": 1}
 # Filters per stream (BENCHMARKS.md has the measurements). Residuals are close to noise: Zstd-1
@@ -25,6 +31,15 @@ FILTERS = {
     "gzip": {"iframes": _GZIP, "mvs": _GZIP, "residuals": _GZIP},
     "none": {"iframes": {}, "mvs": {}, "residuals": {}},
 }
+
+
+def compressor(stream):
+    """The Zstd compressor of a stream ("iframes", "mvs" or "residuals") for direct writes."""
+    import zstandard  # extraction only: readers decode through hdf5plugin
+    if stream == "residuals":
+        return zstandard.ZstdCompressor(compression_params=zstandard.ZstdCompressionParameters(
+            strategy=zstandard.STRATEGY_FAST, **RESIDUAL_ZSTD))
+    return zstandard.ZstdCompressor(level=ZSTD_LEVEL)
 
 
 class VideoWriter:
@@ -47,10 +62,8 @@ class VideoWriter:
             fletcher32=True, **filters["residuals"])
         self.direct = {name for name, chosen in filters.items() if chosen is _ZSTD}
         if self.direct:  # extraction only: readers decode through hdf5plugin
-            import zstandard
-
             from ..checksum import fletcher32
-            self._compress = zstandard.ZstdCompressor(level=ZSTD_LEVEL).compress
+            self._compress = {name: compressor(name).compress for name in self.direct}
             self._checksum = fletcher32
         self.max_p, self.num_p, self.group = max_p, [], group
 
@@ -63,8 +76,9 @@ class VideoWriter:
             else:
                 dataset[gop, :len(frames)] = frames
             return
+        compress = self._compress[name]
         for k, frame in enumerate(frames):
-            data = self._compress(np.ascontiguousarray(frame))
+            data = compress(np.ascontiguousarray(frame))
             offset = (gop,) + (() if is_iframe else (k,)) + (0,) * frame.ndim
             dataset.id.write_direct_chunk(offset, data + self._checksum(data))
 
