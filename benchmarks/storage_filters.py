@@ -34,7 +34,7 @@ from preprocess.encode import encode_dataset
 from preprocess.extract import extract_dataset
 from preprocess.samples import SAMPLE_CLIPS, sample_folder
 from preprocess.settings import EncodeSettings, ExtractSettings
-from preprocess.store.writer import RESIDUAL_ZSTD, compressor
+from preprocess.store.writer import P_FRAME_ZSTD, compressor
 
 BITSHUFFLE = hdf5plugin.Blosc.BITSHUFFLE
 FILTERS = {"none": {}, "lzf": {"compression": "lzf"},
@@ -50,9 +50,9 @@ FILTERS = {"none": {}, "lzf": {"compression": "lzf"},
 
 def fast_zstd(hash_log, min_match):
     """Level 1's fast strategy (Huffman-coded literals kept) with a hash table of 2**hash_log
-    entries and matches of min_match bytes or more; writer.RESIDUAL_ZSTD is one of these."""
+    entries and matches of min_match bytes or more; writer.P_FRAME_ZSTD is one of these."""
     return zstandard.ZstdCompressor(compression_params=zstandard.ZstdCompressionParameters(
-        strategy=zstandard.STRATEGY_FAST, **{**RESIDUAL_ZSTD, "hash_log": hash_log,
+        strategy=zstandard.STRATEGY_FAST, **{**P_FRAME_ZSTD, "hash_log": hash_log,
                                              "min_match": min_match}))
 
 
@@ -62,7 +62,7 @@ DIRECT = {f"zstd level {level} direct": (level, zstandard.ZstdCompressor(level=l
           for level in (1, -1, -3)}
 DIRECT.update({f"zstd fast h{h} m{m} direct": (1, fast_zstd(h, m))
                for h, m in ((8, 7), (10, 7), (12, 6), (12, 7), (14, 7))})
-DIRECT["zstd as residuals are written"] = (1, compressor("residuals"))
+DIRECT["zstd as P-frames are written"] = (1, compressor("residuals"))
 
 
 def streams(clip, work):

@@ -226,7 +226,7 @@ def test_packages_stay_light():
 def test_direct_zstd_chunks_are_what_hdf5_would_write(tmp_path):
     # The writer compresses and checksums Zstd chunks itself: HDF5 must read them back through
     # its filters (Zstd, then fletcher32), and the checksum must be HDF5's own, or readers
-    # would reject or misread them. Level-1 streams are byte for byte what the filter writes.
+    # would reject or misread them. I-frames (level 1) are byte for byte what the filter writes.
     rng = np.random.default_rng(0)
     frames = [rng.integers(-128, 128, (64, 96, 3)).astype(np.int8),  # incompressible
               np.zeros((64, 96, 3), np.int8),
@@ -246,9 +246,9 @@ def test_direct_zstd_chunks_are_what_hdf5_would_write(tmp_path):
                 direct = dataset(f"{stream}-", **FILTERS["zstd"][stream])
                 data = compressor(stream).compress(frame.tobytes())
                 direct.id.write_direct_chunk(offset(frame), data + fletcher32(data))
-            by_hdf5 = dataset("filter", **FILTERS["zstd"]["mvs"])
+            by_hdf5 = dataset("filter", **FILTERS["zstd"]["iframes"])
             by_hdf5[0] = frame
-            assert (file[f"mvs-{n}"].id.read_direct_chunk(offset(frame))
+            assert (file[f"iframes-{n}"].id.read_direct_chunk(offset(frame))
                     == by_hdf5.id.read_direct_chunk(offset(frame)))
     with h5py.File(tmp_path / "f.h5", "r") as file:
         for n, frame in enumerate(frames):

@@ -13,17 +13,19 @@ import hdf5plugin
 import numpy as np
 
 ZSTD_LEVEL = 1  # measured (BENCHMARKS.md): higher levels gain little on residuals, cost much
-# Residuals are close to noise, so level 1's match search mostly finds nothing: a 1 KB hash table
-# (hash_log 10, in the L1 cache) and matches of 7 bytes or more write them about 20% faster
-# for 7% more bytes (BENCHMARKS.md, "Zstd parameters"). Level 1's Huffman coding of literals,
-# where nearly all of a residual's ratio comes from, is kept (negative levels drop it).
-RESIDUAL_ZSTD = {"window_log": 18, "hash_log": 10, "chain_log": 6, "search_log": 1,
-                 "min_match": 7, "target_length": 0}
-_ZSTD = dict(hdf5plugin.Zstd(clevel=ZSTD_LEVEL))
+# P-frame streams (residuals and MVs): level 1's fast strategy with a 1 KB hash table (hash_log
+# 10, in the L1 cache) and matches of 7 bytes or more. Residuals are close to noise, so level
+# 1's match search mostly finds nothing: this writes them about 20% faster for 7% more bytes;
+# MVs come out faster and a little smaller (BENCHMARKS.md, "Now"). Level 1's Huffman coding of
+# literals, where nearly all of a residual's ratio comes from, is kept (negative levels drop
+# it). I-frames stay at level 1: 1.82x against 1.63x, for a twelfth of the frames.
+P_FRAME_ZSTD = {"window_log": 18, "hash_log": 10, "chain_log": 6, "search_log": 1,
+                "min_match": 7, "target_length": 0}
+_ZSTD = dict(hdf5plugin.Zstd(clevel=ZSTD_LEVEL))  # what the datasets record for readers
 _LZF, _GZIP = {"compression": "lzf"}, {"compression": "gzip", "compression_opts": 1}
-# Filters per stream (BENCHMARKS.md has the measurements). Residuals are close to noise: Zstd-1
-# shrinks them 1.8x for about 0.9 ms a frame; lzf less (1.4x) for 3 ms. On I-frames too Zstd-1
-# is smaller than lzf (1.8x against 1.6x) at a third of lzf's time.
+# Filters per stream (BENCHMARKS.md has the measurements). Residuals are close to noise: Zstd
+# shrinks them 1.65-1.8x for about 0.5-0.7 ms a frame; lzf less (1.4x) for 3 ms. On I-frames
+# too Zstd-1 is smaller than lzf (1.8x against 1.6x) at a third of lzf's time.
 FILTERS = {
     "zstd": {"iframes": _ZSTD, "mvs": _ZSTD, "residuals": _ZSTD},
     "balanced": {"iframes": _LZF, "mvs": _LZF, "residuals": {}},
@@ -36,10 +38,10 @@ FILTERS = {
 def compressor(stream):
     """The Zstd compressor of a stream ("iframes", "mvs" or "residuals") for direct writes."""
     import zstandard  # extraction only: readers decode through hdf5plugin
-    if stream == "residuals":
-        return zstandard.ZstdCompressor(compression_params=zstandard.ZstdCompressionParameters(
-            strategy=zstandard.STRATEGY_FAST, **RESIDUAL_ZSTD))
-    return zstandard.ZstdCompressor(level=ZSTD_LEVEL)
+    if stream == "iframes":
+        return zstandard.ZstdCompressor(level=ZSTD_LEVEL)
+    return zstandard.ZstdCompressor(compression_params=zstandard.ZstdCompressionParameters(
+        strategy=zstandard.STRATEGY_FAST, **P_FRAME_ZSTD))
 
 
 class VideoWriter:
