@@ -44,9 +44,10 @@ def parameter_groups(model, weight_decay, lr, head_lr_mult=1.0):
 
 
 def train_one_epoch(model, wrapped, loader, optimizer, context, clip_grad, epoch):
-    """One pass over the loader. `model` is the network, `wrapped` what runs it (DDP and/or
-    torch.compile around model, or model itself). Returns the epoch's metrics: mean loss over
-    ranks, steps of every rank, clips/s, data-wait share."""
+    """One pass over the loader (or the epoch's batches from epoch_batches). `model` is the
+    network, `wrapped` what runs it (DDP and/or torch.compile around model, or model itself).
+    Returns the epoch's metrics: mean loss over ranks, steps of every rank, clips/s, data-wait
+    share, seconds to the first batch and in all."""
     wrapped.train()
     log = EpochLog(loader, f"epoch {epoch}", context)
     for clips, labels, _ in log:
@@ -63,6 +64,17 @@ def train_one_epoch(model, wrapped, loader, optimizer, context, clip_grad, epoch
     ranks = all_gather((log.mean_loss(), log.steps), context)
     return {"train_loss": sum(loss for loss, _ in ranks) / len(ranks),
             "steps_per_rank": [steps for _, steps in ranks], **log.rates()}
+
+
+def epoch_batches(loader, epoch):
+    """The batches of a training epoch, to iterate over once. With loader workers they start
+    on them now, so that an epoch asked for early (before the last one's validation) does not
+    begin with every worker making a whole batch while the GPU waits (BENCHMARKS.md: about
+    2 s an epoch on an H200). Workers are persistent: only the first call draws from torch's
+    random state (their base seed), just before the first epoch as ever, so a resumed run
+    stays exact. Without workers nothing is loaded ahead."""
+    loader.sampler.set_epoch(epoch)
+    return iter(loader) if loader.num_workers else loader
 
 
 def training_videos(data, index, seed, output=None):
@@ -147,10 +159,13 @@ def _train_epochs(config, model, wrapped, videos, optimizer, scheduler, state, c
     train_loader = _loader(config, train, model.modalities, context, train_mode=True)
     validation_loader = _loader(config, validation, model.modalities, context, False) if validation else None
     writer = _tensorboard(output) if context.is_main else None
-    for epoch in range(state["epoch"] + 1, config.optim.epochs):
-        train_loader.sampler.set_epoch(epoch)
+    epochs = range(state["epoch"] + 1, config.optim.epochs)
+    batches = epoch_batches(train_loader, epochs.start) if epochs else None
+    for epoch in epochs:
         metrics = {"epoch": epoch, "lr": scheduler.get_last_lr()[0], **train_one_epoch(
-            model, wrapped, train_loader, optimizer, context, config.optim.clip_grad, epoch)}
+            model, wrapped, batches, optimizer, context, config.optim.clip_grad, epoch)}
+        if epoch + 1 in epochs:  # the loader workers start on it during validation and saving
+            batches = epoch_batches(train_loader, epoch + 1)
         scheduler.step()
         if validation_loader:
             logits, labels = predict(model, validation_loader, context)

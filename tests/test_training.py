@@ -15,11 +15,12 @@ from click.testing import CliRunner
 import motion_dataset
 from cli import main
 from preprocess.store import load_index
-from teamnet.data import ClipDataset, EpochSampler
+from teamnet.data import ClipDataset, EpochSampler, make_loader
 from teamnet.distributed import Context
 from teamnet.progress import EpochLog
 from teamnet.sampling import sample_clip, segment_positions
 from teamnet.splits import SplitError, hold_out, read_flip_pairs, read_list
+from teamnet.train import epoch_batches
 from teamnet.transforms import Crop, apply_crop, eval_crops, normalise, train_crop
 
 TEAMNET_CLI = str(Path(sys.executable).parent / "teamnet")
@@ -363,6 +364,42 @@ def test_epoch_log_gives_the_wait_for_the_first_batch_apart():
     waited = rates["data_wait"] * rates["seconds"]
     assert rates["first_batch_s"] <= waited < rates["first_batch_s"] + 0.05
     assert rates["clips_per_s"] == pytest.approx(3 / rates["seconds"])
+
+
+class _Marked(torch.utils.data.Dataset):
+    """Leaves a file EPOCH-INDEX in folder for every item a loader worker makes."""
+
+    def __init__(self, folder):
+        self.folder = folder
+        folder.mkdir(exist_ok=True)
+
+    def __len__(self):
+        return 4
+
+    def __getitem__(self, key):
+        epoch, index = key
+        (self.folder / f"{epoch}-{index}").touch()
+        return index
+
+
+def test_an_epoch_s_batches_are_made_as_soon_as_it_is_asked_for(tmp_path):
+    # The trainer asks for the next epoch before validating and saving: its workers must start
+    # on it then, not when the epoch's first batch is wanted (about 2 s an epoch on a GPU).
+    made = lambda folder, epoch: sorted(p.name for p in folder.glob(f"{epoch}-*"))  # noqa: E731
+    loader = make_loader(_Marked(tmp_path / "workers"), 2, 1, train=True)
+    assert sorted(int(i) for batch in epoch_batches(loader, 0) for i in batch) == [0, 1, 2, 3]
+    batches = epoch_batches(loader, 1)
+    deadline = time.monotonic() + 60
+    while len(made(tmp_path / "workers", 1)) < 4 and time.monotonic() < deadline:
+        time.sleep(0.01)
+    assert made(tmp_path / "workers", 1) == ["1-0", "1-1", "1-2", "1-3"]  # none asked for yet
+    assert sorted(int(i) for batch in batches for i in batch) == [0, 1, 2, 3]
+    # without workers the main process loads each batch when it is wanted
+    loader = make_loader(_Marked(tmp_path / "main"), 2, 0, train=True)
+    batches = epoch_batches(loader, 0)
+    time.sleep(0.2)
+    assert made(tmp_path / "main", 0) == []
+    assert sorted(int(i) for batch in batches for i in batch) == [0, 1, 2, 3]
 
 
 def test_parameter_groups_decay_and_head_learning_rate():
