@@ -39,6 +39,7 @@ import preprocess.store
 from preprocess.discover import find_videos
 from preprocess.encode import encode_dataset, find_ffmpeg
 from preprocess.extract import extract_dataset, extract_shard
+from preprocess.decode import motion_records
 from preprocess.motion import GopAccumulator
 from preprocess.samples import sample_dataset, sample_folder
 from preprocess.settings import EncodeSettings, ExtractSettings, ParallelSettings
@@ -55,9 +56,7 @@ def decode_rate(paths, motion_vectors):
             for frame in container.decode(stream):
                 frame.to_ndarray(format="rgb24")
                 if motion_vectors:
-                    side_data = frame.side_data.get("MOTION_VECTORS")
-                    if side_data is not None:
-                        side_data.to_ndarray()
+                    motion_records(frame)
                 frames += 1
     return frames / (time.perf_counter() - start)
 

@@ -3,12 +3,12 @@
 One decoder thread per process: extraction runs one process per core, and MPEG-4 Part 2
 decoding is single-threaded anyway unless frame threading is asked for.
 """
-import gc
 from dataclasses import dataclass
 from pathlib import Path
 
 import av
 import numpy as np
+from av.sidedata.sidedata import SideDataContainer
 from av.video.frame import PictureType
 from av.video.reformatter import VideoReformatter
 
@@ -89,6 +89,20 @@ class RGBConverter:
         return self.reformatter.reformat(frame, format="rgb24", threads=1).to_ndarray()
 
 
+def motion_records(frame):
+    """A frame's motion vectors as FFmpeg's structured array, or None: a view of the frame's
+    side data, which it keeps alive while the array is in use.
+
+    Read through a side-data container of our own: `frame.side_data` keeps its container in
+    the frame, and the container refers back to the frame, so every frame read that way
+    became cyclic garbage, holding its picture buffers until a garbage collection. PyAV makes
+    a frame's Python object before decoding into it, so collections kept finding one alive
+    and moving it to the oldest generation, where it stayed: a worker grew about 5 MB a video
+    (BENCHMARKS.md). Without the cycle a frame is freed as soon as it is dropped."""
+    vectors = SideDataContainer(frame).get("MOTION_VECTORS")
+    return None if vectors is None else vectors.to_ndarray()
+
+
 def decode_with_motion(path):
     """Yield (is_iframe, frame, motion_records) for every frame of a strict-GOP MPEG-4 Part 2 file.
 
@@ -111,15 +125,9 @@ def decode_with_motion(path):
                 if index == 0 and kind != "I":
                     raise VideoError(f"first frame is a {kind}-frame, not an I-frame; {ENCODE_HINT}")
                 if kind == "I":
-                    # PyAV's side data and its frame reference each other, so frames whose
-                    # motion vectors were read live until a garbage collection, holding the
-                    # decoder's picture buffers; collecting young objects once per GOP hands
-                    # them back (measured: about +10% frames/s, and better scaling).
-                    gc.collect(0)
                     yield True, frame, None
                 elif kind == "P":
-                    side_data = frame.side_data.get("MOTION_VECTORS")
-                    records = None if side_data is None else np.array(side_data.to_ndarray())
+                    records = motion_records(frame)
                     if records is not None and np.any(records["source"] > 0):
                         raise VideoError(f"frame {index} predicts from a future frame; {ENCODE_HINT}")
                     yield False, frame, records

@@ -4,6 +4,7 @@ A video's id is its path relative to the dataset root without the extension, wit
 separators ("ApplyEyeMakeup/v_ApplyEyeMakeup_g01_c01"); its class defaults to the name of the
 folder that holds it.
 """
+import os
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -52,6 +53,14 @@ def report_name(name, part):
         return name
     stem, dot, suffix = name.rpartition(".")
     return f"{stem}-{part[0]}of{part[1]}{dot}{suffix}"
+
+
+def file_size(path):
+    """A file's size in bytes; 0 where it cannot be read (its task will report why)."""
+    try:
+        return os.stat(path).st_size
+    except OSError:
+        return 0
 
 
 def find_videos(root):

@@ -16,7 +16,7 @@ import ffmpeg
 
 from .atomic import atomic_output, remove_partials, write_json, write_report
 from .decode import VideoError, frame_types, probe
-from .discover import DatasetError, find_videos, report_name, select_part
+from .discover import DatasetError, file_size, find_videos, report_name, select_part
 from .errors import SetupError
 from .lock import folder_lock
 from .parallel import run_parallel
@@ -168,7 +168,9 @@ def encode_dataset(source_root, target_root, settings, parallel=ParallelSettings
             remove_partials(target_root, recursive=True)
         run = lambda video: encode_video(
             video.path, target_root / video.relative.with_suffix(".mp4"), settings)
-        results = sorted(run_parallel(run, videos, parallel, "encode"), key=lambda r: r.source)
+        results = sorted(run_parallel(run, videos, parallel, "encode",
+                                      size=lambda video: file_size(video.path)),
+                         key=lambda r: r.source)
     report = target_root / report_name(REPORT_NAME, parallel.part)
     problem = write_report(report, {
         **status_counts(results), "settings": asdict(settings),

@@ -16,7 +16,7 @@ import numpy as np
 from . import store
 from .atomic import NO_SPACE, atomic_output, is_disk_full, remove_partials, write_report
 from .decode import ENCODE_HINT, RGBConverter, VideoError, decode_with_motion, probe
-from .discover import find_videos, report_name, select_part
+from .discover import file_size, find_videos, report_name, select_part
 from .encode import settings_of as encode_settings_of
 from .lock import folder_lock
 from .motion import GopAccumulator
@@ -210,7 +210,8 @@ def _extract_locked(videos, target_root, settings, recorded, parallel, labels_fi
               settings, recorded) for n, start in enumerate(range(0, len(todo), size))]
     failures = []
     for result in run_parallel(extract_shard, tasks, parallel, "extract", total=len(todo),
-                               unit="video", weight=lambda r: len(r.stored) + len(r.failures)):
+                               unit="video", weight=lambda r: len(r.stored) + len(r.failures),
+                               size=lambda task: sum(file_size(v.path) for v in task[1])):
         failures.extend(result.failures)
     failures.sort()
     report = target_root / report_name(REPORT_NAME, part)

@@ -16,6 +16,10 @@ import numba
 import numpy as np
 
 _RECORD_FIELDS = ("w", "h", "src_x", "src_y", "dst_x", "dst_y")
+# an all-intra P-frame's records, with the types of FFmpeg's (the kernel takes the fields as
+# they are, strided views of the records)
+_NO_RECORDS = np.zeros(0, [("w", np.uint8), ("h", np.uint8), ("src_x", np.int16),
+                           ("src_y", np.int16), ("dst_x", np.int16), ("dst_y", np.int16)])
 
 
 @numba.njit(cache=True, nogil=True)
@@ -35,15 +39,16 @@ def _warp(block_w, block_h, src_x, src_y, dst_x, dst_y, width,
     _copy(acc_y, new_y)
     _copy(prediction, new_prediction)
     for r in range(block_w.shape[0]):
-        dx = dst_x[r] - src_x[r]
-        dy = dst_y[r] - src_y[r]
+        # the records' own types (uint8 sizes, int16 positions) widened once
+        w, h = np.int64(block_w[r]), np.int64(block_h[r])
+        to_x, to_y = np.int64(dst_x[r]), np.int64(dst_y[r])
+        dx, dy = to_x - np.int64(src_x[r]), to_y - np.int64(src_y[r])
         if dx == 0 and dy == 0:  # zero vectors write nothing (section 2)
             continue
-        x0 = dst_x[r] - block_w[r] // 2
-        y0 = dst_y[r] - block_h[r] // 2
+        x0, y0 = to_x - w // 2, to_y - h // 2
         # 0 <= x < width and 0 <= x - dx < width, likewise for y
-        xa, xb = max(x0, 0, dx), min(x0 + block_w[r], width, width + dx)
-        ya, yb = max(y0, 0, dy), min(y0 + block_h[r], height, height + dy)
+        xa, xb = max(x0, 0, dx), min(x0 + w, width, width + dx)
+        ya, yb = max(y0, 0, dy), min(y0 + h, height, height + dy)
         offset = dy * width + dx
         for y in range(ya, yb):
             p = y * width + xa
@@ -88,10 +93,9 @@ class GopAccumulator:
         """Take the next P-frame's motion-vector records (FFmpeg's structured array, or None for
         an all-intra frame); enough for a P-frame whose outputs are not kept."""
         if records is None:
-            records = np.zeros(0, [(name, np.int32) for name in _RECORD_FIELDS])
-        columns = [np.ascontiguousarray(records[name], dtype=np.int32) for name in _RECORD_FIELDS]
+            records = _NO_RECORDS
         new_x, new_y, new_prediction = self._spare
-        _warp(*columns, self.width, self.acc_x, self.acc_y, self.prediction,
+        _warp(*(records[name] for name in _RECORD_FIELDS), self.width, self.acc_x, self.acc_y, self.prediction,
               new_x, new_y, new_prediction)
         self._spare = (self.acc_x, self.acc_y, self.prediction)
         self.acc_x, self.acc_y, self.prediction = new_x, new_y, new_prediction

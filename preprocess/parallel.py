@@ -25,16 +25,21 @@ def _dask(scheduler, workers):
             cluster.close()
 
 
-def run_parallel(function, items, parallel, description, total=None, unit="file", weight=None):
+def run_parallel(function, items, parallel, description, total=None, unit="file", weight=None,
+                 size=None):
     """Yield function(item) for every item, in completion order, as `parallel` (a
     settings.ParallelSettings) says.
+
+    size(item), when given, estimates an item's work: the largest are handed out first, so
+    that a run does not end with one worker on a large item while the others idle (measured
+    on 2 workers: BENCHMARKS.md, scaling).
 
     joblib: over `workers` local processes. dask: over the workers of the Dask scheduler at
     `scheduler` (an address such as tcp://host:8786), or of a local cluster of `workers`
     processes when none is given. The progress bar counts `total` units (default: one per
     item); `weight(result)` says how many units a finished result stands for (default 1).
     """
-    items = list(items)
+    items = list(items) if size is None else sorted(items, key=size, reverse=True)
     total = len(items) if total is None else total
     jobs = (joblib.delayed(function)(item) for item in items)
     dask = parallel.backend == "dask"
@@ -42,6 +47,9 @@ def run_parallel(function, items, parallel, description, total=None, unit="file"
     n_jobs = -1 if dask else max(1, min(parallel.workers, len(items)))
     cluster = _dask(parallel.scheduler, parallel.workers) if dask else nullcontext()
     with cluster, tqdm(total=total, desc=description, unit=unit, dynamic_ncols=True) as bar:
-        for result in joblib.Parallel(n_jobs=n_jobs, return_as="generator_unordered")(jobs):
+        # one item a dispatch: items are coarse (a video, a shard), and joblib's automatic
+        # batching would group them at the end of a run, where it leaves workers idle
+        for result in joblib.Parallel(n_jobs=n_jobs, batch_size=1,
+                                      return_as="generator_unordered")(jobs):
             bar.update(1 if weight is None else weight(result))
             yield result
