@@ -20,7 +20,8 @@ from preprocess import decode
 from preprocess.decode import RGBConverter
 from preprocess.discover import find_videos
 from preprocess.extract import REPORT_NAME, extract_dataset
-from preprocess.settings import ExtractSettings
+from preprocess.parallel import run_parallel
+from preprocess.settings import ExtractSettings, ParallelSettings
 from preprocess.checksum import fletcher32
 from preprocess.store.writer import FILTERS, compressor
 
@@ -133,6 +134,13 @@ def test_decoding_leaves_no_frame_to_the_garbage_collector(encoded_dataset):
         gc.enable()
     assert records is not None and len(records) > 0  # motion vectors were read
     assert frames <= 2  # the decoder's next frame, at most; with frame.side_data: 550
+
+
+def test_work_is_handed_out_largest_first():
+    # so that a run does not end with one worker on a large item while the others idle
+    done = run_parallel(lambda item: item, [3, 9, 1, 5], ParallelSettings(workers=1), "test",
+                        size=lambda item: item)
+    assert list(done) == [9, 5, 3, 1]  # one worker: in the order they are handed out
 
 
 def test_killed_extraction_resumes_to_the_same_result(tmp_path, encoded_dataset):
