@@ -34,7 +34,7 @@ from preprocess.encode import encode_dataset
 from preprocess.extract import extract_dataset
 from preprocess.samples import SAMPLE_CLIPS, sample_folder
 from preprocess.settings import EncodeSettings, ExtractSettings
-from preprocess.store.writer import P_FRAME_ZSTD, compressor
+from preprocess.store.writer import compressor, fast_compressor
 
 BITSHUFFLE = hdf5plugin.Blosc.BITSHUFFLE
 FILTERS = {"none": {}, "lzf": {"compression": "lzf"},
@@ -48,19 +48,11 @@ FILTERS = {"none": {}, "lzf": {"compression": "lzf"},
                                                              hdf5plugin.Blosc2.BITSHUFFLE))}
 
 
-def fast_zstd(hash_log, min_match):
-    """Level 1's fast strategy (Huffman-coded literals kept) with a hash table of 2**hash_log
-    entries and matches of min_match bytes or more; writer.P_FRAME_ZSTD is one of these."""
-    return zstandard.ZstdCompressor(compression_params=zstandard.ZstdCompressionParameters(
-        strategy=zstandard.STRATEGY_FAST, **{**P_FRAME_ZSTD, "hash_log": hash_log,
-                                             "min_match": min_match}))
-
-
 # Zstd written as the extractor writes it: compressed here, checksum appended,
 # write_direct_chunk (checksums always on, as in the shards): (filter level, compressor)
 DIRECT = {f"zstd level {level} direct": (level, zstandard.ZstdCompressor(level=level))
           for level in (1, -1, -3)}
-DIRECT.update({f"zstd fast h{h} m{m} direct": (1, fast_zstd(h, m))
+DIRECT.update({f"zstd fast h{h} m{m} direct": (1, fast_compressor(hash_log=h, min_match=m))
                for h, m in ((8, 7), (10, 7), (12, 6), (12, 7), (14, 7))})
 DIRECT["zstd as P-frames are written"] = (1, compressor("residuals"))
 

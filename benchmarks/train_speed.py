@@ -23,7 +23,7 @@ from teamnet.config import ARCHS, MODELS, ModelConfig
 from teamnet.data import ClipDataset, make_loader
 from teamnet.distributed import setup
 from teamnet.model import build_model
-from teamnet.train import parameter_groups, train_one_epoch
+from teamnet.train import epoch_batches, parameter_groups, train_one_epoch
 
 
 def main():
@@ -55,8 +55,8 @@ def main():
     optimizer = torch.optim.SGD(parameter_groups(model, 5e-4, 0.001), lr=0.001, momentum=0.9)
     passes = []
     for epoch in range(args.passes + 1):
-        loader.sampler.set_epoch(epoch)
-        metrics = train_one_epoch(model, model, loader, optimizer, context, 20.0, epoch)
+        metrics = train_one_epoch(model, model, epoch_batches(loader, epoch), optimizer, context,
+                                  20.0, epoch)
         if epoch:  # the first pass warms up
             passes.append(metrics)
     mean = lambda key: sum(p[key] for p in passes) / len(passes)  # noqa: E731

@@ -15,11 +15,11 @@ arithmetic are both several times slower than the flat loops used here (measured
 import numba
 import numpy as np
 
-_RECORD_FIELDS = ("w", "h", "src_x", "src_y", "dst_x", "dst_y")
-# an all-intra P-frame's records, with the types of FFmpeg's (the kernel takes the fields as
-# they are, strided views of the records)
-_NO_RECORDS = np.zeros(0, [("w", np.uint8), ("h", np.uint8), ("src_x", np.int16),
-                           ("src_y", np.int16), ("dst_x", np.int16), ("dst_y", np.int16)])
+# the record fields the kernel reads, with FFmpeg's types: it takes them as they are (strided
+# views of the records); an all-intra P-frame has no records
+_RECORD_FIELDS = (("w", np.uint8), ("h", np.uint8), ("src_x", np.int16), ("src_y", np.int16),
+                  ("dst_x", np.int16), ("dst_y", np.int16))
+_NO_RECORDS = np.zeros(0, list(_RECORD_FIELDS))
 
 
 @numba.njit(cache=True, nogil=True)
@@ -95,8 +95,8 @@ class GopAccumulator:
         if records is None:
             records = _NO_RECORDS
         new_x, new_y, new_prediction = self._spare
-        _warp(*(records[name] for name in _RECORD_FIELDS), self.width, self.acc_x, self.acc_y, self.prediction,
-              new_x, new_y, new_prediction)
+        _warp(*(records[name] for name, _ in _RECORD_FIELDS), self.width,
+              self.acc_x, self.acc_y, self.prediction, new_x, new_y, new_prediction)
         self._spare = (self.acc_x, self.acc_y, self.prediction)
         self.acc_x, self.acc_y, self.prediction = new_x, new_y, new_prediction
 

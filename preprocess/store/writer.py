@@ -40,8 +40,15 @@ def compressor(stream):
     import zstandard  # extraction only: readers decode through hdf5plugin
     if stream == "iframes":
         return zstandard.ZstdCompressor(level=ZSTD_LEVEL)
+    return fast_compressor()
+
+
+def fast_compressor(**changes):
+    """Level 1's fast strategy with P_FRAME_ZSTD's parameters, or those changed (e.g.
+    hash_log=12: benchmarks/storage_filters.py compares them)."""
+    import zstandard
     return zstandard.ZstdCompressor(compression_params=zstandard.ZstdCompressionParameters(
-        strategy=zstandard.STRATEGY_FAST, **P_FRAME_ZSTD))
+        strategy=zstandard.STRATEGY_FAST, **{**P_FRAME_ZSTD, **changes}))
 
 
 class VideoWriter:
