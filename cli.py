@@ -312,6 +312,8 @@ def _evaluate(config, as_json=False):
         click.echo(f"confusion matrix: {report['confusion_image']}")
     for picture in report.get("cam_pictures", ()):
         click.echo(f"class activation maps: {picture}")
+    for problem in report.get("warnings", ()):
+        click.echo(f"warning: {problem}", err=True)
     if as_json:
         click.echo(json.dumps(report))
     return report
@@ -367,12 +369,14 @@ def predict_command(videos, as_json, **options):
         try:
             file, index = represent(path, predictor.data_settings, encoder)
             with file:
-                probabilities, picture = predictor(index, {MEMORY_SHARD: file}, name)
+                probabilities, picture, problems = predictor(index, {MEMORY_SHARD: file}, name)
         except Exception as error:  # a bad video (or a bug) must not cost the others
             known = isinstance(error, (VideoError, TeamnetError))
             failures.append((str(path), str(error) if known else f"internal error: {error!r}"))
             continue
         top = predictor.top(probabilities)
+        for problem in problems:
+            tqdm.write(f"warning: {problem}", file=sys.stderr)
         if as_json:
             tqdm.write(json.dumps({"video": str(path), "top": [
                 {"class": class_name, "probability": p} for class_name, p in top]}))

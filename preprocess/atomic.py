@@ -5,6 +5,7 @@ and ends in PARTIAL_SUFFIX, so that a later run (holding the folder's lock, prep
 can remove what a killed run left.
 """
 import errno
+import hashlib
 import json
 import os
 import socket
@@ -16,10 +17,20 @@ from .discover import PARTIAL_SUFFIX
 NO_SPACE = "no space left on device"
 
 
+NAME_MAX = 255  # bytes in one file name (Linux, macOS, Windows file systems)
+
+
 def partial_path(path):
-    """The hidden temporary name of an output being written: DIR/.NAME.HOST-PID.partial"""
+    """The hidden temporary name of an output being written: DIR/.NAME.HOST-PID.partial.
+    Where that would be too long for a legal NAME, the start of NAME and a digest of all of
+    it stand for NAME (outputs with long names still get distinct temporary names)."""
     path = Path(path)
-    return path.with_name(f".{path.name}.{socket.gethostname()}-{os.getpid()}{PARTIAL_SUFFIX}")
+    tail = os.fsencode(f".{socket.gethostname()}-{os.getpid()}{PARTIAL_SUFFIX}")
+    name = os.fsencode(path.name)
+    if 1 + len(name) + len(tail) > NAME_MAX:
+        digest = hashlib.sha256(name).hexdigest()[:16].encode()
+        name = name[:NAME_MAX - len(tail) - len(digest) - 2] + b"~" + digest
+    return path.with_name(os.fsdecode(b"." + name + tail))
 
 
 def remove_partials(folder, pattern="*", recursive=False):

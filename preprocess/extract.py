@@ -103,8 +103,14 @@ def extract_video(video, group, settings):
                                        settings.compression)
         writer.add_gop(iframe, buffer.mvs[:buffer.count], buffer.residuals[:buffer.count])
 
+    size = None  # (width, height) of frame 0: every frame must have it
     for is_iframe, frame, records in decode_with_motion(video.path):
         frames += 1
+        size = size or (frame.width, frame.height)
+        if (frame.width, frame.height) != size:  # streams joined end to end (cat a.m4v b.m4v)
+            raise VideoError(f"the frame size changes at frame {frames - 1}, from "
+                             f"{size[0]}x{size[1]} to {frame.width}x{frame.height}; "
+                             f"{ENCODE_HINT} (it scales every frame to one size)")
         if is_iframe:
             if iframe is not None:
                 finish_gop(position)

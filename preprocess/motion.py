@@ -114,6 +114,13 @@ class GopAccumulator:
             residual_out = np.empty((self.height, self.width, 3), np.int16)
         if not (mv_out.flags.c_contiguous and residual_out.flags.c_contiguous):
             raise ValueError("outputs must be C-contiguous arrays")
+        # the kernel checks no bounds: every array must have the I-frame's size, or it would
+        # read and write past their ends
+        size = (self.height, self.width)
+        shapes = (np.shape(frame), mv_out.shape, residual_out.shape)
+        if shapes != ((*size, 3), (*size, 2), (*size, 3)):
+            raise ValueError(f"frame, MV and residual arrays of shapes {shapes} for a GOP of "
+                             f"{self.width}x{self.height} frames")
         _saturated_outputs(self.acc_x, self.acc_y, np.ascontiguousarray(frame).reshape(-1),
                            self.prediction, mv_out.reshape(-1), residual_out.reshape(-1),
                            *_range(mv_out.dtype), *_range(residual_out.dtype))

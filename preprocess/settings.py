@@ -15,6 +15,7 @@ STORAGES = ("int8", "int16")
 COMPRESSIONS = ("zstd", "balanced", "lzf", "gzip", "none")
 BACKENDS = ("joblib", "dask")
 MIN_SIDE = 32  # the smallest input the models take: smaller videos could not be cropped
+MAX_SIDE = 8191  # MPEG-4 Part 2 codes a frame's width and height in 13 bits
 
 
 def setting(default, help, *, choices=None, minimum=None, maximum=None, parse=None, show=None,
@@ -46,6 +47,8 @@ def parse_size(text):
     if min(width, height) < MIN_SIDE:
         raise SettingsError(f"{text!r}: both sides must be at least {MIN_SIDE} pixels, the "
                             "smallest input the models take")
+    if max(width, height) > MAX_SIDE:
+        raise SettingsError(f"{text!r}: MPEG-4 Part 2 allows at most {MAX_SIDE} pixels a side")
     return width, height
 
 
@@ -87,7 +90,8 @@ class EncodeSettings:
     size: tuple = setting((340, 256), "Output WIDTHxHEIGHT (as the reference re-encode).",
                           parse=parse_size, show=show_size)
     short_side: int = setting(None, "Instead of --size: scale the shorter side to N, keep the "
-                              "aspect ratio.", minimum=MIN_SIDE, metavar="N")
+                              "aspect ratio.", minimum=MIN_SIDE, maximum=MAX_SIDE - 1,
+                              metavar="N")
     ffmpeg: str = setting(None, "ffmpeg binary [default: $TEAMNET_FFMPEG, else PATH, else "
                           "imageio-ffmpeg's].", metavar="PATH")
 

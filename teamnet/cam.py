@@ -11,7 +11,7 @@ import torch
 
 from preprocess.errors import SettingsError
 
-from .pictures import cam_grid
+from .pictures import PictureError, cam_grid
 from .transforms import normalise
 
 
@@ -52,11 +52,15 @@ def first_crop(clips, crops):
 
 def write_cam_pictures(model, dataset, context, names, classes, folder, cam_class=None):
     """One CAM grid PNG per item of dataset (names[i]: the video's name in titles and file
-    names); returns the paths written. cam_class: a class name, or None for the predicted."""
+    names); returns (paths written, [message] of those that could not be). cam_class: a class
+    name, or None for the predicted."""
     folder = Path(folder)
-    folder.mkdir(parents=True, exist_ok=True)
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+    except OSError as error:
+        return [], [f"could not write pictures into {folder}: {error.strerror or error}"]
     label = None if cam_class is None else [classes.index(cam_class)]
-    written = []
+    written, problems = [], []
     for i, name in enumerate(names):
         clip, _, _ = dataset[(0, i)]
         clip = first_crop({m: x[None] for m, x in clip.items()}, dataset.crops)
@@ -64,7 +68,11 @@ def write_cam_pictures(model, dataset, context, names, classes, folder, cam_clas
         k = int(labels[0])
         title = f"{name}: {classes[k]} ({float(probabilities[0, k]):.1%})"
         path = folder / (name.replace("/", "__") + ".png")
-        cam_grid({m: x[0].numpy() for m, x in clip.items()},
-                 {m: x[0].numpy() for m, x in maps.items()}, title, path)
+        try:
+            cam_grid({m: x[0].numpy() for m, x in clip.items()},
+                     {m: x[0].numpy() for m, x in maps.items()}, title, path)
+        except PictureError as error:
+            problems.append(str(error))
+            continue
         written.append(path)
-    return written
+    return written, problems

@@ -50,7 +50,8 @@ def show_words(values):
 
 # Settings that training and evaluation share, made by one function each.
 def _list_format():
-    return setting("auto", "Format of the lists (auto: from the file names).",
+    return setting("auto", "Format of the lists (auto: from their content; HMDB-51's split "
+                   "files from their names).",
                    choices=LIST_FORMATS)
 
 

@@ -14,6 +14,7 @@ from .checkpoint import CheckpointError
 from .data import ClipDataset, make_loader
 from .distributed import all_gather, setup
 from .metrics import accuracy_report, save_confusion_image
+from .pictures import PictureError
 from .model import build_model
 from .splits import read_list
 from .transforms import normalise
@@ -69,10 +70,11 @@ def evaluate_checkpoint(config):
     config = config.resolved(trained)
     index = load_index(config.data)
     check_classes(saved["classes"], index["classes"], config.checkpoint, config.data)
-    entries = (read_list(config.list, index, "test", config.list_format, config.split)
-               if config.list else [(v["id"], v["label"]) for v in index["videos"]])
     check_cam_class(config.cam_class, index["classes"], config.data)
     context = setup(config.device)
+    entries = (read_list(config.list, index, "test", config.list_format, config.split,
+                         print if context.is_main else None)
+               if config.list else [(v["id"], v["label"]) for v in index["videos"]])
     model = build_model(trained.model, len(index["classes"]), initialise=False)
     checkpoint.load_model_state(model, saved["model"], config.checkpoint)
     model.to(context.device)
@@ -90,14 +92,21 @@ def evaluate_checkpoint(config):
     report["videos_per_s"] = len(labels) / (time.perf_counter() - start)
     report["protocol"] = {"num_segments": config.num_segments, "input_size": config.input_size,
                           "crops": config.crops, "model": trained.model.model}
+    # pictures last, and never at the numbers' cost: one that cannot be written is a warning
+    report["warnings"] = []
     if config.confusion:
-        save_confusion_image(report["confusion"], index["classes"], config.confusion)
-        report["confusion_image"] = str(Path(config.confusion))
+        try:
+            save_confusion_image(report["confusion"], index["classes"], config.confusion)
+            report["confusion_image"] = str(Path(config.confusion))
+        except PictureError as error:
+            report["warnings"].append(str(error))
     if config.cam:
         shown = entries[:config.cam_videos]
         dataset = ClipDataset(config.data, shown, model.modalities, config.num_segments,
                               config.input_size, train=False, crops=config.crops)
-        report["cam_pictures"] = [str(path) for path in write_cam_pictures(
+        written, problems = write_cam_pictures(
             model, dataset, context, [video for video, _ in shown], index["classes"],
-            config.cam, config.cam_class)]
+            config.cam, config.cam_class)
+        report["cam_pictures"] = [str(path) for path in written]
+        report["warnings"] += problems
     return report

@@ -8,6 +8,7 @@ drawn as 128 + value per RGB channel: grey where the prediction was exact.
 import numpy as np
 
 from preprocess.atomic import atomic_output
+from preprocess.errors import TeamnetError
 
 from .transforms import MV_RANGE
 
@@ -55,11 +56,21 @@ def _wheel(figure, rect):
     axis.axis("off")
 
 
+class PictureError(TeamnetError):
+    """A picture that could not be written. Pictures come after the numbers they show:
+    callers report this as a warning and keep the numbers."""
+
+
 def save_png(figure, path):
-    """Write a figure as PNG; the file appears only once whole."""
-    with atomic_output(path) as temporary:
-        figure.savefig(temporary, format="png", dpi=100)
-    pyplot().close(figure)
+    """Write a figure as PNG; the file appears only once whole. PictureError names the path
+    where it cannot be written (a read-only folder, a name too long, a full disk)."""
+    try:
+        with atomic_output(path) as temporary:
+            figure.savefig(temporary, format="png", dpi=100)
+    except OSError as error:
+        raise PictureError(f"could not write {path}: {error.strerror or error}") from None
+    finally:
+        pyplot().close(figure)
 
 
 def cam_grid(clip, maps, title, path):

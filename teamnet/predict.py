@@ -55,7 +55,8 @@ class Predictor:
     def __call__(self, index, files, name):
         """Class probabilities (K,) of the one video of an in-memory index ({"settings",
         "by_id"}, files {shard name: open h5py.File}); with config.cam, also its CAM
-        picture, named after `name`. Returns (probabilities, picture path or None)."""
+        picture, named after `name`. Returns (probabilities, picture path or None, [warning]:
+        a picture that could not be written costs no scores)."""
         (video_id,) = index["by_id"]
         dataset = ClipDataset(None, [(video_id, 0)], self.model.modalities,
                               self.config.num_segments, self.input_size, train=False,
@@ -63,12 +64,12 @@ class Predictor:
         loader = make_loader(dataset, 1, 0, train=False)
         logits, _ = predict(self.model, loader, self.context)
         probabilities = probabilities_of(logits)[0]
-        picture = None
+        written, problems = [], []
         if self.config.cam:
-            (picture,) = write_cam_pictures(self.model, dataset, self.context, [name],
-                                            self.classes, Path(self.config.cam),
-                                            self.config.cam_class)
-        return probabilities, picture
+            written, problems = write_cam_pictures(self.model, dataset, self.context, [name],
+                                                   self.classes, Path(self.config.cam),
+                                                   self.config.cam_class)
+        return probabilities, (written or [None])[0], problems
 
     def top(self, probabilities):
         """[(class, probability)] of the config's top-k classes, most probable first."""

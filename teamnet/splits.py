@@ -1,7 +1,11 @@
 """Train/test lists: UCF-101, HMDB-51, Kinetics-400 CSV and a generic format.
 
 Each reader returns [(video_id, label)] with labels indexing the extracted dataset's classes
-(index.json), so a list naming a video or class the shards lack is an error naming it.
+(index.json), so a list naming a video or class the shards lack is an error naming it, and
+so is a label that contradicts the class the dataset gives the same video. Formats are told
+apart by content (a renamed or filtered copy of an official list is read as the official
+one), and lines are read as they are: official annotation files have no comment syntax, and
+real names begin with '#' (HMDB-51's "#20_Rhythm_clap_u_nm_np1_fr_goo_1.avi").
 
 - ucf101: trainlist0N.txt ("Class/v_Class_g08_c01.avi 1", labels from classInd.txt beside it,
   1-based) or testlist0N.txt (no labels: the folder is the class).
@@ -29,22 +33,33 @@ class SplitError(TeamnetError):
     """A list that does not fit the dataset; the message names the file and the entry."""
 
 
+# a UCF-101 list line: Class/v_Class_g08_c01.avi, then its 1-based label in a training list
+_UCF101_LINE = re.compile(r"[^/\s]+/v_[^/\s]+_g\d+_c\d+\.avi(\s+\d+)?")
+
+
 def detect_format(path):
+    """The format of a list, from what it holds (HMDB-51's split files, which carry their
+    class only in their names, from those names)."""
     path = Path(path)
-    if re.fullmatch(r"(train|test)list\d+\.txt", path.name):
-        return "ucf101"
     if re.search(r"_test_split\d+\.txt$", path.name) or (
             path.is_dir() and any(path.glob("*_test_split*.txt"))):
         return "hmdb51"
-    if path.suffix.lower() == ".csv":
+    if path.is_dir():
+        return "generic"
+    first = next((line for _, line in _lines(path)), "")
+    if {"label", "youtube_id"} <= {field.strip() for field in first.split(",")}:
         return "kinetics"
+    if _UCF101_LINE.fullmatch(first):
+        return "ucf101"
     return "generic"
 
 
-def _lines(path):
+def _lines(path, comments=False):
+    """(line number, stripped line) of the non-empty lines; with comments, lines that start
+    with '#' are skipped too (our own files only: official lists have no comments)."""
     with open(path, encoding="utf-8") as file:
         for number, line in enumerate(file, 1):
-            if line.strip() and not line.lstrip().startswith("#"):
+            if line.strip() and not (comments and line.lstrip().startswith("#")):
                 yield number, line.strip()
 
 
@@ -104,8 +119,39 @@ def _generic(path, classes, videos):
     return entries
 
 
-def read_list(path, index, role="train", list_format="auto", split=1):
-    """[(video_id, label)] of a list file, checked against the dataset index."""
+def _cause(disagreeing, classes):
+    """Why numeric labels (label, the dataset's class) name other classes than the dataset:
+    a shifted base, or another numbering of the classes."""
+    for shift, said in ((-1, "1-based (as UCF-101's trainlists) but were read as 0-based"),
+                        (1, "0-based but were read as 1-based")):
+        if all(0 <= label + shift < len(classes) and classes[label + shift] == known
+               for label, known in disagreeing):
+            return f"its labels look {said}: give the right --list-format"
+    return ("its labels number the classes otherwise (another classInd.txt?): label by class "
+            "name, or number the classes as the dataset's sorted class names")
+
+
+def _check_labels(path, entries, by_id, classes, numeric):
+    """Stop at the first entry whose label names another class than the dataset gives its
+    video (its folder, or the --labels file it was extracted with)."""
+    named = lambda label: classes[label] if 0 <= label < len(classes) else None  # noqa: E731
+    wrong = [(n, video, label) for n, video, label in entries
+             if named(label) != by_id[video]["class"]]
+    if not wrong:
+        return
+    n, video, label = wrong[0]
+    shifted = [(label, by_id[v]["class"]) for line, v, label in wrong if line in numeric]
+    cause = _cause(shifted, classes) if shifted else "the list and the dataset disagree"
+    said = repr(named(label)) if named(label) else f"{label}, outside 0..{len(classes) - 1},"
+    raise SplitError(f"{path}:{n}: {video!r} is labelled {said} but the dataset's class for "
+                     f"it is {by_id[video]['class']!r} ({len(wrong)} of {len(entries)} "
+                     f"entries disagree); {cause}")
+
+
+def read_list(path, index, role="train", list_format="auto", split=1, report=None):
+    """[(video_id, label)] of a list file, checked against the dataset index. report: a
+    function given one line saying what was used ("trainlist01.txt: 9,537 videos of 101
+    classes (0 skipped)")."""
     path = Path(path)
     if not path.exists():
         raise SplitError(f"{path}: no such list file")
@@ -129,18 +175,26 @@ def read_list(path, index, role="train", list_format="auto", split=1):
         raise SplitError(f"{path}:{n}: video {video!r} is not in the extracted dataset "
                          f"({len(missing)} of {len(entries)} entries missing)")
     label_of = {name: label for label, name in enumerate(classes)}
-    result = []
+    # numeric: lines whose label was a number (UCF-101's, through classInd.txt)
+    resolved, numeric = [], set()
     for n, video, label in entries:
         if label is None:
             label = by_id[video]["class"]
+        elif list_format == "ucf101":
+            numeric.add(n)
         if isinstance(label, str):
             if label not in label_of:
                 raise SplitError(f"{path}:{n}: class {label!r} is not among the dataset's "
                                  f"{len(classes)} classes")
             label = label_of[label]
-        if not 0 <= label < len(classes):
-            raise SplitError(f"{path}:{n}: label {label} outside 0..{len(classes) - 1}")
-        result.append((video, int(label)))
+        else:
+            numeric.add(n)
+        resolved.append((n, video, int(label)))
+    _check_labels(path, resolved, by_id, classes, numeric)
+    result = [(video, label) for _, video, label in resolved]
+    if report:
+        report(f"{path.name}: {len(result):,} videos of {len({l for _, l in result})} classes "
+               "(0 skipped)")
     return result
 
 
@@ -172,7 +226,7 @@ def read_flip_pairs(path, classes):
     """{label: label} of a file of "class,class" lines (either way round), for ClipDataset."""
     label_of = {name: label for label, name in enumerate(classes)}
     pairs = {}
-    for number, line in _lines(path):
+    for number, line in _lines(path, comments=True):
         names = [name.strip() for name in line.split(",")]
         if len(names) != 2 or any(name not in label_of for name in names):
             raise SplitError(f"{path}:{number}: expected 'class,class' naming two of the "

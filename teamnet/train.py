@@ -25,7 +25,7 @@ from .evaluate import check_classes, predict
 from .metrics import accuracy_report
 from .model import build_model, load_weights
 from .progress import EpochLog
-from .splits import hold_out, read_flip_pairs, read_list
+from .splits import SplitError, hold_out, read_flip_pairs, read_list
 from .transforms import normalise
 
 
@@ -77,22 +77,47 @@ def epoch_batches(loader, epoch):
     return iter(loader) if loader.num_workers else loader
 
 
-def training_videos(data, index, seed, output=None):
+def split_record(train, validation, classes):
+    """What split.json holds: each part's videos as {"id", "class"}, so that anyone can audit
+    the labels a run trained with."""
+    return {part: [{"id": video, "class": classes[label]} for video, label in entries]
+            for part, entries in (("train", train), ("validation", validation))}
+
+
+def _saved_split(saved, index, data):
+    """(train, validation) of a run's split.json, every video still in the dataset with the
+    class it had (an id alone: split.json of an earlier version)."""
+    split = json.loads(saved.read_text(encoding="utf-8"))
+    parts = []
+    for part in ("train", "validation"):
+        entries = []
+        for item in split[part]:
+            video, recorded = (item, None) if isinstance(item, str) else (item["id"], item["class"])
+            found = index["by_id"].get(video)
+            if found is None or recorded not in (None, found["class"]):
+                now = "is no longer in" if found is None else f"is {found['class']!r} in"
+                raise SplitError(f"{saved}: {part} video {video!r} {now} {data} (the run "
+                                 f"trained on it{f' as {recorded!r}' if recorded else ''}); "
+                                 "restore the dataset the run was trained on, or start a new "
+                                 "run in another --output")
+            entries.append((video, found["label"]))
+        parts.append(entries)
+    return tuple(parts)
+
+
+def training_videos(data, index, seed, output=None, report=None):
     """(train, validation) entries: the training list (default: every video not in the test
     list), with data.val_fraction of each class held out for validation, whole groups at a
     time (splits.hold_out). A run keeps its split: output/split.json, once written, is read
-    back (a resumed run trains on exactly the videos it started with)."""
+    back (a resumed run trains on exactly the videos it started with). report: as read_list's."""
     saved = Path(output) / "split.json" if output else None
     if saved and saved.is_file():
-        split = json.loads(saved.read_text(encoding="utf-8"))
-        label = {v["id"]: v["label"] for v in index["videos"]}
-        return ([(v, label[v]) for v in split["train"]],
-                [(v, label[v]) for v in split["validation"]])
+        return _saved_split(saved, index, data.data)
     if data.train_list:
-        train = read_list(data.train_list, index, "train", data.list_format, data.split)
+        train = read_list(data.train_list, index, "train", data.list_format, data.split, report)
     else:
         test = {video for video, _ in read_list(data.test_list, index, "test", data.list_format,
-                                                data.split)} if data.test_list else set()
+                                                data.split, report)} if data.test_list else set()
         train = [(v["id"], v["label"]) for v in index["videos"] if v["id"] not in test]
     return hold_out(train, data.val_fraction, seed, data.group_pattern)
 
@@ -111,7 +136,8 @@ def run(config, resume=False, given=()):
     torch.manual_seed(config.seed + context.rank)  # ranks differ in dropout, not in init (DDP broadcasts)
     index = load_index(config.data.data)
     train, validation = training_videos(config.data, index, config.seed,
-                                        output if resume else None)
+                                        output if resume else None,
+                                        print if context.is_main else None)
     if config.data.flip_pairs:  # refused before anything is written, like the weights below
         read_flip_pairs(config.data.flip_pairs, index["classes"])
     # built before anything is written: weights that cannot be had stop the run here
@@ -124,8 +150,7 @@ def run(config, resume=False, given=()):
                     f"{output} already holds a run (last.pt): --resume continues it; to start "
                     "over, choose another --output or remove that one")
             (output / "config.json").write_text(json.dumps(config.as_dict(), indent=1) + "\n")
-            write_json(output / "split.json", {"train": [v for v, _ in train],
-                                               "validation": [v for v, _ in validation]})
+            write_json(output / "split.json", split_record(train, validation, index["classes"]))
             print(f"{len(train)} training and {len(validation)} validation videos, "
                   f"{len(index['classes'])} classes -> {output}")
         if config.model.init_from and not resume:

@@ -52,3 +52,16 @@ def moving_square(count, height, width, dx, dy, size=48, start=(24, 24), seed=0)
         frames.append(np.where(shown[..., None], np.roll(layer, (y0, x0), axis=(0, 1)), background))
         boxes.append((x0, y0))
     return np.stack(frames), boxes
+
+
+def write_m4v(path, frames, fps=25, gop=12):
+    """Write RGB frames as a raw MPEG-4 Part 2 elementary stream (.m4v: I- and P-frames, no
+    container). Two such files joined end to end decode as one stream."""
+    with av.open(str(path), "w", format="m4v") as container:
+        stream = container.add_stream("mpeg4", rate=fps)
+        stream.width, stream.height, stream.pix_fmt = frames.shape[2], frames.shape[1], "yuv420p"
+        stream.codec_context.gop_size, stream.codec_context.max_b_frames = gop, 0
+        for frame in frames:
+            container.mux(stream.encode(av.VideoFrame.from_ndarray(frame, format="rgb24")))
+        container.mux(stream.encode())
+    return path

@@ -208,3 +208,26 @@ def test_class_maps_add_up_to_the_logits(name):
     torch.testing.assert_close(sum(x.mean(dim=(1, 2, 3)) for x in maps.values()) + bias, logits,
                                atol=1e-4, rtol=1e-4)
     assert probabilities.shape == (2, 5) and labels.tolist() == [1, 3]
+
+
+def test_pictures_that_cannot_be_written_cost_no_numbers(trained, tmp_path):
+    run, (data, _, test_list) = trained
+    too_long = tmp_path / ("c" * 300 + ".png")  # no file system takes such a name
+    result = CliRunner().invoke(main, ["evaluate", "--checkpoint", str(run / "best.pt"),
+                                       "--list", str(test_list), "--workers", "0",
+                                       "--confusion", str(too_long), "--json"])
+    assert result.exit_code == 0, result.output
+    assert f"warning: could not write {too_long}: File name too long" in result.output
+    report = json.loads(result.output.splitlines()[-1])
+    assert "confusion_image" not in report and 0 <= report["top1"] <= 1
+    assert f"top-1 {report['top1']:.2%}" in result.output
+    (tmp_path / "cams" / "down15.png").mkdir(parents=True)  # the picture's name is taken
+    video = data.parent / "raw" / "down" / "down15.mkv"
+    result = CliRunner().invoke(main, ["predict", "--checkpoint", str(run / "best.pt"),
+                                       "--cam", str(tmp_path / "cams"), "--top-k", "2", str(video)])
+    assert result.exit_code == 0, result.output
+    assert f"warning: could not write {tmp_path / 'cams' / 'down15.png'}: Is a directory" in \
+        result.output
+    lines = result.output.splitlines()
+    scores = [line.split()[0] for line in lines if not line.startswith("warning")]
+    assert lines[0] == str(video) and scores[1:] == ["1", "2"]  # the scores all the same

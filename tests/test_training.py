@@ -174,12 +174,22 @@ def test_kinetics_csv_and_generic_lists(tmp_path, index):
     (tmp_path / "val.csv").write_text("label,youtube_id,time_start,time_end,split\n"
                                       "abseiling,0347ZoDXyP0,95,105,val\n")
     assert read_list(tmp_path / "val.csv", index) == [("abseiling/0347ZoDXyP0_000095_000105", 2)]
-    (tmp_path / "mine.txt").write_text("# comment\nArchery/v_Archery_g01_c01.avi 0\n"
-                                       "Archery/v_Archery_g09_c03 brush_hair\n"
+    # generic: 0-based labels, class names or none (the folder's class); no comment syntax
+    (tmp_path / "mine.txt").write_text("brush_hair/April_09_brush_hair_u_nm_np1_ba_goo_0.avi 3\n"
+                                       "Archery/v_Archery_g01_c01.avi 1\n"
+                                       "Archery/v_Archery_g09_c03 Archery\n"
                                        "ApplyEyeMakeup/v_ApplyEyeMakeup_g01_c01\n")
     assert read_list(tmp_path / "mine.txt", index) == [
-        ("Archery/v_Archery_g01_c01", 0), ("Archery/v_Archery_g09_c03", 3),
+        ("brush_hair/April_09_brush_hair_u_nm_np1_ba_goo_0", 3),
+        ("Archery/v_Archery_g01_c01", 1), ("Archery/v_Archery_g09_c03", 1),
         ("ApplyEyeMakeup/v_ApplyEyeMakeup_g01_c01", 0)]
+    (tmp_path / "relabelled.txt").write_text("Archery/v_Archery_g09_c03 brush_hair\n")
+    with pytest.raises(SplitError, match="relabelled.txt:1: 'Archery/v_Archery_g09_c03' is "
+                       "labelled 'brush_hair' but the dataset's class for it is 'Archery'"):
+        read_list(tmp_path / "relabelled.txt", index)
+    (tmp_path / "comment.txt").write_text("# comment\nArchery/v_Archery_g01_c01\n")
+    with pytest.raises(SplitError, match="comment.txt:1: video '# comment' is not in"):
+        read_list(tmp_path / "comment.txt", index)
     (tmp_path / "bad.txt").write_text("Archery/v_Archery_g01_c01\nArchery/nope.avi\n")
     with pytest.raises(SplitError, match="bad.txt:2: video 'Archery/nope' is not in the extracted"):
         read_list(tmp_path / "bad.txt", index)

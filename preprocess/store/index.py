@@ -11,8 +11,8 @@ from pathlib import Path
 from ..atomic import write_json
 from ..discover import strip_video_extension
 from ..settings import FORMAT_VERSION
-from .layout import (INDEX_NAME, SHARD_GLOB, StoreError, check_shard, is_shard_name, read_shard,
-                     short)
+from .layout import (INDEX_NAME, SHARD_GLOB, StoreError, check_settings, check_shard,
+                     is_shard_name, read_shard, short)
 
 
 def read_labels(path):
@@ -21,7 +21,8 @@ def read_labels(path):
     labels, lines = {}, {}
     with open(path, newline="", encoding="utf-8") as file:
         for number, row in enumerate(csv.reader(file), 1):
-            if not row or row[0].startswith("#") or (number == 1 and row[:2] == ["video", "class"]):
+            # every row is an entry (real names begin with '#'), but for a header
+            if not row or (number == 1 and row[:2] == ["video", "class"]):
                 continue
             if len(row) != 2:
                 raise StoreError(f"{path}:{number}: expected 'video,class', got {row!r}")
@@ -93,6 +94,7 @@ def build_index(root, labels_file=None):
               for video_id, (shard, attrs) in sorted(stored.items())]
     index = {"format_version": FORMAT_VERSION, "settings": settings, "classes": classes,
              "videos": videos}
+    _check_index(root / INDEX_NAME, index)  # never write an index that loading would refuse
     write_json(root / INDEX_NAME, index)
     return load_index(root)
 
@@ -130,6 +132,11 @@ def _check_index(path, index):
     classes, videos = index.get("classes"), index.get("videos")
     if not isinstance(classes, list) or not isinstance(videos, list):
         raise StoreError(f"{path}: no list of classes or of videos; {rebuild}")
+    try:
+        if videos or index.get("settings") is not None:  # an empty dataset records none
+            check_settings(index.get("settings"))
+    except StoreError as error:
+        raise StoreError(f"{path}: {error}; {rebuild}") from None
     seen = set()
     for number, video in enumerate(videos):
         name = video.get("id", f"#{number}") if isinstance(video, dict) else f"#{number}"

@@ -1,41 +1,42 @@
 """`teamnet verify`: read every chunk of every shard and check index.json against the shards.
 
-HDF5's fletcher32 checksums (writer.py) make a damaged chunk fail to read, so reading every
-chunk finds damage; comparing each index entry with its shard group finds an index that no
-longer describes the data. Each problem names the shard and, where there is one, the video.
+Every chunk is read as the readers read it (chunks.Chunks: the size it decodes to, then
+HDF5's fletcher32 checksum and decoding), after the shard's structure is checked
+(layout.check_video: only its own chunked datasets, shapes, dtypes and attributes that
+agree); comparing each
+index entry with its shard group finds an index that no longer describes the data. Each
+problem names the shard and, where there is one, the video.
 """
 from pathlib import Path
 
 import h5py
 from tqdm import tqdm
 
+from .chunks import Chunks
 from .index import load_index
-from .layout import UNREADABLE, SHARD_GLOB, StoreError, read_shard, short
+from .layout import SHARD_GLOB, STREAMS, UNREADABLE, StoreError, read_shard, short, video_group
 
-STREAMS = ("iframes", "mvs", "residuals", "num_p")
+_COMPARED = {"gops": "gops", "p_frames": "num_p", "width": "width", "height": "height",
+             "frames": "frames"}  # index entry key: shard attribute
 
 
-def _check_group(group, entry):
-    """Problems of one video's group: shapes against its entry, then every chunk read."""
-    gops = len(group["num_p"])
-    num_p = [int(n) for n in group["num_p"][()]]
-    expected = {"gops": gops, "p_frames": num_p, "width": int(group["iframes"].shape[2]),
-                "height": int(group["iframes"].shape[1]), "frames": int(group.attrs["frames"])}
-    problems = [f"index.json says {key} {entry[key]}, the shard {value}"
-                for key, value in expected.items() if entry is not None and entry[key] != value]
+def _check_group(group, attributes, entry):
+    """Problems of one (structurally checked) video group: its entry, then every chunk read."""
+    num_p = [int(n) for n in attributes["num_p"]]
+    found = {**attributes, "num_p": num_p}
+    problems = [f"index.json says {key} {entry[key]}, the shard {found[name]}"
+                for key, name in _COMPARED.items()
+                if entry is not None and entry[key] != found[name]]
     for name in STREAMS:
-        dataset = group[name]
-        if len(dataset) != gops:
-            problems.append(f"{name} has {len(dataset)} GOPs, num_p {gops}")
-        if name != "num_p" and dataset.fletcher32 is False:
-            problems.append(f"{name} carries no checksums (extracted by an older version)")
-        for gop in range(len(dataset)):  # a GOP at a time: every chunk is read and checked
+        chunks = Chunks(group[name])
+        for gop, count in enumerate(num_p):  # a chunk at a time: each is read and checked
+            offsets = [(gop, 0, 0, 0)] if name == "iframes" else [
+                (gop, slot, 0, 0, 0) for slot in range(count)]
             try:
-                dataset[gop]
+                for offset in offsets:
+                    chunks.read(offset)
             except UNREADABLE as error:
                 problems.append(f"{name}, GOP {gop}: damaged ({short(error)})")
-    if max(num_p, default=0) > group["mvs"].shape[1]:
-        problems.append("num_p counts more P-frames than the datasets hold")
     return problems
 
 
@@ -59,7 +60,7 @@ def _check_shard(path, entries, settings):
                 problems.append((video_id, "stored but not in index.json (`teamnet index` "
                                            "rebuilds it)"))
             try:
-                found = _check_group(shard["videos"][attributes["group"]], entry)
+                found = _check_group(video_group(shard, attributes["group"]), attributes, entry)
             except UNREADABLE as error:
                 found = [f"damaged ({short(error)})"]
             problems += [(video_id, problem) for problem in found]

@@ -79,6 +79,14 @@ class VideoWriter:
     def _write(self, name, gop, frames):
         """An I-frame (frames: one) or a GOP's P-frames (frames[k] into slot k) of GOP gop."""
         dataset, is_iframe = getattr(self, name), name == "iframes"
+        # a direct chunk write checks nothing: a frame of another size would be stored as a
+        # chunk that decodes to the wrong number of bytes
+        frame_shape = dataset.chunks[1 if is_iframe else 2:]
+        if (not is_iframe and len(frames) > dataset.shape[1]) or any(
+                frame.shape != frame_shape or frame.dtype != dataset.dtype for frame in frames):
+            raise ValueError(f"{name}: {len(frames)} frames of shapes "
+                             f"{sorted({f.shape for f in frames})} for a dataset of "
+                             f"{dataset.shape}, {dataset.dtype}")
         if name not in self.direct:  # one call per GOP: h5py's per-call overhead is large
             if is_iframe:
                 dataset[gop] = frames[0]

@@ -1,0 +1,166 @@
+"""The standard datasets as they are downloaded: replicas of their on-disk layouts and official
+annotation files (real naming, CRLF endings, names beginning with '#'), read without a
+hand-written converter, and no video silently lost or mislabelled."""
+import json
+
+import pytest
+from click.testing import CliRunner
+
+import synthetic
+from cli import main
+from preprocess.store import load_index
+from teamnet.splits import SplitError, detect_format, read_list
+
+SMALL = ["--pretrained", "none", "--iframe-arch", "resnet18", "--num-segments", "2",
+         "--input-size", "32", "--batch-size", "2", "--workers", "0", "--val-fraction", "0",
+         "--epochs", "1"]
+
+
+def invoke(*args):
+    return CliRunner().invoke(main, [str(a) for a in args])
+
+
+def write_clips(root, names, frames=14):
+    """Small real clips (FFV1 in the names' containers) at root/NAME, moving differently."""
+    for n, name in enumerate(names):
+        (root / name).parent.mkdir(parents=True, exist_ok=True)
+        synthetic.write_video(root / name, synthetic.pan(frames, 48, 64, 1 + n % 3, n % 2, seed=n))
+
+
+def extracted(root, names):
+    """Encode and extract clips named as the dataset names them; the extracted folder."""
+    write_clips(root / "raw", names)
+    assert invoke("encode", root / "raw", root / "enc", "--size", "64x48").exit_code == 0
+    result = invoke("extract", root / "enc", root / "ext")
+    assert result.exit_code == 0, result.output
+    return root / "ext"
+
+
+def crlf(path, lines):
+    """An annotation file as the official downloads have them: Windows line endings."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_bytes("".join(f"{line}\r\n" for line in lines).encode())
+    return path
+
+
+# --- UCF-101 --------------------------------------------------------------------------------
+
+UCF_CLASSES = ["ApplyEyeMakeup", "Biking", "HandstandPushups"]
+
+
+@pytest.fixture(scope="module")
+def ucf101(tmp_path_factory):
+    """UCF-101's layout (UCF-101/<Class>/v_<Class>_gNN_cNN.avi) and ucfTrainTestlist/."""
+    root = tmp_path_factory.mktemp("ucf101")
+    clips = [f"{c}/v_{c}_g{g:02d}_c0{k}.avi" for c in UCF_CLASSES for g in (8, 9) for k in (1, 2)]
+    data = extracted(root, clips)
+    lists = root / "ucfTrainTestlist"
+    crlf(lists / "classInd.txt", [f"{n} {c}" for n, c in enumerate(UCF_CLASSES, 1)])
+    crlf(lists / "trainlist01.txt", [f"{clip} {UCF_CLASSES.index(clip.split('/')[0]) + 1}"
+                                     for clip in clips if "_g08_" in clip])
+    crlf(lists / "testlist01.txt", [clip for clip in clips if "_g09_" in clip])
+    return data, lists
+
+
+def test_a_renamed_ucf101_list_keeps_its_labels(ucf101, tmp_path):
+    data, lists = ucf101
+    index = load_index(data)
+    official = read_list(lists / "trainlist01.txt", index)
+    assert [index["classes"][label] for _, label in official] == [
+        video.split("/")[0] for video, _ in official]  # every clip labelled with its class
+    # grep -v HandstandPushups trainlist01.txt > ucf_train_3cls.txt: still UCF-101's format
+    lines = (lists / "trainlist01.txt").read_bytes().split(b"\r\n")
+    renamed = lists / "ucf_train_3cls.txt"
+    renamed.write_bytes(b"\r\n".join(line for line in lines if b"HandstandPushups" not in line))
+    assert detect_format(renamed) == "ucf101"
+    said = []
+    subset = read_list(renamed, index, report=said.append)
+    assert subset == [entry for entry in official if "Handstand" not in entry[0]]
+    assert said == ["ucf_train_3cls.txt: 4 videos of 2 classes (0 skipped)"]
+
+
+def test_labels_that_contradict_the_data_stop_with_the_cause(ucf101):
+    data, lists = ucf101
+    index = load_index(data)
+    with pytest.raises(SplitError, match=r"trainlist01.txt:1: 'ApplyEyeMakeup/v_ApplyEyeMakeup"
+                       r"_g08_c01' is labelled 'Biking' but the dataset's class for it is "
+                       r"'ApplyEyeMakeup' \(6 of 6 entries disagree\); its labels look 1-based"):
+        read_list(lists / "trainlist01.txt", index, list_format="generic")
+    other = crlf(lists.parent / "other" / "classInd.txt",  # another numbering of the classes
+                 [f"{n} {c}" for n, c in enumerate(reversed(UCF_CLASSES), 1)])
+    (other.parent / "trainlist01.txt").write_bytes((lists / "trainlist01.txt").read_bytes())
+    with pytest.raises(SplitError, match="4 of 6 entries disagree.*another classInd.txt"):
+        read_list(other.parent / "trainlist01.txt", index)
+
+
+def test_split_json_records_each_video_s_class(ucf101, tmp_path):
+    data, lists = ucf101
+    result = invoke("train", "--data", data, "--train-list", lists / "trainlist01.txt",
+                    "--output", tmp_path / "run", *SMALL)
+    assert result.exit_code == 0, result.output
+    assert "trainlist01.txt: 6 videos of 3 classes (0 skipped)" in result.output
+    split = json.loads((tmp_path / "run" / "split.json").read_text())
+    assert split["validation"] == [] and sorted(split["train"], key=str) == sorted(
+        ({"id": video, "class": video.split("/")[0]} for video in load_index(data)["by_id"]
+         if "_g08_" in video), key=str)
+
+
+# --- HMDB-51 --------------------------------------------------------------------------------
+
+HMDB = {  # class: clips, as HMDB-51 names them (some begin with '#')
+    "clap": ["#20_Rhythm_clap_u_nm_np1_fr_goo_1.avi", "Applauding_clap_u_cm_np1_fr_med_0.avi",
+             "Cheering_clap_f_nm_np1_ba_bad_2.avi"],
+    "pick": ["#122_Cleaning_Up_The_Beach_In_Chiba__Japan_pick_f_nm_np1_le_bad_2.avi",
+             "Berlin_pick_f_cm_np1_fr_goo_0.avi", "Garden_pick_u_nm_np1_ri_med_1.avi"],
+}
+
+
+@pytest.fixture(scope="module")
+def hmdb51(tmp_path_factory):
+    """HMDB-51's layout (<class>/<clip>.avi) and its testTrainMulti_7030_splits/ files."""
+    root = tmp_path_factory.mktemp("hmdb51")
+    data = extracted(root, [f"{c}/{clip}" for c, clips in HMDB.items() for clip in clips])
+    splits = root / "testTrainMulti_7030_splits"
+    for class_name, clips in HMDB.items():  # 1 = train, 2 = test, 0 = unused
+        crlf(splits / f"{class_name}_test_split1.txt",
+             [f"{clip} {code} " for clip, code in zip(clips, (1, 1, 2))])
+    return data, splits
+
+
+def test_hmdb51_clips_whose_names_begin_with_a_hash_are_kept(hmdb51):
+    data, splits = hmdb51
+    index = load_index(data)
+    said = []
+    train = read_list(splits, index, "train", report=said.append)
+    assert sorted(video for video, _ in train) == sorted(
+        f"{c}/{clip[:-4]}" for c, clips in HMDB.items() for clip in clips[:2])
+    assert all(index["classes"][label] == video.split("/")[0] for video, label in train)
+    assert said == ["testTrainMulti_7030_splits: 4 videos of 2 classes (0 skipped)"]
+    test = read_list(splits / "clap_test_split1.txt", index, "test")  # split 1 of every class
+    assert test == [(f"{c}/{clips[2][:-4]}", index["classes"].index(c))
+                    for c, clips in HMDB.items()]
+
+
+def test_a_labels_file_keeps_names_that_begin_with_a_hash(hmdb51, tmp_path):
+    from preprocess.store import read_labels
+    labels = tmp_path / "labels.csv"
+    labels.write_text("video,class\n#20_Rhythm_clap_u_nm_np1_fr_goo_1.avi,clap\n")
+    assert read_labels(labels) == {"#20_Rhythm_clap_u_nm_np1_fr_goo_1": "clap"}
+
+
+def test_a_resumed_run_names_a_video_that_left_its_dataset(ucf101, tmp_path):
+    data, lists = ucf101
+    run = tmp_path / "run"
+    assert invoke("train", "--data", data, "--train-list", lists / "trainlist01.txt",
+                  "--output", run, *SMALL).exit_code == 0
+    split = json.loads((run / "split.json").read_text())
+    gone = "Biking/v_Biking_g99_c01"  # as if deleted and the dataset extracted again
+    split["train"].append({"id": gone, "class": "Biking"})
+    (run / "split.json").write_text(json.dumps(split))
+    result = invoke("train", "--output", run, "--resume", "--epochs", "2")
+    assert result.exit_code == 1
+    assert f"split.json: train video {gone!r} is no longer in {data}" in result.output
+    split["train"][-1] = {"id": split["train"][0]["id"], "class": "Biking"}  # relabelled since
+    (run / "split.json").write_text(json.dumps(split))
+    result = invoke("train", "--output", run, "--resume", "--epochs", "2")
+    assert result.exit_code == 1 and "is 'ApplyEyeMakeup' in" in result.output

@@ -1,0 +1,299 @@
+"""Hostile and damaged inputs: videos that change size mid-stream, shards that decode short,
+point into other files, declare what they do not hold, or were replaced under their index."""
+import json
+import shutil
+
+import h5py
+import numpy as np
+import pytest
+import zstandard
+from click.testing import CliRunner
+
+import synthetic
+from cli import main
+from preprocess import store
+from preprocess.checksum import fletcher32
+from preprocess.motion import GopAccumulator
+from preprocess.store.chunks import ChunkError, read_chunk
+from teamnet.data import ClipDataset
+
+
+def invoke(*args):
+    return CliRunner().invoke(main, [str(a) for a in args])
+
+
+@pytest.fixture(scope="module")
+def dataset(tmp_path_factory):
+    """(encoded, extracted) folders of four small videos in two classes, a shard each."""
+    root = tmp_path_factory.mktemp("hostile")
+    for n, name in enumerate(("walk/a.mkv", "walk/b.mkv", "run/c.mkv", "run/d.mkv")):
+        (root / "raw" / name).parent.mkdir(parents=True, exist_ok=True)
+        synthetic.write_video(root / "raw" / name, synthetic.pan(25, 64, 96, 1 + n, n % 2, seed=n))
+    assert invoke("encode", root / "raw", root / "enc", "--size", "96x64").exit_code == 0
+    assert invoke("extract", root / "enc", root / "ext", "--shard-size", "1").exit_code == 0
+    return root / "enc", root / "ext"
+
+
+def first_video(folder):
+    """(video id, group name) of the one video of shard-00000.h5."""
+    video = next(v for v in store.load_index(folder)["videos"] if v["shard"] == "shard-00000.h5")
+    return video["id"], video["group"]
+
+
+def hostile(dataset, tmp_path, edit):
+    """A copy of the extracted folder whose shard-00000.h5 was edited: edit(shard, group)."""
+    folder = tmp_path / "data"
+    shutil.copytree(dataset[1], folder)
+    _, name = first_video(folder)
+    with h5py.File(folder / "shard-00000.h5", "r+") as shard:
+        edit(shard, shard["videos"][name])
+    return folder
+
+
+# --- 1: videos whose frames change size ---------------------------------------------------
+
+def test_a_stream_that_changes_size_is_named_and_the_rest_extracted(tmp_path):
+    small = synthetic.pan(30, 48, 64, 2, 0, seed=1)
+    large = synthetic.pan(30, 96, 128, 2, 0, seed=2)
+    parts = [synthetic.write_m4v(tmp_path / f"{n}.m4v", frames)
+             for n, frames in enumerate((small, large))]
+    source = tmp_path / "src" / "walk"
+    source.mkdir(parents=True)
+    # cat a.m4v b.m4v: one stream whose I-frames grow (and the reverse: shrink)
+    (source / "grows.m4v").write_bytes(parts[0].read_bytes() + parts[1].read_bytes())
+    (source / "shrinks.m4v").write_bytes(parts[1].read_bytes() + parts[0].read_bytes())
+    shutil.copy(parts[0], source / "fine.m4v")
+    result = invoke("extract", tmp_path / "src", tmp_path / "out", "--workers", "2")
+    assert result.exit_code == 1, result.output
+    assert "grows.m4v: the frame size changes at frame 30, from 64x48 to 128x96" in result.output
+    assert "shrinks.m4v: the frame size changes at frame 30, from 128x96 to 64x48" in result.output
+    assert store.list_videos(tmp_path / "out") == ["walk/fine"]
+    assert invoke("verify", tmp_path / "out").exit_code == 0
+    video = store.read_video(tmp_path / "out", "walk/fine")
+    assert video["iframes"].shape[1:3] == (48, 64) and video["num_p"].tolist() == [11, 11, 5]
+
+
+def test_the_kernels_refuse_arrays_of_another_size():
+    accumulator = GopAccumulator(np.zeros((16, 16, 3), np.uint8))
+    with pytest.raises(ValueError, match="for a GOP of 16x16"):
+        accumulator.outputs(np.zeros((32, 32, 3), np.uint8))
+    with pytest.raises(ValueError, match="for a GOP of 16x16"):
+        accumulator.outputs(np.zeros((16, 16, 3), np.uint8), np.empty((8, 8, 2), np.int16),
+                            np.empty((16, 16, 3), np.int16))
+
+
+def test_the_writer_refuses_frames_of_another_size(tmp_path):
+    with h5py.File(tmp_path / "s.h5", "w") as file:
+        writer = store.VideoWriter(file.create_group("v"), 16, 16, 2, np.int8, "zstd")
+        with pytest.raises(ValueError, match="iframes: 1 frames of shapes"):
+            writer.add_gop(np.zeros((32, 32, 3), np.uint8), np.zeros((2, 16, 16, 2), np.int8),
+                           np.zeros((2, 16, 16, 3), np.int8))
+        with pytest.raises(ValueError, match="mvs: 3 frames"):  # more P-frames than slots
+            writer.add_gop(np.zeros((16, 16, 3), np.uint8), np.zeros((3, 16, 16, 2), np.int8),
+                           np.zeros((3, 16, 16, 3), np.int8))
+
+
+# --- 2: chunks that decode short ----------------------------------------------------------
+
+@pytest.mark.parametrize("compression", ["zstd", "gzip", "lzf", "none"])
+def test_a_chunk_that_decodes_short_is_refused(tmp_path, compression):
+    # HDF5 would return the missing bytes as whatever was in its buffer, checksum passed
+    filters = {"zstd": store.writer.FILTERS["zstd"]["mvs"], "gzip": {"compression": "gzip"},
+               "lzf": {"compression": "lzf"}, "none": {}}[compression]
+    with h5py.File(tmp_path / "f.h5", "w") as file:
+        whole = file.create_dataset("whole", (2, 10, 100), np.uint8, chunks=(1, 10, 100),
+                                    maxshape=(None, 10, 100), fletcher32=True, **filters)
+        half = file.create_dataset("half", (1, 5, 100), np.uint8, chunks=(1, 5, 100),
+                                   fletcher32=True, **filters)
+        whole[0], half[0] = 3, 7
+        whole.id.write_direct_chunk((1, 0, 0), half.id.read_direct_chunk((0, 0, 0))[1])
+        assert (read_chunk(whole, (0, 0, 0)) == 3).all()
+        with pytest.raises(ChunkError, match="decodes to 500 bytes, not its 1000"):
+            read_chunk(whole, (1, 0, 0))
+        whole.resize(3, axis=0)
+        with pytest.raises(ChunkError, match="never written"):  # never HDF5's zero fill
+            read_chunk(whole, (2, 0, 0))
+
+
+def short_residual(shard, group):
+    """Residual chunk (0, 0) replaced by a valid Zstd frame of half its size, checksummed."""
+    dataset = group["residuals"]
+    half = np.zeros(dataset.chunks, dataset.dtype).reshape(-1)[:dataset.chunks[-1] * 32]
+    data = zstandard.ZstdCompressor().compress(half.tobytes())
+    dataset.id.write_direct_chunk((0, 0, 0, 0, 0), data + fletcher32(data))
+
+
+def test_a_short_zstd_chunk_is_named_by_readers_and_verify(dataset, tmp_path):
+    folder = hostile(dataset, tmp_path, short_residual)
+    video_id, _ = first_video(folder)
+    with pytest.raises(store.StoreError, match=r"shard-00000.h5, video .*decodes to 96 bytes"):
+        store.read_video(folder, video_id)
+    reader = store.ClipReader(folder)
+    with pytest.raises(store.StoreError, match="decodes to 96 bytes"):
+        reader.read(video_id, [0], [0], ("residual",))
+    assert reader.read(video_id, [0], [1], ("residual",))["residual"].shape == (1, 64, 96, 3)
+    result = invoke("verify", folder)
+    assert result.exit_code == 1
+    assert f"shard-00000.h5, video {video_id!r}: residuals, GOP 0: damaged (chunk (0, 0, 0, 0, " \
+           "0) decodes to 96 bytes, not its 18432)" in result.output
+
+
+# --- 3: shards that lead to other files ---------------------------------------------------
+
+def external_link(shard, group):
+    del group["iframes"]
+    group["iframes"] = h5py.ExternalLink("shard-00001.h5", "/videos/00000/iframes")
+
+
+def external_storage(shard, group):
+    secret = shard.filename.replace("shard-00000.h5", "secret.bin")
+    with open(secret, "wb") as file:
+        file.write(b"root:x:0:0:root:/root:/bin/bash\n" * 2000)
+    shape = group["iframes"].shape
+    del group["iframes"]
+    group.create_dataset("iframes", shape, np.uint8,
+                         external=[(secret, 0, int(np.prod(shape)))])
+
+
+def virtual_dataset(shard, group):
+    shape = group["iframes"].shape
+    del group["iframes"]
+    layout = h5py.VirtualLayout(shape, np.uint8)
+    layout[:] = h5py.VirtualSource("shard-00001.h5", "/videos/00000/iframes", shape)
+    group.create_virtual_dataset("iframes", layout)
+
+
+def soft_link(shard, group):
+    del group["residuals"]
+    group["residuals"] = h5py.SoftLink(group.name + "/mvs")
+
+
+@pytest.mark.parametrize("edit, problem", [
+    (external_link, "/iframes is a ExternalLink, not an object of the shard's own"),
+    (external_storage, "/iframes keeps its data in external files"),
+    (virtual_dataset, "/iframes is a virtual dataset"),
+    (soft_link, "/residuals is a SoftLink"),
+])
+def test_a_shard_may_hold_only_its_own_datasets(dataset, tmp_path, edit, problem):
+    folder = hostile(dataset, tmp_path, edit)
+    video_id, _ = first_video(folder)
+    with pytest.raises(store.StoreError, match=problem):
+        store.read_shard(folder / "shard-00000.h5")
+    with pytest.raises(store.StoreError, match=problem):
+        store.read_video(folder, video_id)
+    result = invoke("show", folder, video_id, "--out", tmp_path / "x.png")
+    assert result.exit_code == 1 and problem in result.output
+    assert not (tmp_path / "x.png").exists()
+    result = invoke("verify", folder)
+    assert result.exit_code == 1 and "shard-00000.h5: unreadable shard" in result.output
+    result = invoke("index", folder)
+    assert result.exit_code == 1 and problem in result.output
+    # extract into the folder sets the shard aside and extracts its video again
+    result = invoke("extract", dataset[0], folder, "--shard-size", "1")
+    assert result.exit_code == 0, result.output
+    assert (folder / "shard-00000.h5.broken").exists()
+    assert invoke("verify", folder).exit_code == 0
+    assert video_id in store.list_videos(folder)
+
+
+# --- 4: what a shard declares, checked against what it holds ------------------------------
+
+def huge_frames(shard, group):
+    # 4096x4096 frames declared, one I-frame chunk written: the rest would read as zeros
+    for name, channels in (("iframes", 3), ("mvs", 2), ("residuals", 3)):
+        shape = (*group[name].shape[:-3], 4096, 4096, channels)
+        dtype = group[name].dtype
+        del group[name]
+        group.create_dataset(name, shape, dtype, chunks=(1,) * (len(shape) - 3) + shape[-3:],
+                             fletcher32=True, **store.writer.FILTERS["zstd"]["iframes"])
+    group["iframes"][0, :8] = 1
+    group.attrs.update(width=4096, height=4096)
+
+
+def endless_num_p(shard, group):
+    del group["num_p"]
+    group.create_dataset("num_p", (2 ** 36,), np.int16, chunks=(2 ** 16,), fletcher32=True)
+    group.attrs["gops"] = 2 ** 36
+
+
+def wrong_attribute(shard, group):
+    group.attrs["width"] = "wide"
+
+
+def zero_stride(shard, group):
+    settings = json.loads(shard.attrs["settings"])
+    shard.attrs["settings"] = json.dumps({**settings, "p_stride": 0})
+
+
+def huge_encode_size(shard, group):
+    settings = json.loads(shard.attrs["settings"])
+    shard.attrs["settings"] = json.dumps({**settings, "encode": {
+        **(settings["encode"] or {}), "size": [10 ** 12, 64]}})
+
+
+def no_frames(shard, group):
+    group.attrs["frames"] = 0
+
+
+@pytest.mark.parametrize("edit, problem", [
+    (huge_frames, "1 I-frames stored, 3 declared"),
+    (endless_num_p, "num_p is (68719476736,) int16, expected (3,) integers"),
+    (wrong_attribute, "attribute(s) ['width'] missing or not of type ['int']"),
+    (zero_stride, "'p_stride': 0"),
+    (huge_encode_size, "are not ones `teamnet encode` records"),
+    (no_frames, "disagree with its datasets"),
+])
+def test_declared_shapes_and_attributes_are_checked(dataset, tmp_path, edit, problem):
+    folder = hostile(dataset, tmp_path, edit)
+    index = (folder / "index.json").read_bytes()
+    with pytest.raises(store.StoreError, match=problem.replace("(", r"\(").replace(")", r"\)")
+                       .replace("[", r"\[").replace("]", r"\]")):
+        store.read_shard(folder / "shard-00000.h5")
+    result = invoke("index", folder)  # refused, naming the shard; the old index stays
+    assert result.exit_code == 1 and "shard-00000.h5: unreadable shard" in result.output
+    assert problem in result.output and (folder / "index.json").read_bytes() == index
+    result = invoke("verify", folder)
+    assert result.exit_code == 1 and problem in result.output
+    result = invoke("extract", dataset[0], folder, "--shard-size", "1")
+    assert result.exit_code == 0, result.output
+    assert (folder / "shard-00000.h5.broken").exists() and len(store.list_videos(folder)) == 4
+
+
+def test_an_index_with_impossible_settings_is_refused(dataset, tmp_path):
+    folder = tmp_path / "data"
+    shutil.copytree(dataset[1], folder)
+    index = json.loads((folder / "index.json").read_text())
+    for settings in ({**index["settings"], "p_stride": 0}, {**index["settings"], "p_stride": [4]}):
+        (folder / "index.json").write_text(json.dumps({**index, "settings": settings}))
+        with pytest.raises(store.StoreError, match="are not ones `teamnet extract` records"):
+            store.load_index(folder)
+
+
+# --- 5: a shard replaced under its index --------------------------------------------------
+
+def test_a_replaced_shard_is_not_read_as_the_index_s_videos(dataset, tmp_path):
+    folder = tmp_path / "data"
+    shutil.copytree(dataset[1], folder)
+    video_id, _ = first_video(folder)
+    shutil.copy(folder / "shard-00001.h5", folder / "shard-00000.h5")  # same name, other video
+    message = "does not hold the video index.json names"
+    with pytest.raises(store.StoreError, match=message):
+        store.read_video(folder, video_id)
+    clips = ClipDataset(folder, [(video_id, 0)], ("iframe", "mv"), 2, 32, train=False)
+    with pytest.raises(store.StoreError, match=message):
+        clips[(0, 0)]
+    result = invoke("verify", folder)
+    assert result.exit_code == 1 and "index.json names it; the shard does not hold it" in \
+        result.output
+
+
+# --- 16: long names -----------------------------------------------------------------------
+
+def test_outputs_with_the_longest_legal_names_are_written(tmp_path):
+    from preprocess.atomic import atomic_output
+    for name in ("é" * 122 + ".png", "x" * 255, "x" * 254):  # 248, 255 and 254 bytes
+        with atomic_output(tmp_path / name) as temporary:
+            temporary.write_text(name)
+        assert (tmp_path / name).read_text() == name
+    assert sorted(p.name for p in tmp_path.iterdir()) == sorted(
+        ("é" * 122 + ".png", "x" * 255, "x" * 254))  # no temporary name left
