@@ -30,13 +30,21 @@ class _Group(click.Group):
         try:
             return super().invoke(context)
         except TeamnetError as error:
-            raise click.ClickException(_one_line(str(error))) from None
+            raise click.ClickException(printable(_one_line(str(error)))) from None
         except ModuleNotFoundError as error:
             if error.name not in VIDEO_TOOLS:
                 raise
             raise click.ClickException(
                 f"{error}: `teamnet {context.invoked_subcommand}` needs the video tools, "
                 "pip install 'teamnet[preprocess]'") from None
+
+
+def printable(text):
+    """text with what a terminal would act on (escape codes and other control characters,
+    and the undecodable bytes of a non-UTF-8 file name) written as Python escapes: class and
+    file names come from data anyone can write."""
+    return "".join(c if c.isprintable() or c in "\n\t" else
+                   c.encode("unicode_escape", "backslashreplace").decode("ascii") for c in text)
 
 
 def _one_line(message):
@@ -106,12 +114,12 @@ def _report(failures, report=None, notes=()):
     """Name every failed file with its reason, and what else the user must know (notes:
     (path, message)); exit non-zero if a file failed or a note is about lost output."""
     for path, message in notes:
-        click.echo(f"{path}: {message}", err=True)
+        click.echo(printable(f"{path}: {message}"), err=True)
     if failures:
         listed = f" (also listed in {report} where it could be written)" if report else ""
-        click.echo(f"\n{len(failures)} file(s) failed{listed}:", err=True)
+        click.echo(printable(f"\n{len(failures)} file(s) failed{listed}:"), err=True)
         for path, reason in failures:
-            click.echo(f"  {path}: {reason}", err=True)
+            click.echo(printable(f"  {path}: {reason}"), err=True)
     if failures or any("could not" in message for _, message in notes):
         sys.exit(1)
 
@@ -246,16 +254,18 @@ def show(data, video_id, gop, out):
     """Picture one GOP of an extracted video: its I-frame, then every stored P-frame's
     accumulated motion vectors and residual, with their value ranges. Check your data here
     before days of training on it."""
-    from preprocess.store import StoreError, read_video
+    from preprocess.store import StoreError, load_index, read_video
     from teamnet.pictures import gop_picture
-    video = read_video(data, video_id)
-    count = len(video["iframes"])
+    entry = load_index(data)["by_id"].get(video_id)
+    if entry is None:
+        raise StoreError(f"{data}: no video {video_id!r} in the index")
+    count = entry["gops"]
     gop = count // 2 if gop is None else gop
     if gop >= count:
         raise StoreError(f"{data}: {video_id!r} has {count} GOPs, numbered 0 to {count - 1}")
+    video = read_video(data, video_id, gops=[gop])  # one GOP in memory, however long the video
     out = out or Path(f"{video_id.replace('/', '__')}-gop{gop}.png")
-    gop_picture(video, gop, f"{video_id} ({video['class_name']}): GOP {gop} of 0-{count - 1}",
-                out)
+    gop_picture(video, 0, f"{video_id} ({video['class_name']}): GOP {gop} of 0-{count - 1}", out)
     click.echo(f"wrote {out}")
 
 
@@ -305,9 +315,10 @@ def _evaluate(config, as_json=False):
                f"{report['videos_per_s']:.1f} videos/s")
     click.echo(f"  top-1 {report['top1']:.2%}   top-5 {report['top5']:.2%}   "
                f"mean class accuracy {report['mean_class_accuracy']:.2%}")
-    width = max(map(len, per_class), default=5)
+    names = {name: printable(name) for name in per_class}
+    width = max(map(len, names.values()), default=5)
     for name, accuracy in per_class.items():
-        click.echo(f"  {name:<{width}}  {'-' if accuracy is None else f'{accuracy:.2%}'}")
+        click.echo(f"  {names[name]:<{width}}  {'-' if accuracy is None else f'{accuracy:.2%}'}")
     if "confusion_image" in report:
         click.echo(f"confusion matrix: {report['confusion_image']}")
     for picture in report.get("cam_pictures", ()):
@@ -381,6 +392,7 @@ def predict_command(videos, as_json, **options):
             tqdm.write(json.dumps({"video": str(path), "top": [
                 {"class": class_name, "probability": p} for class_name, p in top]}))
             continue
+        top = [(printable(class_name), p) for class_name, p in top]
         width = max(len(class_name) for class_name, _ in top)
         tqdm.write(f"{path}" + (f"  (class activation maps: {picture})" if picture else ""))
         for rank, (class_name, p) in enumerate(top, 1):

@@ -66,8 +66,13 @@ def atomic_output(path):
 
 
 def write_json(path, data):
+    text = json.dumps(data, indent=1, ensure_ascii=False)
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:  # a non-UTF-8 file name (surrogate escapes): JSON's \u escapes
+        text = json.dumps(data, indent=1)
     with atomic_output(path) as temporary:
-        temporary.write_text(json.dumps(data, indent=1, ensure_ascii=False) + "\n", encoding="utf-8")
+        temporary.write_text(text + "\n", encoding="utf-8")
 
 
 def write_report(path, data):

@@ -34,10 +34,19 @@ class VideoInfo:
 def open_video(path):
     """Open a file with PyAV; returns (container, video stream) or raises VideoError."""
     path = Path(path)
-    if path.stat().st_size == 0:
-        raise VideoError("empty file (0 bytes)")
     try:
-        container = av.open(str(path))
+        size = path.stat().st_size
+    except OSError as error:  # a path longer than PATH_MAX, a folder that cannot be listed
+        raise VideoError(f"cannot be read: {error.strerror}") from None
+    if size == 0:
+        raise VideoError("empty file (0 bytes)")
+    name = str(path)
+    try:  # PyAV takes file names as UTF-8 only: a file object for any other name
+        source = name if name.encode("utf-8", "strict") else name
+    except UnicodeEncodeError:
+        source = open(path, "rb")  # closed with the container's last reference
+    try:
+        container = av.open(source)
     except av.FFmpegError as error:
         raise VideoError(f"not a readable video: {error}") from None
     if not container.streams.video:

@@ -63,6 +63,15 @@ def file_size(path):
         return 0
 
 
+def _is_file(path):
+    """Whether a path found under a dataset names a file; one that cannot even be looked at
+    (longer than PATH_MAX, say) is listed, so that its task names it with the reason."""
+    try:
+        return path.is_file()
+    except OSError:
+        return True
+
+
 def find_videos(root):
     """All videos under root (recursive, extensions in any case), sorted by id.
 
@@ -72,10 +81,18 @@ def find_videos(root):
     root = Path(root).absolute()
     if not root.is_dir():
         raise DatasetError(f"{root}: not a folder")
+    # A folder that cannot be listed (a path longer than PATH_MAX, no permission) is listed
+    # itself, so that its task names it with the reason instead of the walk stopping.
+    unlisted = []
+    paths = [Path(folder) / name
+             for folder, _, names in os.walk(root, onerror=lambda e: unlisted.append(e.filename))
+             for name in names]
     videos = sorted(
-        (Video(path, path.relative_to(root)) for path in root.rglob("*")
-         if path.suffix.lower() in VIDEO_EXTENSIONS and path.is_file()
-         and not path.name.startswith(".")),
+        [Video(path, path.relative_to(root)) for path in paths
+         if path.suffix.lower() in VIDEO_EXTENSIONS and _is_file(path)
+         and not path.name.startswith(".")]
+        + [Video(Path(folder), Path(folder).relative_to(root)) for folder in unlisted
+           if Path(folder) != root],
         key=lambda video: video.video_id)
     if not videos:
         extensions = ", ".join(sorted(e[1:] for e in VIDEO_EXTENSIONS))

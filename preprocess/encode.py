@@ -62,12 +62,16 @@ def output_size(width, height, settings):
 
 def ffmpeg_command(source, target, width, height, settings):
     """The ffmpeg argument list (no shell involved) for one file; audio is dropped."""
-    video = ffmpeg.input(str(source)).video.filter("scale", width, height).filter("setsar", 1)
+    # ffmpeg-python hashes its arguments as UTF-8, which a non-UTF-8 file name is not: it is
+    # given stand-ins, replaced by the real names in the argument list it makes
+    names = {"SOURCE.mkv": str(source), "TARGET.mp4": str(target)}
+    video = ffmpeg.input("SOURCE.mkv").video.filter("scale", width, height).filter("setsar", 1)
     output = ffmpeg.output(
-        video, str(target), format="mp4", vcodec="mpeg4", pix_fmt="yuv420p",
+        video, "TARGET.mp4", format="mp4", vcodec="mpeg4", pix_fmt="yuv420p",
         g=settings.gop, bf=0, sc_threshold=NO_SCENE_CUTS, **{"q:v": settings.qscale})
-    return output.global_args("-nostdin", "-hide_banner", "-loglevel", "error").compile(
+    command = output.global_args("-nostdin", "-hide_banner", "-loglevel", "error").compile(
         cmd=settings.ffmpeg, overwrite_output=True)
+    return [names.get(argument, argument) for argument in command]
 
 
 def check_strict_gop(types, gop):
@@ -83,9 +87,9 @@ def check_strict_gop(types, gop):
 
 def encode_video(source, target, settings):
     """Re-encode one file; the output appears only once complete and verified."""
-    if target.exists():
-        return EncodeResult(str(source), "skipped")
     try:
+        if target.exists():
+            return EncodeResult(str(source), "skipped")
         info = probe(source)
         width, height = output_size(info.width, info.height, settings)
         with atomic_output(target) as temporary:
@@ -98,6 +102,8 @@ def encode_video(source, target, settings):
             check_strict_gop(types, settings.gop)
     except VideoError as error:
         return EncodeResult(str(source), "failed", str(error))
+    except OSError as error:  # a path the system cannot take (longer than PATH_MAX)
+        return EncodeResult(str(source), "failed", f"cannot be written: {error.strerror}")
     except Exception as error:  # a bug must not cost the other files their output
         return EncodeResult(str(source), "failed", f"internal error: {error!r}")
     if info.frames and len(types) < info.frames - settings.gop:

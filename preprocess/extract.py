@@ -71,23 +71,32 @@ class NoRoom(OSError):
     """Too little free space to write a video (checked before HDF5 writes anything)."""
 
 
-def check_room(info, settings, folder):
-    """Refuse a video whose outputs might not fit on the disk. HDF5 must never meet a full
-    disk itself: after a failed write the library is left in a state that crashes the
-    process when it exits. The bound is every frame stored whole, uncompressed."""
+def check_room(frames, width, height, settings, folder, what="this video"):
+    """Refuse to write `frames` frames that might not fit on the disk. HDF5 must never meet
+    a full disk itself: after a failed write the library is left in a state that crashes
+    the process when it exits. The bound is every frame stored whole, uncompressed."""
     itemsize = np.dtype(settings.storage).itemsize
-    needed = info.frames * info.width * info.height * (3 + 5 * itemsize) + HEADROOM
+    needed = frames * width * height * (3 + 5 * itemsize) + HEADROOM
     free = shutil.disk_usage(folder).free
     if free < needed:
-        raise NoRoom(errno.ENOSPC, f"{NO_SPACE} (this video needs up to {needed / 2**20:,.0f} "
+        raise NoRoom(errno.ENOSPC, f"{NO_SPACE} ({what} needs up to {needed / 2**20:,.0f} "
                      f"MB, {free / 2**20:,.0f} MB are free)")
 
 
 def extract_video(video, group, settings):
     """Decode one video and write its GOPs and attributes into an HDF5 group."""
+    try:
+        video.relative.as_posix().encode("utf-8")
+    except UnicodeEncodeError:  # ids are text: in HDF5 attributes, index.json, lists
+        raise VideoError("its path is not valid UTF-8, and a video's id is its path: rename "
+                         "it (convmv -f latin1 -t utf8 -r renames a whole tree)") from None
     info = probe(video.path)
-    if group.file.driver != "core":  # a file held in memory takes no disk space
-        check_room(info, settings, Path(group.file.filename).parent)
+    # a file held in memory takes no disk space; on disk the whole video is checked first
+    # where the container declares its length, and each GOP before it is written, since a
+    # raw stream (.m4v) declares none
+    folder = None if group.file.driver == "core" else Path(group.file.filename).parent
+    if folder is not None:
+        check_room(info.frames, info.width, info.height, settings, folder)
     dtype = np.dtype(settings.storage)
     writer = buffer = iframe = accumulator = None
     rgb = RGBConverter()  # one per video: its frames share size and format
@@ -98,6 +107,9 @@ def extract_video(video, group, settings):
         nonlocal writer
         _check_gop_length(p_counts, count)
         p_counts.append(count)
+        if folder is not None:
+            check_room(1 + count, iframe.shape[1], iframe.shape[0], settings, folder,
+                       f"GOP {len(p_counts) - 1}")
         if writer is None:  # GOP 0 sets the P-frame count that every other GOP must have
             writer = store.VideoWriter(group, *iframe.shape[:2], buffer.count, dtype,
                                        settings.compression)

@@ -7,7 +7,8 @@ each holds the folder's lock shared and its own part's lock exclusively, so part
 side while a whole run, `teamnet index` or a second job of the same part is refused.
 The kernel drops the lock when its holder exits, however it exits, so no stale lock blocks a
 rerun after a crash. flock works on local file systems and on NFS (where Linux maps it onto
-POSIX byte-range locks).
+POSIX byte-range locks); where a file system locks nothing (NFS without lockd, some FUSE and
+SMB mounts) the run stops and says so, and TEAMNET_NO_LOCK=1 runs without the lock.
 """
 import fcntl
 import json
@@ -21,10 +22,15 @@ from pathlib import Path
 from .errors import TeamnetError
 
 LOCK_NAME = ".teamnet.lock"
+NO_LOCK = "TEAMNET_NO_LOCK"  # =1: take no lock (file systems without locks)
 
 
 class FolderBusy(TeamnetError):
     """Another run holds the folder (or this part of it)."""
+
+
+class LockError(TeamnetError):
+    """The folder's lock cannot be taken for another reason than another run holding it."""
 
 
 def _holder(path):
@@ -41,13 +47,22 @@ def _holder(path):
 
 def _acquire(stack, path, exclusive, folder):
     """Lock `path` (created if missing) without waiting; the lock lives as long as `stack`."""
-    descriptor = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
+    try:
+        descriptor = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
+    except OSError as error:
+        raise LockError(f"{folder}: cannot create its lock file {Path(path).name} "
+                        f"({error.strerror}); the folder must be writable") from None
     stack.callback(os.close, descriptor)
     try:
         fcntl.flock(descriptor, (fcntl.LOCK_EX if exclusive else fcntl.LOCK_SH) | fcntl.LOCK_NB)
     except BlockingIOError:
         raise FolderBusy(f"{folder} is in use by another teamnet run ({_holder(path)}); wait "
                          "for it to finish, or use another folder") from None
+    except OSError as error:  # ENOLCK, EOPNOTSUPP: a file system without locks
+        raise LockError(f"{folder}: its file system cannot lock files ({error.strerror}; NFS "
+                        "without lockd, some FUSE and SMB mounts do not); use a folder on "
+                        f"another file system, or run with {NO_LOCK}=1 if no other run can "
+                        "use this folder meanwhile") from None
     if exclusive:  # say who holds it, for the message above
         record = json.dumps({"host": socket.gethostname(), "pid": os.getpid(),
                              "since": time.strftime("%Y-%m-%d %H:%M:%S"),
@@ -65,7 +80,13 @@ def folder_lock(folder, part=None):
     """Hold `folder` for one run (made if missing): exclusively, or, for part (i, n) of a
     split run, shared with the other parts and exclusively for this part."""
     folder = Path(folder)
-    folder.mkdir(parents=True, exist_ok=True)
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+    except OSError as error:
+        raise LockError(f"{folder}: cannot be made ({error.strerror})") from None
+    if os.environ.get(NO_LOCK) == "1":
+        yield
+        return
     with ExitStack() as stack:
         _acquire(stack, folder / LOCK_NAME, part is None, folder)
         if part is not None:

@@ -6,7 +6,7 @@ builds the options from these fields, so adding a setting means adding a field h
 it; the training settings (teamnet/config.py) are made the same way. This module imports
 nothing heavy: the command line reads it before it knows which command runs.
 """
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields, is_dataclass
 
 from .errors import SettingsError
 
@@ -29,6 +29,39 @@ def setting(default, help, *, choices=None, minimum=None, maximum=None, parse=No
     return field(default=default, metadata={
         "help": help, "choices": choices, "minimum": minimum, "maximum": maximum,
         "parse": parse, "show": show, "path": path, "required": required, "metavar": metavar})
+
+
+def check_fields(settings):
+    """Raise SettingsError unless every field of a settings dataclass holds a value a command
+    line could have given it: its type (None where that is the default), its choices, its
+    range. For settings read back from files (checkpoints, recorded settings), which anyone
+    can edit."""
+    for item in fields(settings):
+        if is_dataclass(item.type):
+            continue
+        value, kind, meta = getattr(settings, item.name), item.type, item.metadata
+        name = option_name(item.name)
+        if value is None and item.default is None:
+            continue
+        if kind is float:
+            fits = isinstance(value, (int, float)) and not isinstance(value, bool)
+        elif kind is tuple:
+            element = {type(x) for x in item.default} if isinstance(item.default, tuple) else set()
+            fits = isinstance(value, tuple) and all(type(x) in (element or {type(x)})
+                                                    for x in value)
+        else:
+            fits = type(value) is kind
+        if not fits:
+            raise SettingsError(f"{name} {value!r} is not of type {kind.__name__}")
+        choices = meta.get("choices")
+        if choices and value not in choices and not (kind is tuple and set(value) <= set(choices)):
+            raise SettingsError(f"{name} {value!r}: choose one of {tuple(choices)}")
+        if meta.get("parse") and meta.get("show"):  # what the option's own parser accepts
+            meta["parse"](meta["show"](value))
+        low, high = meta.get("minimum"), meta.get("maximum")
+        if kind in (int, float) and ((low is not None and value < low) or (
+                high is not None and value > high)):
+            raise SettingsError(f"{name} {value!r} is outside {low}..{high}")
 
 
 def option_name(field_name):

@@ -7,6 +7,7 @@ import torch
 
 from preprocess.atomic import NO_SPACE, atomic_output, is_disk_full
 from preprocess.errors import TeamnetError
+from preprocess.settings import check_fields
 
 from .config import TrainConfig
 
@@ -72,9 +73,12 @@ def load(path, check=True):
 def trained_config(state, path):
     """The TrainConfig a checkpoint was trained with."""
     try:
-        return TrainConfig.from_dict(state["config"])
-    except (TypeError, KeyError, AttributeError) as error:
-        raise CheckpointError(f"{path}: its config cannot be read by this version ({error})") from None
+        config = TrainConfig.from_dict(state["config"])
+        for section in (config, config.data, config.model, config.optim):
+            check_fields(section)  # a checkpoint is a file anyone can edit
+    except (TypeError, KeyError, AttributeError, ValueError, TeamnetError) as error:
+        raise CheckpointError(f"{path}: its config cannot be used ({error})") from None
+    return config
 
 
 def load_model_state(model, state, path):

@@ -18,6 +18,7 @@ real names begin with '#' (HMDB-51's "#20_Rhythm_clap_u_nm_np1_fr_goo_1.avi").
   spaces: the last word is taken as the label only if it is an integer or a class name.
 """
 import csv
+import io
 import re
 from pathlib import Path
 
@@ -25,6 +26,7 @@ import numpy as np
 
 from preprocess.discover import strip_video_extension
 from preprocess.errors import TeamnetError
+from preprocess.text import read_text, text_lines
 
 from .config import LIST_FORMATS
 
@@ -57,21 +59,34 @@ def detect_format(path):
 def _lines(path, comments=False):
     """(line number, stripped line) of the non-empty lines; with comments, lines that start
     with '#' are skipped too (our own files only: official lists have no comments)."""
-    with open(path, encoding="utf-8") as file:
-        for number, line in enumerate(file, 1):
-            if line.strip() and not (comments and line.lstrip().startswith("#")):
-                yield number, line.strip()
+    for number, line in text_lines(path):
+        if line.strip() and not (comments and line.lstrip().startswith("#")):
+            yield number, line.strip()
+
+
+def _fields(path, number, line, count, expected):
+    """A line's whitespace-separated fields, or SplitError unless there are `count` of them."""
+    parts = line.split()
+    if len(parts) != count:
+        raise SplitError(f"{path}:{number}: expected {expected}, got {line!r}")
+    return parts
 
 
 def _ucf101(path, _role, _split):
     class_ind = path.parent / "classInd.txt"
     names = {}
     if class_ind.is_file():
-        names = {int(n): c for _, line in _lines(class_ind) for n, c in [line.split()]}
+        for number, line in _lines(class_ind):
+            label, name = _fields(class_ind, number, line, 2, "'N ClassName'")
+            if not label.isdigit():
+                raise SplitError(f"{class_ind}:{number}: expected 'N ClassName', got {line!r}")
+            names[int(label)] = name
     entries = []
     for number, line in _lines(path):
         parts = line.split()
         video = strip_video_extension(parts[0])
+        if len(parts) > 2 or (len(parts) == 2 and not parts[1].isdigit()):
+            raise SplitError(f"{path}:{number}: expected 'Class/clip.avi [N]', got {line!r}")
         if len(parts) > 1:
             if int(parts[1]) not in names:
                 raise SplitError(f"{path}:{number}: label {parts[1]} not in {class_ind}")
@@ -90,7 +105,7 @@ def _hmdb51(path, role, split):
     for file in sorted(path.glob(f"*_test_split{split}.txt")):
         class_name = file.name[:-len(f"_test_split{split}.txt")]
         for number, line in _lines(file):
-            name, code = line.split()
+            name, code = _fields(file, number, line, 2, "'clip.avi 0|1|2'")
             if code == wanted:
                 entries.append((number, f"{class_name}/{strip_video_extension(name)}", class_name))
     if not entries:
@@ -99,8 +114,7 @@ def _hmdb51(path, role, split):
 
 
 def _kinetics(path, _role, _split):
-    with open(path, newline="", encoding="utf-8") as file:
-        rows = list(csv.DictReader(file))
+    rows = list(csv.DictReader(io.StringIO(read_text(path), newline="")))
     if not rows or not {"label", "youtube_id"} <= set(rows[0]):
         raise SplitError(f"{path}: expected a Kinetics CSV with columns label, youtube_id")
     return [(number, row["youtube_id"], row["label"]) for number, row in enumerate(rows, 2)]
@@ -191,10 +205,19 @@ def read_list(path, index, role="train", list_format="auto", split=1, report=Non
             numeric.add(n)
         resolved.append((n, video, int(label)))
     _check_labels(path, resolved, by_id, classes, numeric)
-    result = [(video, label) for _, video, label in resolved]
+    result, first, skipped = [], {}, []  # first: video -> its first line
+    for n, video, label in resolved:  # a video counts once, or a test list weights accuracy
+        if video in first:
+            skipped.append(f"{path.name}:{n}: {video!r} listed again (first at line "
+                           f"{first[video]})")
+            continue
+        first[video] = n
+        result.append((video, label))
     if report:
         report(f"{path.name}: {len(result):,} videos of {len({l for _, l in result})} classes "
-               "(0 skipped)")
+               f"({len(skipped)} skipped)")
+        for line in skipped:
+            report(f"  skipped {line}")
     return result
 
 

@@ -2,6 +2,7 @@
 annotation files (real naming, CRLF endings, names beginning with '#'), read without a
 hand-written converter, and no video silently lost or mislabelled."""
 import json
+import re
 
 import pytest
 from click.testing import CliRunner
@@ -9,6 +10,7 @@ from click.testing import CliRunner
 import synthetic
 from cli import main
 from preprocess.store import load_index
+from preprocess.errors import TeamnetError
 from teamnet.splits import SplitError, detect_format, read_list
 
 SMALL = ["--pretrained", "none", "--iframe-arch", "resnet18", "--num-segments", "2",
@@ -164,3 +166,56 @@ def test_a_resumed_run_names_a_video_that_left_its_dataset(ucf101, tmp_path):
     (run / "split.json").write_text(json.dumps(split))
     result = invoke("train", "--output", run, "--resume", "--epochs", "2")
     assert result.exit_code == 1 and "is 'ApplyEyeMakeup' in" in result.output
+
+
+def test_lists_saved_as_utf16_or_with_a_bom_read_as_utf8(ucf101, tmp_path):
+    data, lists = ucf101
+    index = load_index(data)
+    official = read_list(lists / "trainlist01.txt", index)
+    text = (lists / "trainlist01.txt").read_text()
+    for encoding in ("utf-16", "utf-8-sig"):  # Windows "Unicode", and Notepad's UTF-8
+        copy = lists / f"trainlist01-{encoding}.txt"
+        copy.write_bytes(text.encode(encoding))
+        assert read_list(copy, index) == official
+    latin1 = lists / "latin1.txt"
+    latin1.write_bytes(b"ApplyEyeMakeup/v_ApplyEyeMakeup_g08_c01.avi 1\nBiking/caf\xe9.avi 2\n")
+    with pytest.raises(TeamnetError, match=r"latin1.txt:2: not UTF-8 text \(byte 56\); save"):
+        read_list(latin1, index)
+
+
+@pytest.mark.parametrize("name, content, problem", [
+    ("classInd.txt", "1 ApplyEyeMakeup\n2\n", "classInd.txt:2: expected 'N ClassName', got '2'"),
+    ("classInd.txt", "one ApplyEyeMakeup\n", "classInd.txt:1: expected 'N ClassName'"),
+    ("trainlist01.txt", "ApplyEyeMakeup/v_ApplyEyeMakeup_g08_c01.avi 1 2\n",
+     "trainlist01.txt:1: expected 'Class/clip.avi [N]'"),
+    ("clap_test_split1.txt", "#20_Rhythm_clap_u_nm_np1_fr_goo_1.avi\n",
+     "clap_test_split1.txt:1: expected 'clip.avi 0|1|2', got '#20_Rhythm_clap_u_nm_np1_fr_goo_1.avi'"),
+])
+def test_malformed_annotation_lines_are_named(ucf101, tmp_path, name, content, problem):
+    data, lists = ucf101
+    folder = tmp_path / "lists"
+    folder.mkdir()
+    (folder / "classInd.txt").write_bytes((lists / "classInd.txt").read_bytes())
+    (folder / "trainlist01.txt").write_bytes((lists / "trainlist01.txt").read_bytes())
+    (folder / name).write_text(content)
+    listed = folder / ("clap_test_split1.txt" if "split" in name else "trainlist01.txt")
+    with pytest.raises(SplitError, match=re.escape(problem)):
+        read_list(listed, load_index(data), list_format="auto" if "split" in name else "ucf101")
+
+
+def test_a_video_listed_twice_counts_once_and_never_with_two_classes(ucf101, tmp_path):
+    data, lists = ucf101
+    index = load_index(data)
+    twice = tmp_path / "twice.txt"
+    clip = "Biking/v_Biking_g09_c01.avi"
+    twice.write_text(f"{clip}\nBiking/v_Biking_g09_c02.avi\n{clip}\n{clip} Biking\n")
+    said = []
+    assert read_list(twice, index, "test", "generic", report=said.append) == [
+        ("Biking/v_Biking_g09_c01", 1), ("Biking/v_Biking_g09_c02", 1)]
+    again = "'Biking/v_Biking_g09_c01' listed again (first at line 1)"
+    assert said == ["twice.txt: 2 videos of 1 classes (2 skipped)",
+                    f"  skipped twice.txt:3: {again}", f"  skipped twice.txt:4: {again}"]
+    twice.write_text(f"{clip} Biking\n{clip} ApplyEyeMakeup\n")
+    with pytest.raises(SplitError, match="twice.txt:2: 'Biking/v_Biking_g09_c01' is labelled "
+                       "'ApplyEyeMakeup'"):
+        read_list(twice, index, list_format="generic")

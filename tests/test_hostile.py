@@ -1,7 +1,9 @@
 """Hostile and damaged inputs: videos that change size mid-stream, shards that decode short,
 point into other files, declare what they do not hold, or were replaced under their index."""
 import json
+import os
 import shutil
+import subprocess
 
 import h5py
 import numpy as np
@@ -297,3 +299,66 @@ def test_outputs_with_the_longest_legal_names_are_written(tmp_path):
         assert (tmp_path / name).read_text() == name
     assert sorted(p.name for p in tmp_path.iterdir()) == sorted(
         ("é" * 122 + ".png", "x" * 255, "x" * 254))  # no temporary name left
+
+
+# --- 20: a raw stream declares no length ------------------------------------------------
+
+def test_a_raw_stream_onto_a_full_disk_is_refused_before_hdf5_meets_it(tmp_path):
+    from disks import grow, small_disk
+    source = tmp_path / "src" / "walk"
+    source.mkdir(parents=True)
+    # 360 frames of 320x240 in a raw .m4v (no frame count anywhere): some 45 MB of shards
+    synthetic.write_m4v(source / "long.m4v", synthetic.pan(360, 240, 320, 3, 1))
+    with small_disk(tmp_path / "disk", "18m") as disk:
+        result = invoke("extract", tmp_path / "src", disk / "out")
+        assert result.exit_code == 1
+        assert "long.m4v: no space left on device (GOP 0 needs up to" in result.output
+        assert not list((disk / "out").glob("*.h5")) and not list((disk / "out").glob(".*partial"))
+        grow(disk, "160m")
+        result = invoke("extract", tmp_path / "src", disk / "out")
+        assert result.exit_code == 0, result.output
+        assert store.read_video(disk / "out", "walk/long")["num_p"].sum() == 360 - 30
+
+
+def test_names_that_are_not_utf8_or_too_long_are_named_and_the_rest_done(tmp_path):
+    source = tmp_path / "src" / "walk"
+    source.mkdir(parents=True)
+    synthetic.write_video(source / "fine.mkv", synthetic.pan(13, 64, 96, 1, 0))
+    odd = source / os.fsdecode(b"caf\xe9 \x1b[31mred.mkv")  # Latin-1, and a terminal escape
+    shutil.copy(source / "fine.mkv", odd)
+    folder = os.open(source, os.O_RDONLY)  # folders below a path longer than PATH_MAX (4096)
+    for _ in range(17):  # made one level at a time, relative to the last
+        os.mkdir("d" * 250, dir_fd=folder)
+        folder, parent = os.open("d" * 250, os.O_RDONLY, dir_fd=folder), folder
+        os.close(parent)
+    os.close(folder)
+    result = invoke("encode", tmp_path / "src", tmp_path / "enc", "--size", "96x64")
+    assert result.exit_code == 1
+    assert "encoded 2, already done 0, failed 1" in result.output
+    report = json.loads((tmp_path / "enc" / "encode-report.json").read_text())  # valid JSON
+    (failure,) = report["failures"]
+    assert failure["path"].startswith(f"{source}/{'d' * 250}/") and len(failure["path"]) > 4096
+    assert failure["reason"] == "cannot be written: File name too long"
+    assert "\x1b" not in result.output and r"caf\udce9 \x1b[31mred" not in result.output
+    result = invoke("extract", tmp_path / "enc", tmp_path / "ext")
+    assert result.exit_code == 1
+    assert r"caf\udce9 \x1b[31mred.mp4: its path is not valid UTF-8" in result.output
+    assert store.list_videos(tmp_path / "ext") == ["walk/fine"]
+
+
+# --- 15: locks that cannot be taken -------------------------------------------------------
+
+def test_a_lock_that_cannot_be_taken_is_explained(dataset, tmp_path, monkeypatch):
+    from disks import small_disk
+    from preprocess.lock import folder_lock
+    with small_disk(tmp_path / "disk", "1m") as disk:
+        (disk / "out").mkdir()
+        subprocess.run(["mount", "-o", "remount,ro", str(disk)], check=True)
+        result = invoke("extract", dataset[0], disk / "out")
+        assert result.exit_code == 1 and "Traceback" not in result.output
+        assert (f"{disk / 'out'}: cannot create its lock file .teamnet.lock (Read-only file "
+                "system); the folder must be writable") in result.output
+    # without a lock (TEAMNET_NO_LOCK=1, for file systems that lock nothing): no refusal
+    monkeypatch.setenv("TEAMNET_NO_LOCK", "1")
+    with folder_lock(tmp_path / "free"), folder_lock(tmp_path / "free"):
+        assert not (tmp_path / "free" / ".teamnet.lock").exists()

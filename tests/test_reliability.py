@@ -5,7 +5,6 @@ import os
 import shutil
 import subprocess
 import sys
-from contextlib import contextmanager
 from pathlib import Path
 
 import h5py
@@ -15,6 +14,7 @@ import torch
 from click.testing import CliRunner
 
 import synthetic
+from disks import grow, small_disk
 from cli import main
 from preprocess import store
 from preprocess.lock import folder_lock
@@ -109,24 +109,6 @@ def test_parts_run_side_by_side_but_a_whole_run_waits(dataset, tmp_path):
 
 
 # --- full disks (a tmpfs of a few MB; needs root to mount) --------------------------------
-
-@contextmanager
-def small_disk(path, size):
-    path.mkdir()
-    if os.geteuid() != 0 or shutil.which("mount") is None:
-        pytest.skip("mounting a tmpfs needs root")
-    if subprocess.run(["mount", "-t", "tmpfs", "-o", f"size={size}", "tmpfs", str(path)],
-                      capture_output=True).returncode != 0:
-        pytest.skip("cannot mount a tmpfs here")
-    try:
-        yield path
-    finally:
-        subprocess.run(["umount", "-l", str(path)], check=False)
-
-
-def grow(path, size):
-    subprocess.run(["mount", "-o", f"remount,size={size}", str(path)], check=True)
-
 
 def test_extract_onto_a_full_disk_fails_cleanly_and_resumes(dataset, tmp_path):
     _, encoded, clean = dataset

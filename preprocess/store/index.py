@@ -4,6 +4,7 @@ The index is rebuilt from the shards themselves (never patched), at the end of e
 extraction run or by `teamnet index` after `--part` jobs, so it never names a missing video.
 """
 import csv
+import io
 import json
 from functools import lru_cache
 from pathlib import Path
@@ -11,6 +12,7 @@ from pathlib import Path
 from ..atomic import write_json
 from ..discover import strip_video_extension
 from ..settings import FORMAT_VERSION
+from ..text import read_text
 from .layout import (INDEX_NAME, SHARD_GLOB, StoreError, check_settings, check_shard,
                      is_shard_name, read_shard, short)
 
@@ -19,18 +21,18 @@ def read_labels(path):
     """{video_id: class name} from an annotation CSV of "video,class" lines, where video is
     the id or the relative path with any video extension."""
     labels, lines = {}, {}
-    with open(path, newline="", encoding="utf-8") as file:
-        for number, row in enumerate(csv.reader(file), 1):
-            # every row is an entry (real names begin with '#'), but for a header
-            if not row or (number == 1 and row[:2] == ["video", "class"]):
-                continue
-            if len(row) != 2:
-                raise StoreError(f"{path}:{number}: expected 'video,class', got {row!r}")
-            video, class_name = strip_video_extension(row[0].strip()), row[1].strip()
-            if labels.get(video, class_name) != class_name:
-                raise StoreError(f"{path}: {video!r} has two classes, {labels[video]!r} and "
-                                 f"{class_name!r} (lines {lines[video]} and {number}); keep one")
-            labels[video], lines[video] = class_name, number
+    rows = csv.reader(io.StringIO(read_text(path), newline=""))
+    for number, row in enumerate(rows, 1):
+        # every row is an entry (real names begin with '#'), but for a header
+        if not row or (number == 1 and row[:2] == ["video", "class"]):
+            continue
+        if len(row) != 2:
+            raise StoreError(f"{path}:{number}: expected 'video,class', got {row!r}")
+        video, class_name = strip_video_extension(row[0].strip()), row[1].strip()
+        if labels.get(video, class_name) != class_name:
+            raise StoreError(f"{path}: {video!r} has two classes, {labels[video]!r} and "
+                             f"{class_name!r} (lines {lines[video]} and {number}); keep one")
+        labels[video], lines[video] = class_name, number
     return labels
 
 
