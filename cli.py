@@ -207,9 +207,12 @@ def _print_summary(root, as_json):
 @LABELS
 def index_command(dst, labels):
     """Rebuild DST/index.json from every complete shard: merges `extract --part` runs."""
+    from preprocess.atomic import remove_partials
     from preprocess.lock import folder_lock
-    from preprocess.store import build_index
+    from preprocess.store import INDEX_NAME, build_index, check_labels_kept
     with folder_lock(dst):
+        remove_partials(dst, f"{INDEX_NAME}*")  # what a killed run left
+        check_labels_kept(dst, labels)
         build_index(dst, labels)
     _print_summary(dst, as_json=False)
 
@@ -378,7 +381,8 @@ def predict_command(videos, as_json, **options):
         name = path.stem if path.stem not in named else f"{path.stem}-{len(named)}"
         named.add(name)  # one picture per video, even where two share a file name
         try:
-            file, index = represent(path, predictor.data_settings, encoder)
+            file, index = represent(path, predictor.data_settings, encoder,
+                                    predictor.gops_to_keep)
             with file:
                 probabilities, picture, problems = predictor(index, {MEMORY_SHARD: file}, name)
         except Exception as error:  # a bad video (or a bug) must not cost the others

@@ -25,7 +25,7 @@ def partial_path(path):
     Where that would be too long for a legal NAME, the start of NAME and a digest of all of
     it stand for NAME (outputs with long names still get distinct temporary names)."""
     path = Path(path)
-    tail = os.fsencode(f".{socket.gethostname()}-{os.getpid()}{PARTIAL_SUFFIX}")
+    tail = os.fsencode(f".{owner_tag()}{PARTIAL_SUFFIX}")
     name = os.fsencode(path.name)
     if 1 + len(name) + len(tail) > NAME_MAX:
         digest = hashlib.sha256(name).hexdigest()[:16].encode()
@@ -34,10 +34,31 @@ def partial_path(path):
 
 
 def remove_partials(folder, pattern="*", recursive=False):
-    """Remove the temporary files of killed runs (.PATTERN.partial) in folder (and below it)."""
+    """Remove the temporary files of killed runs (.PATTERN.partial) in folder (and below it).
+    Only for a folder this run holds the lock of: no other run is writing them."""
     glob = Path(folder).rglob if recursive else Path(folder).glob
     for stale in glob(f".{pattern}{PARTIAL_SUFFIX}"):
         stale.unlink(missing_ok=True)
+
+
+def owner_tag():
+    """HOST-PID: what names a temporary output as this process's."""
+    return f"{socket.gethostname()}-{os.getpid()}"
+
+
+def is_dead(tag):
+    """Whether the process a HOST-PID tag names is known to be gone: it ran on this host and
+    no process has its pid. A tag of another host, or a pid now in use, is left alone."""
+    host, _, pid = tag.rpartition("-")
+    if host != socket.gethostname() or not pid.isdigit():
+        return False
+    try:
+        os.kill(int(pid), 0)
+    except ProcessLookupError:
+        return True
+    except OSError:  # alive, another user's
+        return False
+    return False
 
 
 def is_disk_full(error):

@@ -9,6 +9,7 @@ from pathlib import Path
 import av
 import numpy as np
 from av.sidedata.sidedata import SideDataContainer
+from av.stream import Disposition
 from av.video.frame import PictureType
 from av.video.reformatter import VideoReformatter
 
@@ -29,10 +30,34 @@ class VideoInfo:
     fps: float
     frames: int  # as declared by the container, else estimated from its duration (0: unknown)
     rotation: int = 0  # degrees of display rotation (ffmpeg applies it when it re-encodes)
+    stream: int = 0  # which of the file's video streams (main_stream): ffmpeg's v:N
+
+
+def _seconds(stream):
+    """A stream's duration in seconds, from the stream or its DURATION tag (Matroska), or 0."""
+    if stream.duration and stream.time_base:
+        return float(stream.duration * stream.time_base)
+    hours, _, rest = (stream.metadata.get("DURATION") or "").partition(":")
+    minutes, _, seconds = rest.partition(":")
+    try:
+        return 3600 * int(hours) + 60 * int(minutes) + float(seconds)
+    except ValueError:
+        return 0.0
+
+
+def main_stream(container):
+    """The video stream a player would show, as ffmpeg picks it: never cover art (an attached
+    picture); the one marked default, else the largest picture, else the longest; the first
+    of equals. A file may hold a one-frame still before its video."""
+    streams = list(container.streams.video)
+    pictures = [s for s in streams if not s.disposition & Disposition.attached_pic] or streams
+    return max(pictures, key=lambda s: (bool(s.disposition & Disposition.default),
+                                        (s.codec_context.width or 0) * (s.codec_context.height or 0),
+                                        _seconds(s), -streams.index(s)))
 
 
 def open_video(path):
-    """Open a file with PyAV; returns (container, video stream) or raises VideoError."""
+    """Open a file with PyAV; returns (container, its main video stream) or raises VideoError."""
     path = Path(path)
     try:
         size = path.stat().st_size
@@ -53,12 +78,12 @@ def open_video(path):
         kinds = ", ".join(sorted({s.type for s in container.streams})) or "no streams"
         container.close()
         raise VideoError(f"no video stream (contains: {kinds})")
-    return container, container.streams.video[0]
+    return container, main_stream(container)
 
 
 def probe(path):
-    """Codec, displayed size, frame rate, frame count and rotation of a file's first video
-    stream."""
+    """Codec, displayed size, frame rate, frame count and rotation of a file's main video
+    stream (main_stream), and which of its video streams that is."""
     container, stream = open_video(path)
     with container:
         rate = stream.average_rate or stream.guessed_rate
@@ -71,7 +96,8 @@ def probe(path):
         width, height = stream.codec_context.width, stream.codec_context.height
         if rotation in (90, 270):
             width, height = height, width
-        return VideoInfo(stream.codec_context.name, width, height, fps, frames, rotation)
+        return VideoInfo(stream.codec_context.name, width, height, fps, frames, rotation,
+                         list(container.streams.video).index(stream))
 
 
 def frame_types(path):

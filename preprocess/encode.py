@@ -15,7 +15,7 @@ from pathlib import Path
 import ffmpeg
 
 from .atomic import atomic_output, remove_partials, write_json, write_report
-from .decode import VideoError, frame_types, probe
+from .decode import VideoError, frame_types, open_video, probe
 from .discover import DatasetError, file_size, find_videos, report_name, select_part
 from .errors import SetupError
 from .lock import folder_lock
@@ -26,6 +26,7 @@ FFMPEG_ENV = "TEAMNET_FFMPEG"
 REPORT_NAME = "encode-report.json"
 SETTINGS_NAME = "encode-settings.json"  # what DST was encoded with: a rerun must ask the same
 NO_SCENE_CUTS = 1_000_000_000
+STAMP = "teamnet-source "  # + size:mtime_ns of the source, an output's comment tag
 STATUSES = ("encoded", "skipped", "failed")
 
 
@@ -60,15 +61,19 @@ def output_size(width, height, settings):
     return even(width), even(height)
 
 
-def ffmpeg_command(source, target, width, height, settings):
-    """The ffmpeg argument list (no shell involved) for one file; audio is dropped."""
+def ffmpeg_command(source, target, width, height, settings, stream=0, stamp=None):
+    """The ffmpeg argument list (no shell involved) for one file: its video stream number
+    `stream` (decode.main_stream), audio and other streams dropped; stamp (source_stamp)
+    recorded as the output's comment tag."""
     # ffmpeg-python hashes its arguments as UTF-8, which a non-UTF-8 file name is not: it is
     # given stand-ins, replaced by the real names in the argument list it makes
     names = {"SOURCE.mkv": str(source), "TARGET.mp4": str(target)}
-    video = ffmpeg.input("SOURCE.mkv").video.filter("scale", width, height).filter("setsar", 1)
+    video = ffmpeg.input("SOURCE.mkv")[f"v:{stream}"].filter("scale", width, height).filter(
+        "setsar", 1)
     output = ffmpeg.output(
         video, "TARGET.mp4", format="mp4", vcodec="mpeg4", pix_fmt="yuv420p",
-        g=settings.gop, bf=0, sc_threshold=NO_SCENE_CUTS, **{"q:v": settings.qscale})
+        g=settings.gop, bf=0, sc_threshold=NO_SCENE_CUTS, **{"q:v": settings.qscale},
+        **({"metadata": f"comment={stamp}"} if stamp else {}))
     command = output.global_args("-nostdin", "-hide_banner", "-loglevel", "error").compile(
         cmd=settings.ffmpeg, overwrite_output=True)
     return [names.get(argument, argument) for argument in command]
@@ -85,15 +90,34 @@ def check_strict_gop(types, gop):
                              f"(GOP {gop}); is this ffmpeg's mpeg4 encoder?")
 
 
+def source_stamp(path):
+    """What tells one version of a file from another: its size and modification time."""
+    status = os.stat(path)
+    return f"{STAMP}{status.st_size}:{status.st_mtime_ns}"
+
+
+def recorded_stamp(encoded):
+    """The source stamp an encoded file carries (its comment tag), or None (encoded by an
+    earlier version, or not by us)."""
+    container, _ = open_video(encoded)
+    with container:
+        comment = container.metadata.get("comment", "")
+    return comment if comment.startswith(STAMP) else None
+
+
 def encode_video(source, target, settings):
-    """Re-encode one file; the output appears only once complete and verified."""
+    """Re-encode one file; the output appears only once complete and verified. An output
+    whose source was replaced since (another size or modification time than it records) is
+    encoded again."""
     try:
-        if target.exists():
+        stamp = source_stamp(source)
+        if target.exists() and recorded_stamp(target) in (None, stamp):
             return EncodeResult(str(source), "skipped")
         info = probe(source)
         width, height = output_size(info.width, info.height, settings)
         with atomic_output(target) as temporary:
-            command = ffmpeg_command(source, temporary, width, height, settings)
+            command = ffmpeg_command(source, temporary, width, height, settings, info.stream,
+                                     stamp)
             done = subprocess.run(command, capture_output=True, text=True, errors="replace")
             if done.returncode != 0:
                 message = done.stderr.strip().splitlines()[-1:] or [f"exit {done.returncode}"]

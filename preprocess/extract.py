@@ -18,6 +18,7 @@ from .atomic import NO_SPACE, atomic_output, is_disk_full, remove_partials, writ
 from .decode import ENCODE_HINT, RGBConverter, VideoError, decode_with_motion, probe
 from .discover import file_size, find_videos, report_name, select_part
 from .encode import settings_of as encode_settings_of
+from .encode import source_stamp
 from .lock import folder_lock
 from .motion import GopAccumulator
 from .parallel import run_parallel
@@ -83,8 +84,10 @@ def check_room(frames, width, height, settings, folder, what="this video"):
                      f"MB, {free / 2**20:,.0f} MB are free)")
 
 
-def extract_video(video, group, settings):
-    """Decode one video and write its GOPs and attributes into an HDF5 group."""
+def extract_video(video, group, settings, keep=None):
+    """Decode one video and write its GOPs and attributes into an HDF5 group. keep: the GOP
+    numbers to store (default all; the others are decoded, checked and skipped: memory then
+    grows with them, not with the video)."""
     try:
         video.relative.as_posix().encode("utf-8")
     except UnicodeEncodeError:  # ids are text: in HDF5 attributes, index.json, lists
@@ -102,11 +105,14 @@ def extract_video(video, group, settings):
     rgb = RGBConverter()  # one per video: its frames share size and format
     frames = p_frames_with_motion = position = 0  # position: P-frames so far in this GOP
     p_counts = []  # true P-frames per GOP (the stored ones are every p_stride-th)
+    kept = None  # whether the GOP being decoded is stored (None before the first I-frame)
 
     def finish_gop(count):
         nonlocal writer
         _check_gop_length(p_counts, count)
         p_counts.append(count)
+        if not kept:
+            return
         if folder is not None:
             check_room(1 + count, iframe.shape[1], iframe.shape[0], settings, folder,
                        f"GOP {len(p_counts) - 1}")
@@ -124,22 +130,28 @@ def extract_video(video, group, settings):
                              f"{size[0]}x{size[1]} to {frame.width}x{frame.height}; "
                              f"{ENCODE_HINT} (it scales every frame to one size)")
         if is_iframe:
-            if iframe is not None:
+            if kept is not None:
                 finish_gop(position)
-            iframe = rgb(frame)
-            accumulator, position = GopAccumulator(iframe), 0
-            buffer = buffer or _GopBuffer(*iframe.shape[:2], dtype)
-            buffer.count = 0
+            kept, position = keep is None or len(p_counts) in keep, 0
+            if kept:
+                iframe = rgb(frame)
+                accumulator = GopAccumulator(iframe)
+                buffer = buffer or _GopBuffer(*iframe.shape[:2], dtype)
+                buffer.count = 0
         else:
             position += 1
             p_frames_with_motion += records is not None
-            accumulator.warp(records)
-            if (position - 1) % settings.p_stride == 0:
-                accumulator.outputs(rgb(frame), *buffer.next_slots())
+            if kept:
+                accumulator.warp(records)
+                if (position - 1) % settings.p_stride == 0:
+                    accumulator.outputs(rgb(frame), *buffer.next_slots())
     finish_gop(position)
+    if writer is None:
+        raise VideoError(f"none of GOPs {sorted(keep)} exist: the video has {len(p_counts)}")
     if sum(p_counts) and not p_frames_with_motion:
         raise VideoError("no P-frame carries motion vectors (decoder without export_mvs?)")
     writer.finish(video_id=video.video_id, source=video.relative.as_posix(),
+                  source_stamp=source_stamp(video.path),
                   folder_class=video.folder_class, fps=info.fps, width=iframe.shape[1],
                   height=iframe.shape[0], frames=frames)
 
@@ -208,19 +220,56 @@ def extract_dataset(source_root, target_root, settings=ExtractSettings(),
     videos = select_part(find_videos(source_root), parallel.part)
     if labels_file:  # refused before any work, rather than after hours of it
         store.labels_for([video.video_id for video in videos], labels_file)
+    if parallel.part is None:
+        store.check_labels_kept(target_root, labels_file)
     with folder_lock(target_root, parallel.part):
         recorded = shard_settings(settings, source_root)
         return _extract_locked(videos, target_root, settings, recorded, parallel, labels_file)
 
 
+def _set_aside_replaced(shards, videos):
+    """Rename the shards holding a video whose file was replaced since it was extracted
+    (another size or modification time than the shard records) to NAME.replaced, so that
+    their videos are extracted again; returns notes naming them."""
+    current = {video.video_id: video.path for video in videos}
+    notes = []
+    for shard, stored in shards:
+        replaced = [video_id for video_id, attrs in stored.items()
+                    if video_id in current and attrs["source_stamp"] is not None
+                    and attrs["source_stamp"] != _stamp_or_none(current[video_id])]
+        if replaced:
+            shard.rename(shard.with_name(shard.name + ".replaced"))
+            notes.append((str(shard), f"{replaced[0]!r} was replaced since it was extracted: "
+                          f"set aside as {shard.name}.replaced; its {len(stored)} video(s) "
+                          "are extracted again"))
+    return notes
+
+
+def _stamp_or_none(path):
+    try:
+        return source_stamp(path)
+    except OSError:
+        return None
+
+
 def _extract_locked(videos, target_root, settings, recorded, parallel, labels_file):
     part = parallel.part
     # left by a killed run: never complete, never visible as a shard; a part removes its own
-    remove_partials(target_root, store.shard_prefix(part) + "*")
+    # shards' and report's, a whole run everything's (index.json's too)
+    remove_partials(target_root, "*" if part is None else store.shard_prefix(part) + "*")
+    remove_partials(target_root, report_name(REPORT_NAME, part) + "*")
     notes = [(str(path), f"unreadable ({reason}): set aside as {path.name}.broken; its videos "
               "are extracted again") for path, reason in store.set_aside_broken(target_root)]
     _, shards = store.complete_shards(target_root, recorded)
+    notes += _set_aside_replaced(shards, videos)
+    _, shards = store.complete_shards(target_root, recorded)
     done = {video_id: shard.name for shard, stored in shards for video_id in stored}
+    if part is None:  # a part sees only its own videos
+        gone = sorted(set(done) - {video.video_id for video in videos})
+        if gone:
+            notes.append((str(target_root), f"{len(gone)} stored video(s) are no longer in "
+                          f"the source folder, such as {gone[0]!r}: kept (index.json lists "
+                          "them); extract into a new folder to leave them out"))
     todo = [video for video in videos if video.video_id not in done]
     first = store.next_shard_number({p.name for p in target_root.glob(store.SHARD_GLOB)}, part)
     size = settings.shard_size

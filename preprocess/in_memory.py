@@ -5,13 +5,15 @@ settings' "encode"), then extracted into an HDF5 file held in memory (h5py's cor
 backing store): no shard is written. Values are those `extract` would have stored, so a model
 sees a new video exactly as it saw its dataset's videos (`teamnet predict`).
 """
+import shutil
 import tempfile
 from dataclasses import replace
 from pathlib import Path
 
 import h5py
 
-from .decode import VideoError
+from .atomic import is_dead, owner_tag
+from .decode import VideoError, probe
 from .discover import DatasetError, Video
 from .encode import encode_video, find_ffmpeg, from_recorded
 from .extract import extract_video
@@ -19,6 +21,7 @@ from .settings import ExtractSettings
 from .store.index import entry
 
 MEMORY_SHARD = "in-memory"  # the shard name the index of an in-memory video gives
+WORK_PREFIX = "teamnet-predict-"  # + HOST-PID- + random: a predict run's temporary folder
 
 
 def encoder_of(recorded, ffmpeg=None):
@@ -39,17 +42,32 @@ def encode_to(source, folder, encoder):
     return encoded
 
 
-def extract_in_memory(encoded, recorded):
+def stored_counts(frames, gop, p_stride):
+    """The P-frames `extract` stores for each GOP of a strict-GOP video of `frames` frames."""
+    return [-(-(min(gop, frames - start) - 1) // p_stride) for start in range(0, frames, gop)]
+
+
+def extract_in_memory(encoded, recorded, choose=None):
     """(in-memory h5py.File, index) of an encoded video: the index is the part of an
-    index.json that readers use ({"settings", "by_id"}) for the one video, id "video"."""
+    index.json that readers use ({"settings", "by_id"}) for the one video, id "video".
+
+    choose: a function of the stored P-frame counts of every GOP giving the GOPs to keep
+    (None: all), known before decoding from the encoded file's frame count (exact: we wrote
+    it, strict GOPs checked): memory then grows with the GOPs kept, not with the video."""
     # The stored values do not depend on compression (lossless): skip the filters' time.
     settings = ExtractSettings(storage=recorded["storage"], p_stride=recorded["p_stride"],
                                compression="none")
+    counts = stored_counts(probe(encoded).frames, recorded["encode"]["gop"], settings.p_stride)
+    keep = None if choose is None else choose(counts)
     file = h5py.File(Path(encoded).with_name(MEMORY_SHARD), "w", driver="core",
                      backing_store=False)
     group = file.create_group("videos").create_group("00000")
     try:
-        extract_video(Video(Path(encoded), Path("video.mp4")), group, settings)
+        extract_video(Video(Path(encoded), Path("video.mp4")), group, settings, keep)
+        stored = [int(n) for n in group["num_p"][()]]
+        if stored != [counts[g] for g in sorted(keep or range(len(counts)))]:
+            raise VideoError(f"internal error: {encoded} stored P-frames {stored}, its frame "
+                             f"count promised {counts}")
     except BaseException:
         file.close()
         raise
@@ -58,7 +76,12 @@ def extract_in_memory(encoded, recorded):
                   "by_id": {"video": entry("video", attrs, MEMORY_SHARD, "", 0)}}
 
 
-def represent(source, recorded, encoder):
-    """encode_to then extract_in_memory, in a temporary folder removed afterwards."""
-    with tempfile.TemporaryDirectory(prefix="teamnet-predict-") as work:
-        return extract_in_memory(encode_to(source, work, encoder), recorded)
+def represent(source, recorded, encoder, choose=None):
+    """encode_to then extract_in_memory (choose: as there), in a temporary folder removed
+    afterwards."""
+    # named after this process: a later run removes what a killed one left (its pid gone)
+    for left in Path(tempfile.gettempdir()).glob(f"{WORK_PREFIX}*"):
+        if is_dead(left.name[len(WORK_PREFIX):].rsplit("-", 1)[0]):
+            shutil.rmtree(left, ignore_errors=True)
+    with tempfile.TemporaryDirectory(prefix=f"{WORK_PREFIX}{owner_tag()}-") as work:
+        return extract_in_memory(encode_to(source, work, encoder), recorded, choose)

@@ -62,6 +62,20 @@ def check_classes(trained, present, checkpoint_path, data):
                          "evaluate on the dataset it was trained for")
 
 
+def data_differences(trained_on, data):
+    """How a dataset's recorded settings differ from those a checkpoint was trained on, in
+    what the network sees (encoding and P-frame stride; storage and compression are
+    lossless choices): ["p_stride 1 -> 4", "encode.size [340, 256] -> [64, 48]", ...]."""
+    if not trained_on:
+        return []
+    seen = lambda settings: {"p_stride": settings.get("p_stride"),  # noqa: E731
+                             **{f"encode.{key}": value for key, value in
+                                (settings.get("encode") or {}).items() if key != "ffmpeg"}}
+    before, now = seen(trained_on), seen(data)
+    return [f"{key} {before.get(key)!r} -> {now.get(key)!r}" for key in sorted({*before, *now})
+            if before.get(key) != now.get(key)]
+
+
 def evaluate_checkpoint(config):
     """Accuracy of a checkpoint as an EvalConfig asks (settings left None: as trained): the
     report on rank 0, None on the other ranks (which help to compute it)."""
@@ -94,6 +108,13 @@ def evaluate_checkpoint(config):
                           "crops": config.crops, "model": trained.model.model}
     # pictures last, and never at the numbers' cost: one that cannot be written is a warning
     report["warnings"] = []
+    differ = data_differences(saved.get("data_settings"), index["settings"])
+    if differ:
+        report["warnings"].append(
+            f"{config.data} was encoded or extracted otherwise than the data "
+            f"{config.checkpoint} was trained on ({', '.join(differ)}): these numbers are not "
+            "its accuracy on its own kind of data (`teamnet predict` re-encodes videos as "
+            "the checkpoint's data were)")
     if config.confusion:
         try:
             save_confusion_image(report["confusion"], index["classes"], config.confusion)

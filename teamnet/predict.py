@@ -18,6 +18,7 @@ from .data import ClipDataset, make_loader
 from .distributed import setup
 from .evaluate import predict
 from .model import build_model
+from .sampling import sample_clip
 
 
 def data_settings(saved, trained, path):
@@ -70,6 +71,20 @@ class Predictor:
                                                    self.classes, Path(self.config.cam),
                                                    self.config.cam_class)
         return probabilities, (written or [None])[0], problems
+
+    def gops_to_keep(self, num_p):
+        """The GOPs a video's clip is made of, given its stored P-frame counts: all that
+        `represent` (preprocess/in_memory.py) needs to keep. The clip of the kept GOPs alone
+        is the same clip: with at least T usable GOPs the T centre ones are distinct, and a
+        clip of T segments over exactly T GOPs takes each once; with fewer, every usable GOP
+        is taken."""
+        needs_p_frames = bool({"mv", "residual"} & set(self.model.modalities))
+        try:
+            gops, _ = sample_clip(num_p, self.config.num_segments, needs_p_frames, None,
+                                  self.data_settings["p_stride"])
+        except ValueError:  # no GOP to sample: ClipDataset names the problem
+            return None
+        return set(gops.tolist())
 
     def top(self, probabilities):
         """[(class, probability)] of the config's top-k classes, most probable first."""

@@ -114,10 +114,37 @@ def _hmdb51(path, role, split):
 
 
 def _kinetics(path, _role, _split):
+    """Entries whose video is the clip's file name as the download scripts write it,
+    <youtube_id>_<start:06d>_<end:06d> (times in whole seconds), or the bare YouTube id where
+    the CSV gives no times; read_list matches them to the dataset's videos (_match_clips)."""
     rows = list(csv.DictReader(io.StringIO(read_text(path), newline="")))
     if not rows or not {"label", "youtube_id"} <= set(rows[0]):
         raise SplitError(f"{path}: expected a Kinetics CSV with columns label, youtube_id")
-    return [(number, row["youtube_id"], row["label"]) for number, row in enumerate(rows, 2)]
+    entries = []
+    for number, row in enumerate(rows, 2):
+        try:
+            times = [int(float(row[key])) for key in ("time_start", "time_end") if row.get(key)]
+        except ValueError:
+            raise SplitError(f"{path}:{number}: time_start and time_end must be seconds, got "
+                             f"{row.get('time_start')!r} and {row.get('time_end')!r}") from None
+        name = "_".join([row["youtube_id"], *(f"{t:06d}" for t in times)])
+        entries.append((number, name, row["label"]))
+    return entries
+
+
+def _match_clips(entries, by_id):
+    """Kinetics entries matched to videos by file name: the whole clip name (one YouTube
+    video gives several clips in Kinetics-600 and -700: its id alone would merge them), or
+    the bare id for files named so. A name matching no video, or several, is kept as it is
+    (then reported missing)."""
+    named = {}
+    for video in by_id:
+        named.setdefault(Path(video).name, []).append(video)
+    matched = []
+    for n, name, label in entries:
+        found = named.get(name) or named.get(name[:-14] if name.count("_") >= 2 else None, [])
+        matched.append((n, found[0] if len(found) == 1 else name, label))
+    return matched
 
 
 def _generic(path, classes, videos):
@@ -180,9 +207,8 @@ def read_list(path, index, role="train", list_format="auto", split=1, report=Non
             path, role, split)
     if not entries:
         raise SplitError(f"{path} names no videos")
-    if list_format == "kinetics":  # match by YouTube id, the first 11 characters of the name
-        youtube = {Path(v).name[:11]: v for v in by_id}
-        entries = [(n, youtube.get(video, video), label) for n, video, label in entries]
+    if list_format == "kinetics":
+        entries = _match_clips(entries, by_id)
     missing = [(n, video) for n, video, _ in entries if video not in by_id]
     if missing:
         n, video = missing[0]

@@ -14,7 +14,7 @@ from pathlib import Path
 import torch
 from torch import nn
 
-from preprocess.atomic import write_json
+from preprocess.atomic import remove_partials, write_json
 from preprocess.lock import folder_lock
 from preprocess.store import load_index
 
@@ -145,6 +145,7 @@ def run(config, resume=False, given=()):
     with ExitStack() as held:
         if context.is_main:
             held.enter_context(folder_lock(output))
+            remove_partials(output)  # checkpoints a killed run was writing
             if not resume and (output / "last.pt").exists():
                 raise checkpoint.CheckpointError(
                     f"{output} already holds a run (last.pt): --resume continues it; to start "

@@ -3,6 +3,7 @@ annotation files (real naming, CRLF endings, names beginning with '#'), read wit
 hand-written converter, and no video silently lost or mislabelled."""
 import json
 import re
+from pathlib import Path
 
 import pytest
 from click.testing import CliRunner
@@ -219,3 +220,36 @@ def test_a_video_listed_twice_counts_once_and_never_with_two_classes(ucf101, tmp
     with pytest.raises(SplitError, match="twice.txt:2: 'Biking/v_Biking_g09_c01' is labelled "
                        "'ApplyEyeMakeup'"):
         read_list(twice, index, list_format="generic")
+
+
+def test_a_run_removes_the_checkpoints_a_killed_run_was_writing(ucf101, tmp_path):
+    import socket
+    import subprocess
+    data, lists = ucf101
+    process = subprocess.Popen(["true"])
+    process.wait()
+    run = tmp_path / "run"
+    run.mkdir()
+    left = run / f".last.pt.{socket.gethostname()}-{process.pid}.partial"
+    left.write_bytes(b"x" * 1000)
+    result = invoke("train", "--data", data, "--train-list", lists / "trainlist01.txt",
+                    "--output", run, *SMALL)
+    assert result.exit_code == 0, result.output
+    assert not left.exists() and (run / "last.pt").exists()
+
+
+# --- Kinetics -------------------------------------------------------------------------------
+
+def test_kinetics_clips_of_one_youtube_video_stay_apart(tmp_path):
+    # Kinetics-700 cuts several clips from one YouTube video, of one class or of several
+    clips = {"abseiling/0347ZoDXyP0_000095_000105.mp4": "abseiling",
+             "air drumming/0347ZoDXyP0_000200_000210.mp4": "air drumming",
+             "abseiling/-3B32lodo2M_000059_000069.mp4": "abseiling"}
+    data = extracted(tmp_path, list(clips))
+    csv = crlf(tmp_path / "kinetics700" / "train.csv", ["label,youtube_id,time_start,time_end,split"] + [
+        f"{label},{Path(clip).name[:11]},{int(Path(clip).stem[12:18])},"
+        f"{int(Path(clip).stem[19:])},train" for clip, label in clips.items()])
+    assert detect_format(csv) == "kinetics"
+    index = load_index(data)
+    entries = read_list(csv, index)
+    assert entries == [(clip[:-4], index["classes"].index(label)) for clip, label in clips.items()]

@@ -3,6 +3,7 @@ point into other files, declare what they do not hold, or were replaced under th
 import json
 import os
 import shutil
+import socket
 import subprocess
 
 import h5py
@@ -362,3 +363,97 @@ def test_a_lock_that_cannot_be_taken_is_explained(dataset, tmp_path, monkeypatch
     monkeypatch.setenv("TEAMNET_NO_LOCK", "1")
     with folder_lock(tmp_path / "free"), folder_lock(tmp_path / "free"):
         assert not (tmp_path / "free" / ".teamnet.lock").exists()
+
+
+# --- 13: what killed runs leave -----------------------------------------------------------
+
+def dead_tag():
+    """HOST-PID of a process that has ended."""
+    process = subprocess.Popen(["true"])
+    process.wait()
+    return f"{socket.gethostname()}-{process.pid}"
+
+
+def test_a_rerun_removes_what_killed_runs_left(dataset, tmp_path):
+    folder = tmp_path / "data"
+    shutil.copytree(dataset[1], folder)
+    left = [folder / f".{name}.{dead_tag()}.partial" for name in (
+        "index.json", "extract-report.json", "shard-00009.h5")]
+    for path in left:
+        path.write_text("half")
+    assert invoke("extract", dataset[0], folder, "--shard-size", "1").exit_code == 0
+    assert not any(path.exists() for path in left)
+    (folder / f".index.json.{dead_tag()}.partial").write_text("half")
+    assert invoke("index", folder).exit_code == 0
+    assert not list(folder.glob(".*.partial"))
+
+
+# --- 9: classes that came from a labels file ----------------------------------------------
+
+def test_a_rerun_without_labels_keeps_the_classes_it_was_given(dataset, tmp_path):
+    labels = tmp_path / "labels.csv"
+    labels.write_text("video,class\n" + "".join(
+        f"{video},{'fast' if video.endswith(('c', 'd')) else 'slow'}\n"
+        for video in store.list_videos(dataset[1])))
+    folder = tmp_path / "data"
+    assert invoke("extract", dataset[0], folder, "--labels", labels).exit_code == 0
+    assert store.load_index(folder)["classes"] == ["fast", "slow"]
+    for args in (("extract", dataset[0], folder), ("index", folder)):
+        result = invoke(*args)
+        assert result.exit_code == 1
+        assert f"took its classes from {labels}: give --labels {labels} again" in result.output
+        assert store.load_index(folder)["classes"] == ["fast", "slow"]
+    assert invoke("index", folder, "--labels", labels).exit_code == 0
+
+
+# --- 12: files of several video streams -------------------------------------------------
+
+def test_the_default_video_stream_is_encoded_not_the_first(tmp_path, ffmpeg_binary):
+    still = synthetic.write_video(tmp_path / "still.mkv", synthetic.pan(1, 64, 96, 0, 0, seed=5))
+    video = synthetic.write_video(tmp_path / "video.mkv", synthetic.pan(25, 64, 96, 2, 0))
+    source = tmp_path / "src" / "walk"
+    source.mkdir(parents=True)
+    # a still, then the video, marked default (cover-art-like first streams are common)
+    subprocess.run([ffmpeg_binary, "-loglevel", "error", "-i", str(still), "-i", str(video),
+                    "-map", "0:v", "-map", "1:v", "-c", "copy", "-disposition:v:0", "0",
+                    "-disposition:v:1", "default", str(source / "two.mkv")], check=True)
+    shutil.copy(video, source / "one.mkv")
+    result = invoke("encode", tmp_path / "src", tmp_path / "enc", "--size", "96x64")
+    assert result.exit_code == 0, result.output
+    report = json.loads((tmp_path / "enc" / "encode-report.json").read_text())
+    assert report["warnings"] == []  # not "truncated": the still's one frame is not the count
+    assert invoke("extract", tmp_path / "enc", tmp_path / "ext").exit_code == 0
+    two, one = (store.read_video(tmp_path / "ext", f"walk/{n}") for n in ("two", "one"))
+    for key in ("iframes", "mvs", "residuals", "num_p"):
+        np.testing.assert_array_equal(two[key], one[key])
+
+
+# --- 11: sources replaced or deleted since ------------------------------------------------
+
+def test_replaced_sources_are_done_again_and_deleted_ones_named(dataset, tmp_path):
+    raw = dataset[0].parent / "raw"
+    shutil.copytree(raw, tmp_path / "raw")
+    shutil.copytree(dataset[0], tmp_path / "enc")
+    shutil.copytree(dataset[1], tmp_path / "ext")
+    encoded = tmp_path / "enc" / "walk" / "a.mp4"
+    # an older copy made before stamps were recorded would be skipped; this one records it
+    result = invoke("encode", tmp_path / "raw", tmp_path / "enc", "--size", "96x64")
+    assert "encoded 0, already done 4" in result.output, result.output
+    synthetic.write_video(tmp_path / "raw" / "walk" / "a.mkv",
+                          synthetic.pan(25, 64, 96, 0, 3, seed=9))  # another video, same name
+    result = invoke("encode", tmp_path / "raw", tmp_path / "enc", "--size", "96x64")
+    assert result.exit_code == 0 and "encoded 1, already done 3" in result.output, result.output
+    result = invoke("extract", tmp_path / "enc", tmp_path / "ext", "--shard-size", "1")
+    assert result.exit_code == 0, result.output
+    assert "'walk/a' was replaced since it was extracted: set aside as" in result.output
+    fresh = tmp_path / "fresh"
+    assert invoke("extract", tmp_path / "enc", fresh, "--shard-size", "1").exit_code == 0
+    for video_id in store.list_videos(fresh):
+        a, b = store.read_video(fresh, video_id), store.read_video(tmp_path / "ext", video_id)
+        np.testing.assert_array_equal(a["mvs"], b["mvs"])
+    assert store.read_video(fresh, "walk/a")["mvs"][..., 1].max() > 0  # the new, vertical pan
+    encoded.with_name("b.mp4").unlink()
+    result = invoke("extract", tmp_path / "enc", tmp_path / "ext", "--shard-size", "1")
+    assert result.exit_code == 0
+    assert "1 stored video(s) are no longer in the source folder, such as 'walk/b'" in \
+        result.output

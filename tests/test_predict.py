@@ -1,5 +1,7 @@
 """Looking at what the model sees: `teamnet predict` on raw videos, CAM pictures, `show`."""
 import json
+import os
+import shutil
 
 import numpy as np
 import pytest
@@ -231,3 +233,78 @@ def test_pictures_that_cannot_be_written_cost_no_numbers(trained, tmp_path):
     lines = result.output.splitlines()
     scores = [line.split()[0] for line in lines if not line.startswith("warning")]
     assert lines[0] == str(video) and scores[1:] == ["1", "2"]  # the scores all the same
+
+
+def test_predict_removes_the_work_folders_of_killed_runs(trained, tmp_path):
+    import socket
+    import subprocess
+    import tempfile
+    from pathlib import Path
+    run, (data, _, _) = trained
+    process = subprocess.Popen(["true"])
+    process.wait()
+    tmp = Path(tempfile.gettempdir())
+    dead = tmp / f"teamnet-predict-{socket.gethostname()}-{process.pid}-abc123"
+    alive = tmp / f"teamnet-predict-{socket.gethostname()}-1-abc123"  # pid 1 never ends
+    for folder in (dead, alive):
+        folder.mkdir()
+        (folder / "video.mp4").write_bytes(b"left")
+    result = CliRunner().invoke(main, ["predict", "--checkpoint", str(run / "best.pt"),
+                                       str(data.parent / "raw" / "up" / "up00.mkv")])
+    assert result.exit_code == 0, result.output
+    assert not dead.exists() and alive.exists()
+    shutil.rmtree(alive)
+    assert not list(tmp.glob(f"teamnet-predict-{socket.gethostname()}-{os.getpid()}-*"))
+
+
+def test_evaluate_says_when_the_data_are_not_the_checkpoint_s_kind(trained, tmp_path):
+    run, (data, _, test_list) = trained
+    other = tmp_path / "strided"
+    result = CliRunner().invoke(main, ["extract", str(data.parent / "encoded"), str(other),
+                                       "--p-stride", "4"])
+    assert result.exit_code == 0, result.output
+    result = CliRunner().invoke(main, ["evaluate", "--checkpoint", str(run / "best.pt"),
+                                       "--data", str(other), "--list", str(test_list),
+                                       "--workers", "0"])
+    assert result.exit_code == 0, result.output
+    assert (f"warning: {other} was encoded or extracted otherwise than the data "
+            f"{run / 'best.pt'} was trained on (p_stride 1 -> 4)") in result.output
+    result = CliRunner().invoke(main, ["evaluate", "--checkpoint", str(run / "best.pt"),
+                                       "--list", str(test_list), "--workers", "0"])
+    assert result.exit_code == 0 and "warning" not in result.output
+
+
+@pytest.mark.parametrize("needs_p_frames", [True, False])
+def test_the_gops_predict_keeps_give_the_same_clip(needs_p_frames):
+    # predict keeps only the GOPs of a video's clip in memory: the clip of those alone must
+    # be the clip of the whole video, for every length and number of segments
+    for gops in range(1, 70):
+        for last in (0, 4, 11):  # the last GOP: a lone I-frame, short, or whole
+            num_p = np.array([11] * (gops - 1) + [last])
+            if needs_p_frames and not num_p.any():
+                continue
+            for segments in (1, 3, 8, 25, 40):
+                full = sample_clip(num_p, segments, needs_p_frames)
+                kept = sorted(set(full[0].tolist()))
+                part = sample_clip(num_p[kept], segments, needs_p_frames)
+                np.testing.assert_array_equal(np.array(kept)[part[0]], full[0])
+                np.testing.assert_array_equal(part[1], full[1])
+
+
+def test_a_long_video_is_represented_by_its_clip_s_gops_alone(tmp_path, ffmpeg_binary):
+    from preprocess.encode import encode_video
+    from preprocess.in_memory import extract_in_memory
+    from preprocess.settings import EncodeSettings
+    source = synthetic.write_video(tmp_path / "long.mkv", synthetic.pan(600, 48, 64, 1, 0))
+    settings = EncodeSettings(size=(64, 48), ffmpeg=ffmpeg_binary)
+    assert encode_video(source, tmp_path / "long.mp4", settings).status == "encoded"
+    recorded = {"storage": "int8", "p_stride": 1, "encode": {"gop": 12}}
+    file, index = extract_in_memory(tmp_path / "long.mp4", recorded, lambda counts: {3, 49})
+    with file:  # 50 GOPs decoded, 2 kept
+        assert file["videos/00000/iframes"].shape[0] == 2
+        assert index["by_id"]["video"]["p_frames"] == [11, 11]
+        assert index["by_id"]["video"]["frames"] == 600
+        kept = file["videos/00000/mvs"][1]
+    whole, _ = extract_in_memory(tmp_path / "long.mp4", recorded)
+    with whole:
+        np.testing.assert_array_equal(whole["videos/00000/mvs"][49], kept)

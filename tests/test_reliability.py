@@ -334,12 +334,12 @@ def test_lists_with_spaces_and_empty_lists(dataset, tmp_path):
     (spaced / "walk" / "a.mkv").rename(spaced / "walk" / "a walk.mkv")
     assert invoke("encode", spaced, tmp_path / "enc", "--size", "96x64").exit_code == 0
     assert invoke("extract", tmp_path / "enc", tmp_path / "ext").exit_code == 0
-    (tmp_path / "list.txt").write_text("walk/a walk.mp4 walk\nrun/c.mp4 1\nwalk/b walk\n")
+    (tmp_path / "list.txt").write_text("walk/a walk.mp4 walk\nrun/c.mp4 0\nwalk/b walk\n")
     result = invoke("train", "--data", tmp_path / "ext", "--train-list", tmp_path / "list.txt",
                     "--output", tmp_path / "run", "--epochs", "1", *SMALL)
     assert result.exit_code == 0, result.output
     assert "3 training and 0 validation videos" in result.output
-    (tmp_path / "empty.txt").write_text("# nothing here\n\n")
+    (tmp_path / "empty.txt").write_text("\n \r\n\n")
     result = invoke("train", "--data", tmp_path / "ext", "--train-list", tmp_path / "empty.txt",
                     "--output", tmp_path / "none", *SMALL)
     assert result.exit_code == 1 and "empty.txt names no videos" in result.output

@@ -77,6 +77,20 @@ def entry(video_id, attrs, shard, class_name, label):
             "group": attrs["group"], "source": attrs["source"]}
 
 
+def check_labels_kept(root, labels_file):
+    """Refuse to index root without a labels file when its index was built with one: the
+    classes would silently become the folders' (one class, in Kinetics' flat layout)."""
+    path = Path(root) / INDEX_NAME
+    try:
+        before = json.loads(path.read_text(encoding="utf-8")).get("labels")
+    except (OSError, ValueError, AttributeError):
+        return  # no index, or one that will be rebuilt anyway
+    if labels_file is None and isinstance(before, str):
+        raise StoreError(f"{path} took its classes from {before}: give --labels {before} "
+                         "again (or another labels file); to use the folders' classes "
+                         "instead, remove index.json first")
+
+
 def build_index(root, labels_file=None):
     """Write root/index.json from all complete shards (of every part); returns the index.
 
@@ -95,6 +109,7 @@ def build_index(root, labels_file=None):
                     label_of[classes_of[video_id]])
               for video_id, (shard, attrs) in sorted(stored.items())]
     index = {"format_version": FORMAT_VERSION, "settings": settings, "classes": classes,
+             "labels": str(Path(labels_file).absolute()) if labels_file else None,
              "videos": videos}
     _check_index(root / INDEX_NAME, index)  # never write an index that loading would refuse
     write_json(root / INDEX_NAME, index)

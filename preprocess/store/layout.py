@@ -170,8 +170,10 @@ def check_video(group, storage, where):
                          f"{attrs['height']}, {attrs['gops']} GOPs, {attrs['frames']} frames) "
                          f"disagree with its datasets ({width}x{height}, {gops} GOPs, "
                          f"{gops + num_p.sum()} frames at least)")
+    stamp = group.attrs.get("source_stamp")  # since 2026-12-01: which version was extracted
     return {**{name: value.item() if isinstance(value, np.generic) else value
-               for name, value in attrs.items()}, "num_p": num_p}
+               for name, value in attrs.items()}, "num_p": num_p,
+            "source_stamp": stamp if isinstance(stamp, str) else None}
 
 
 def video_group(shard, name):
