@@ -137,7 +137,10 @@ def main():
 SOURCE = click.argument("src", type=click.Path(exists=True, file_okay=False, path_type=Path))
 TARGET = click.argument("dst", type=click.Path(file_okay=False, path_type=Path))
 LABELS = click.option("--labels", type=click.Path(exists=True, dir_okay=False, path_type=Path),
-                      default=None, help="CSV of 'video,class' lines [default: class = folder name].")
+                      multiple=True, help="CSV of 'video,class' lines, or an official Kinetics "
+                      "CSV (label,youtube_id,time_start,time_end,...); give it again for more "
+                      "files (train and validation). Videos that none names are left out "
+                      "[default: class = folder name].")
 
 
 @main.command()
@@ -177,7 +180,7 @@ def extract(src, dst, labels, **options):
     from preprocess.extract import REPORT_NAME, extract_dataset
     parallel = build(ParallelSettings, options)
     index, failures, notes = extract_dataset(src, dst, build(ExtractSettings, options), parallel,
-                                             labels)
+                                             labels or None)
     if parallel.part:
         part = parallel.part
         click.echo(f"part {part[0]}/{part[1]} done; once every part has run: teamnet index {dst}")
@@ -212,8 +215,8 @@ def index_command(dst, labels):
     from preprocess.store import INDEX_NAME, build_index, check_labels_kept
     with folder_lock(dst):
         remove_partials(dst, f"{INDEX_NAME}*")  # what a killed run left
-        check_labels_kept(dst, labels)
-        build_index(dst, labels)
+        check_labels_kept(dst, labels or None)
+        build_index(dst, labels or None)
     _print_summary(dst, as_json=False)
 
 
@@ -298,7 +301,8 @@ def train(resume, **options):
             output = Path(config.output)
             report = _evaluate(EvalConfig(
                 checkpoint=str(output / "best.pt"), data=data.data, list=data.test_list,
-                list_format=data.list_format, split=data.split, workers=data.workers,
+                list_format=data.list_format, split=data.split, missing=data.missing,
+                workers=data.workers,
                 device=config.device))
             if report:
                 (output / "test_metrics.json").write_text(json.dumps(report) + "\n")

@@ -218,13 +218,21 @@ def extract_dataset(source_root, target_root, settings=ExtractSettings(),
     """
     target_root = Path(target_root).absolute()
     videos = select_part(find_videos(source_root), parallel.part)
-    if labels_file:  # refused before any work, rather than after hours of it
-        store.labels_for([video.video_id for video in videos], labels_file)
+    unlabelled = []
+    if labels_file:  # read before any work, rather than after hours of it
+        labelled = store.labels_for([video.video_id for video in videos], labels_file, False)
+        unlabelled = [video for video in videos if video.video_id not in labelled]
+        videos = [video for video in videos if video.video_id in labelled]
     if parallel.part is None:
         store.check_labels_kept(target_root, labels_file)
     with folder_lock(target_root, parallel.part):
         recorded = shard_settings(settings, source_root)
-        return _extract_locked(videos, target_root, settings, recorded, parallel, labels_file)
+        index, failures, notes = _extract_locked(videos, target_root, settings, recorded,
+                                                 parallel, labels_file)
+    if unlabelled:  # a test set, say: not an error that blocks the labelled videos
+        notes.insert(0, (str(source_root), f"{len(unlabelled)} video(s) that no labels file "
+                         f"names were left out, such as {unlabelled[0].video_id!r}"))
+    return index, failures, notes
 
 
 def _set_aside_replaced(shards, videos):

@@ -21,6 +21,7 @@ POSITIONS = ("stem", "res2", "res3", "res4", "res5")  # the stages TEAM can foll
 ARRANGEMENTS = ("c", "s", "c+s", "s->c", "c->s")  # paper Table 3
 LIST_FORMATS = ("auto", "ucf101", "hmdb51", "kinetics", "generic")
 CROPS = (1, 3, 10)
+MISSING = ("skip", "error")
 
 
 def _words(text):
@@ -55,6 +56,12 @@ def _list_format():
                    choices=LIST_FORMATS)
 
 
+def _missing():
+    return setting("skip", "Listed videos the data lack (about 10% of Kinetics is never "
+                   "downloaded): skip (counted, named in the run's missing.txt) or error.",
+                   choices=MISSING)
+
+
 def _split():
     return setting(1, "HMDB-51 split number, when a folder of split files is given.", minimum=1)
 
@@ -73,6 +80,7 @@ class DataConfig:
                              "used to select).", path="any")
     list_format: str = _list_format()
     split: int = _split()
+    missing: str = _missing()
     val_fraction: float = setting(0.1, "Share of each class held out from the training list "
                                   "to select `best.pt`.", minimum=0.0, maximum=0.9)
     group_pattern: str = setting("auto", "Regex whose first group names the source video of a "
@@ -110,6 +118,10 @@ class ModelConfig:
                               "or a folder of <arch>.pth, or none (random, from scratch).")
     init_from: str = setting(None, "Start from a TEAM-Net checkpoint (other classes: heads "
                              "re-initialised).", path="file")
+
+    def uses_p_frames(self):
+        """Whether the model reads motion vectors or residuals (all but TSN on I-frames)."""
+        return self.model != "tsn" or self.modality != "iframe"
 
 
 @dataclass
@@ -212,6 +224,7 @@ class EvalConfig:
                         "[default: all].", path="any")
     list_format: str = _list_format()
     split: int = _split()
+    missing: str = _missing()
     num_segments: int = _segments()
     input_size: int = setting(None, "Side of the network input [default: the checkpoint's].",
                               minimum=32)

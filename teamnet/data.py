@@ -17,6 +17,21 @@ from .splits import SplitError
 from .transforms import apply_crop, eval_crops, train_crop
 
 
+def with_p_frames(entries, index, needed, report=None):
+    """entries less the videos without a P-frame (a one-frame download), where the model
+    reads P-frames: counted, the first named, through report."""
+    if not needed:
+        return list(entries)
+    kept = [entry for entry in entries if any(index["by_id"][entry[0]]["p_frames"])]
+    left = [video for video, _ in entries if not any(index["by_id"][video]["p_frames"])]
+    if left and report:
+        report(f"{len(left)} video(s) without a P-frame left out, such as {left[0]!r}")
+    if entries and not kept:
+        raise SplitError(f"none of the {len(entries)} video(s) has a P-frame, such as "
+                         f"{left[0]!r}: use an I-frame-only model, or other videos")
+    return kept
+
+
 class ClipDataset(Dataset):
     """Items are clips: {"iframe": uint8, "mv": int8/16, "residual": int8/16} tensors of shape
     (T, size, size, C), channels last, for the modalities asked for (T x crops in evaluation),

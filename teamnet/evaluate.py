@@ -11,7 +11,7 @@ from preprocess.store import load_index
 from . import checkpoint
 from .cam import check_cam_class, write_cam_pictures
 from .checkpoint import CheckpointError
-from .data import ClipDataset, make_loader
+from .data import ClipDataset, make_loader, with_p_frames
 from .distributed import all_gather, setup
 from .metrics import accuracy_report, save_confusion_image
 from .pictures import PictureError
@@ -86,9 +86,11 @@ def evaluate_checkpoint(config):
     check_classes(saved["classes"], index["classes"], config.checkpoint, config.data)
     check_cam_class(config.cam_class, index["classes"], config.data)
     context = setup(config.device)
-    entries = (read_list(config.list, index, "test", config.list_format, config.split,
-                         print if context.is_main else None)
+    say = print if context.is_main else None
+    entries = (read_list(config.list, index, "test", config.list_format, config.split, say,
+                         config.missing)
                if config.list else [(v["id"], v["label"]) for v in index["videos"]])
+    entries = with_p_frames(entries, index, trained.model.uses_p_frames(), say)
     model = build_model(trained.model, len(index["classes"]), initialise=False)
     checkpoint.load_model_state(model, saved["model"], config.checkpoint)
     model.to(context.device)

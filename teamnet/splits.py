@@ -189,10 +189,26 @@ def _check_labels(path, entries, by_id, classes, numeric):
                      f"entries disagree); {cause}")
 
 
-def read_list(path, index, role="train", list_format="auto", split=1, report=None):
+def _why_none(path, entries, by_id):
+    """Why none of a list's videos are in a dataset, where a prefix explains it."""
+    video = entries[0][1]
+    longer = next((v for v in by_id if v.endswith("/" + video)), None)
+    if longer:
+        return (f"the dataset's ids carry a prefix ({longer!r} for {video!r}): encode the "
+                "folder that holds the class folders, not the dataset's root")
+    shorter = video.split("/", 1)[-1]
+    if shorter in by_id:
+        return f"the list's ids carry a prefix ({video!r} for {shorter!r}): remove it"
+    return f"is {path} a list of this dataset?"
+
+
+def read_list(path, index, role="train", list_format="auto", split=1, report=None,
+              missing="skip", skipped=None):
     """[(video_id, label)] of a list file, checked against the dataset index. report: a
     function given one line saying what was used ("trainlist01.txt: 9,537 videos of 101
-    classes (0 skipped)")."""
+    classes (0 skipped)") and a line for each entry skipped (the first few only where many
+    videos are missing). missing: "skip" listed videos the dataset lacks (undownloaded
+    Kinetics clips: appended to `skipped`, a list, where given) or "error"."""
     path = Path(path)
     if not path.exists():
         raise SplitError(f"{path}: no such list file")
@@ -209,11 +225,16 @@ def read_list(path, index, role="train", list_format="auto", split=1, report=Non
         raise SplitError(f"{path} names no videos")
     if list_format == "kinetics":
         entries = _match_clips(entries, by_id)
-    missing = [(n, video) for n, video, _ in entries if video not in by_id]
-    if missing:
-        n, video = missing[0]
+    absent = [(n, video) for n, video, _ in entries if video not in by_id]
+    if absent and (missing == "error" or len(absent) == len(entries)):
+        n, video = absent[0]
+        cause = (_why_none(path, entries, by_id) if len(absent) == len(entries) else
+                 "--missing skip trains and evaluates on the videos present")
         raise SplitError(f"{path}:{n}: video {video!r} is not in the extracted dataset "
-                         f"({len(missing)} of {len(entries)} entries missing)")
+                         f"({len(absent)} of {len(entries)} entries missing); {cause}")
+    if skipped is not None:
+        skipped += [video for _, video in absent]
+    entries = [entry for entry in entries if entry[1] in by_id]
     label_of = {name: label for label, name in enumerate(classes)}
     # numeric: lines whose label was a number (UCF-101's, through classInd.txt)
     resolved, numeric = [], set()
@@ -231,19 +252,22 @@ def read_list(path, index, role="train", list_format="auto", split=1, report=Non
             numeric.add(n)
         resolved.append((n, video, int(label)))
     _check_labels(path, resolved, by_id, classes, numeric)
-    result, first, skipped = [], {}, []  # first: video -> its first line
+    result, first, again = [], {}, []  # first: video -> its first line
     for n, video, label in resolved:  # a video counts once, or a test list weights accuracy
         if video in first:
-            skipped.append(f"{path.name}:{n}: {video!r} listed again (first at line "
-                           f"{first[video]})")
+            again.append(f"{path.name}:{n}: {video!r} listed again (first at line "
+                         f"{first[video]})")
             continue
         first[video] = n
         result.append((video, label))
     if report:
         report(f"{path.name}: {len(result):,} videos of {len({l for _, l in result})} classes "
-               f"({len(skipped)} skipped)")
-        for line in skipped:
+               f"({len(again) + len(absent)} skipped)")
+        for line in again + [f"{path.name}:{n}: {video!r} is not in the dataset"
+                             for n, video in absent[:5]]:
             report(f"  skipped {line}")
+        if len(absent) > 5:
+            report(f"  and {len(absent) - 5:,} more not in the dataset")
     return result
 
 

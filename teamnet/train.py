@@ -14,12 +14,12 @@ from pathlib import Path
 import torch
 from torch import nn
 
-from preprocess.atomic import remove_partials, write_json
+from preprocess.atomic import atomic_output, remove_partials, write_json
 from preprocess.lock import folder_lock
 from preprocess.store import load_index
 
 from . import checkpoint
-from .data import ClipDataset, make_loader
+from .data import ClipDataset, make_loader, with_p_frames
 from .distributed import all_gather, barrier, setup
 from .evaluate import check_classes, predict
 from .metrics import accuracy_report
@@ -105,21 +105,26 @@ def _saved_split(saved, index, data):
     return tuple(parts)
 
 
-def training_videos(data, index, seed, output=None, report=None):
+def training_videos(data, index, seed, output=None, report=None, missing=None,
+                    needs_p_frames=True):
     """(train, validation) entries: the training list (default: every video not in the test
     list), with data.val_fraction of each class held out for validation, whole groups at a
     time (splits.hold_out). A run keeps its split: output/split.json, once written, is read
-    back (a resumed run trains on exactly the videos it started with). report: as read_list's."""
+    back (a resumed run trains on exactly the videos it started with). report: as read_list's;
+    missing: a list given the listed videos the data lack (data.missing "skip"). Videos
+    without a P-frame are left out, counted, for models that read P-frames."""
     saved = Path(output) / "split.json" if output else None
     if saved and saved.is_file():
         return _saved_split(saved, index, data.data)
+    read = lambda path, role: read_list(path, index, role, data.list_format,  # noqa: E731
+                                        data.split, report, data.missing, missing)
     if data.train_list:
-        train = read_list(data.train_list, index, "train", data.list_format, data.split, report)
+        train = read(data.train_list, "train")
     else:
-        test = {video for video, _ in read_list(data.test_list, index, "test", data.list_format,
-                                                data.split, report)} if data.test_list else set()
+        test = {video for video, _ in read(data.test_list, "test")} if data.test_list else set()
         train = [(v["id"], v["label"]) for v in index["videos"] if v["id"] not in test]
-    return hold_out(train, data.val_fraction, seed, data.group_pattern)
+    return hold_out(with_p_frames(train, index, needs_p_frames, report),
+                    data.val_fraction, seed, data.group_pattern)
 
 
 def run(config, resume=False, given=()):
@@ -135,9 +140,11 @@ def run(config, resume=False, given=()):
     torch.backends.cudnn.benchmark = True  # fixed input shapes: pick the fastest kernels once
     torch.manual_seed(config.seed + context.rank)  # ranks differ in dropout, not in init (DDP broadcasts)
     index = load_index(config.data.data)
+    missing = []
     train, validation = training_videos(config.data, index, config.seed,
                                         output if resume else None,
-                                        print if context.is_main else None)
+                                        print if context.is_main else None, missing,
+                                        config.model.uses_p_frames())
     if config.data.flip_pairs:  # refused before anything is written, like the weights below
         read_flip_pairs(config.data.flip_pairs, index["classes"])
     # built before anything is written: weights that cannot be had stop the run here
@@ -152,6 +159,11 @@ def run(config, resume=False, given=()):
                     "over, choose another --output or remove that one")
             (output / "config.json").write_text(json.dumps(config.as_dict(), indent=1) + "\n")
             write_json(output / "split.json", split_record(train, validation, index["classes"]))
+            if missing:  # listed, never downloaded (Kinetics): for anyone to fetch or audit
+                with atomic_output(output / "missing.txt") as temporary:
+                    temporary.write_text("".join(f"{video}\n" for video in missing))
+                print(f"{len(missing):,} listed video(s) are not in {config.data.data}: "
+                      f"skipped, listed in {output / 'missing.txt'}")
             print(f"{len(train)} training and {len(validation)} validation videos, "
                   f"{len(index['classes'])} classes -> {output}")
         if config.model.init_from and not resume:

@@ -148,7 +148,7 @@ def test_a_labels_file_keeps_names_that_begin_with_a_hash(hmdb51, tmp_path):
     from preprocess.store import read_labels
     labels = tmp_path / "labels.csv"
     labels.write_text("video,class\n#20_Rhythm_clap_u_nm_np1_fr_goo_1.avi,clap\n")
-    assert read_labels(labels) == {"#20_Rhythm_clap_u_nm_np1_fr_goo_1": "clap"}
+    assert read_labels(labels) == ({"#20_Rhythm_clap_u_nm_np1_fr_goo_1": "clap"}, {})
 
 
 def test_a_resumed_run_names_a_video_that_left_its_dataset(ucf101, tmp_path):
@@ -240,16 +240,85 @@ def test_a_run_removes_the_checkpoints_a_killed_run_was_writing(ucf101, tmp_path
 
 # --- Kinetics -------------------------------------------------------------------------------
 
+KINETICS_HEADER = "label,youtube_id,time_start,time_end,split"
+
+
+def kinetics_row(label, clip, split):
+    """An official CSV row for a clip named <youtube_id>_<start:06d>_<end:06d>; labels with
+    commas are quoted, as in the official files."""
+    label = f'"{label}"' if "," in label else label
+    return f"{label},{clip[:-14]},{int(clip[-13:-7])},{int(clip[-6:])},{split}"
+
 def test_kinetics_clips_of_one_youtube_video_stay_apart(tmp_path):
     # Kinetics-700 cuts several clips from one YouTube video, of one class or of several
     clips = {"abseiling/0347ZoDXyP0_000095_000105.mp4": "abseiling",
              "air drumming/0347ZoDXyP0_000200_000210.mp4": "air drumming",
              "abseiling/-3B32lodo2M_000059_000069.mp4": "abseiling"}
     data = extracted(tmp_path, list(clips))
-    csv = crlf(tmp_path / "kinetics700" / "train.csv", ["label,youtube_id,time_start,time_end,split"] + [
-        f"{label},{Path(clip).name[:11]},{int(Path(clip).stem[12:18])},"
-        f"{int(Path(clip).stem[19:])},train" for clip, label in clips.items()])
+    csv = crlf(tmp_path / "kinetics700" / "train.csv", [KINETICS_HEADER] + [
+        kinetics_row(label, Path(clip).stem, "train") for clip, label in clips.items()])
     assert detect_format(csv) == "kinetics"
     index = load_index(data)
     entries = read_list(csv, index)
     assert entries == [(clip[:-4], index["classes"].index(label)) for clip, label in clips.items()]
+
+
+
+def write_webm(path, frames, fps=25):
+    """VP9 in WebM, as much of Kinetics is downloaded."""
+    import av
+    with av.open(str(path), "w") as container:
+        stream = container.add_stream("libvpx-vp9", rate=fps)
+        stream.width, stream.height, stream.pix_fmt = frames.shape[2], frames.shape[1], "yuv420p"
+        for frame in frames:
+            container.mux(stream.encode(av.VideoFrame.from_ndarray(frame, format="rgb24")))
+        container.mux(stream.encode())
+
+
+def test_kinetics_as_downloaded_trains_and_evaluates(tmp_path):
+    # the official tarballs' flat layout: classes only in the CSVs
+    train = {"0347ZoDXyP0_000095_000105": "abseiling", "0347ZoDXyP0_000200_000210": "air drumming",
+             "-3B32lodo2M_000059_000069": "abseiling", "Ab_cd-EF123_000010_000020": "air drumming",
+             "zzzzzzzzzzz_000001_000011": "abseiling",  # never downloaded
+             "one_frame__000000_000010": "air drumming"}  # a one-frame download
+    val = {"5Gz9gUC5r1I_000030_000040": "abseiling", "xyz_xyz_xyz_000100_000110": "air drumming"}
+    raw = tmp_path / "kinetics400"
+    for n, clip in enumerate(train):
+        (raw / "train").mkdir(parents=True, exist_ok=True)
+        if clip.startswith("zzz"):
+            continue
+        frames = synthetic.pan(1 if clip.startswith("one") else 14, 48, 64, 1 + n % 3, 0, seed=n)
+        if n == 3:  # a portrait phone clip, in VP9
+            write_webm(raw / "train" / f"{clip}.webm", synthetic.pan(14, 64, 48, 0, 2, seed=n))
+        else:
+            synthetic.write_video(raw / "train" / f"{clip}.mp4", frames)
+    write_clips(raw / "val", [f"{clip}.mp4" for clip in val])
+    lists = tmp_path / "annotations"
+    for name, clips, split in (("train.csv", train, "train"), ("validate.csv", val, "val")):
+        crlf(lists / name, [KINETICS_HEADER] + [kinetics_row(label, clip, split)
+                                                for clip, label in clips.items()])
+    result = invoke("encode", raw, tmp_path / "enc", "--short-side", "48")
+    assert result.exit_code == 0, result.output
+    result = invoke("extract", tmp_path / "enc", tmp_path / "ext", "--labels",
+                    lists / "train.csv", "--labels", lists / "validate.csv")
+    assert result.exit_code == 0, result.output
+    index = load_index(tmp_path / "ext")
+    assert index["classes"] == ["abseiling", "air drumming"]
+    labels = {**train, **val}
+    assert {v["id"]: v["class"] for v in index["videos"]} == {
+        f"{folder}/{clip}": labels[clip] for folder, clips in (("train", train), ("val", val))
+        for clip in clips if not clip.startswith("zzz")}
+    assert index["by_id"]["train/Ab_cd-EF123_000010_000020"]["width"] == 48  # portrait kept
+    result = invoke("train", "--data", tmp_path / "ext", "--train-list", lists / "train.csv",
+                    "--test-list", lists / "validate.csv", "--output", tmp_path / "run", *SMALL)
+    assert result.exit_code == 0, result.output
+    assert "train.csv: 5 videos of 2 classes (1 skipped)" in result.output
+    assert "1 video(s) without a P-frame left out, such as 'train/one_frame__000000_000010'" \
+        in result.output
+    assert (tmp_path / "run" / "missing.txt").read_text() == "zzzzzzzzzzz_000001_000011\n"
+    split = json.loads((tmp_path / "run" / "split.json").read_text())
+    assert sorted((v["id"], v["class"]) for v in split["train"]) == sorted(
+        (f"train/{clip}", label) for clip, label in train.items()
+        if not clip.startswith(("zzz", "one")))  # every training clip with its CSV class
+    report = json.loads((tmp_path / "run" / "test_metrics.json").read_text())
+    assert report["videos"] == 2

@@ -189,10 +189,11 @@ def test_kinetics_csv_and_generic_lists(tmp_path, index):
         read_list(tmp_path / "relabelled.txt", index)
     (tmp_path / "comment.txt").write_text("# comment\nArchery/v_Archery_g01_c01\n")
     with pytest.raises(SplitError, match="comment.txt:1: video '# comment' is not in"):
-        read_list(tmp_path / "comment.txt", index)
+        read_list(tmp_path / "comment.txt", index, missing="error")
     (tmp_path / "bad.txt").write_text("Archery/v_Archery_g01_c01\nArchery/nope.avi\n")
+    assert read_list(tmp_path / "bad.txt", index) == [("Archery/v_Archery_g01_c01", 1)]
     with pytest.raises(SplitError, match="bad.txt:2: video 'Archery/nope' is not in the extracted"):
-        read_list(tmp_path / "bad.txt", index)
+        read_list(tmp_path / "bad.txt", index, missing="error")
     (tmp_path / "bad.txt").write_text("Archery/v_Archery_g01_c01 Juggling\n")
     with pytest.raises(SplitError, match="class 'Juggling' is not among"):
         read_list(tmp_path / "bad.txt", index)
@@ -336,7 +337,8 @@ def test_bad_configuration_is_named(tmp_path, motion):
     assert result.exit_code == 2 and "does not exist" in result.output
     (tmp_path / "list.txt").write_text("up/up00.mp4\nup/nothere.mp4\n")
     result = runner.invoke(main, ["train", "--data", str(data), "--train-list",
-                                  str(tmp_path / "list.txt"), "--output", str(tmp_path / "x")])
+                                  str(tmp_path / "list.txt"), "--output", str(tmp_path / "x"),
+                                  "--missing", "error"])
     assert result.exit_code == 1 and "list.txt:2: video 'up/nothere'" in result.output
     # a checkpoint for 4 classes against a dataset with 3 of them
     fewer = tmp_path / "fewer"

@@ -17,11 +17,40 @@ from .layout import (INDEX_NAME, SHARD_GLOB, StoreError, check_settings, check_s
                      is_shard_name, read_shard, short)
 
 
+def label_files(labels):
+    """A labels argument (None, one path, or several) as a list of paths."""
+    if labels is None:
+        return []
+    return [Path(labels)] if isinstance(labels, (str, Path)) else [Path(p) for p in labels]
+
+
+def _kinetics_labels(path, rows):
+    """{clip file name: class} of an official Kinetics CSV (label, youtube_id, time_start,
+    time_end, ...): clips are named <youtube_id>_<start:06d>_<end:06d> by the download
+    scripts, in a flat folder (train/, val/) or one a class."""
+    names = {}
+    header = [field.strip() for field in rows[0]]
+    for number, row in enumerate(rows[1:], 2):
+        if not row:
+            continue
+        fields = dict(zip(header, (field.strip() for field in row)))
+        try:
+            start, end = (int(float(fields[key])) for key in ("time_start", "time_end"))
+            names[f"{fields['youtube_id']}_{start:06d}_{end:06d}"] = fields["label"]
+        except (KeyError, ValueError):
+            raise StoreError(f"{path}:{number}: expected label, youtube_id, time_start and "
+                             f"time_end, got {','.join(row)[:200]!r}") from None
+    return names
+
+
 def read_labels(path):
-    """{video_id: class name} from an annotation CSV of "video,class" lines, where video is
-    the id or the relative path with any video extension."""
+    """({video id: class}, {file name: class}) of an annotation CSV: "video,class" rows, where
+    video is the id or the relative path with any video extension (the first dict), or an
+    official Kinetics CSV, whose clips are known by file name only (the second)."""
+    rows = list(csv.reader(io.StringIO(read_text(path), newline="")))
+    if rows and {"label", "youtube_id"} <= {field.strip() for field in rows[0]}:
+        return {}, _kinetics_labels(path, rows)
     labels, lines = {}, {}
-    rows = csv.reader(io.StringIO(read_text(path), newline=""))
     for number, row in enumerate(rows, 1):
         # every row is an entry (real names begin with '#'), but for a header
         if not row or (number == 1 and row[:2] == ["video", "class"]):
@@ -33,17 +62,27 @@ def read_labels(path):
             raise StoreError(f"{path}: {video!r} has two classes, {labels[video]!r} and "
                              f"{class_name!r} (lines {lines[video]} and {number}); keep one")
         labels[video], lines[video] = class_name, number
-    return labels
+    return labels, {}
 
 
-def labels_for(video_ids, labels_file):
-    """{video_id: class} for every id from labels_file; an id without a class is an error."""
-    labels = read_labels(labels_file)
-    missing = [video_id for video_id in video_ids if video_id not in labels]
-    if missing:
-        raise StoreError(f"{labels_file}: no class for {len(missing)} video(s), such as "
-                         f"{missing[0]!r}")
-    return {video_id: labels[video_id] for video_id in video_ids}
+def labels_for(video_ids, labels, strict=True):
+    """{video_id: class} from one or several labels files (read_labels; the first file that
+    names a video gives its class). strict: an id without a class is an error; else those
+    are left out (a test set that no file labels)."""
+    files = label_files(labels)
+    found = [read_labels(path) for path in files]
+    classes = {}
+    for video_id in video_ids:
+        name = Path(video_id).name
+        for by_id, by_name in found:
+            if video_id in by_id or name in by_name:
+                classes[video_id] = by_id.get(video_id, by_name.get(name))
+                break
+    missing = [video_id for video_id in video_ids if video_id not in classes]
+    if missing and strict:
+        raise StoreError(f"{', '.join(map(str, files))}: no class for {len(missing)} "
+                         f"video(s), such as {missing[0]!r}")
+    return classes
 
 
 def complete_shards(root, settings=None):
@@ -85,13 +124,15 @@ def check_labels_kept(root, labels_file):
         before = json.loads(path.read_text(encoding="utf-8")).get("labels")
     except (OSError, ValueError, AttributeError):
         return  # no index, or one that will be rebuilt anyway
-    if labels_file is None and isinstance(before, str):
-        raise StoreError(f"{path} took its classes from {before}: give --labels {before} "
-                         "again (or another labels file); to use the folders' classes "
-                         "instead, remove index.json first")
+    before = [before] if isinstance(before, str) else before
+    if not label_files(labels_file) and isinstance(before, list) and before:
+        again = " ".join(f"--labels {path}" for path in before)
+        raise StoreError(f"{path} took its classes from {', '.join(map(str, before))}: give "
+                         f"{again} again (or other labels files); to use the folders' "
+                         "classes instead, remove index.json first")
 
 
-def build_index(root, labels_file=None):
+def build_index(root, labels_file=None):  # labels_file: one path, several, or None
     """Write root/index.json from all complete shards (of every part); returns the index.
 
     Classes come from labels_file (keys: video id, or its path with extension) or else from
@@ -109,7 +150,7 @@ def build_index(root, labels_file=None):
                     label_of[classes_of[video_id]])
               for video_id, (shard, attrs) in sorted(stored.items())]
     index = {"format_version": FORMAT_VERSION, "settings": settings, "classes": classes,
-             "labels": str(Path(labels_file).absolute()) if labels_file else None,
+             "labels": [str(path.absolute()) for path in label_files(labels_file)] or None,
              "videos": videos}
     _check_index(root / INDEX_NAME, index)  # never write an index that loading would refuse
     write_json(root / INDEX_NAME, index)
