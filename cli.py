@@ -16,8 +16,8 @@ from click.core import ParameterSource
 
 from preprocess.errors import TeamnetError
 from preprocess.settings import EncodeSettings, ExtractSettings, ParallelSettings, option_name
-from teamnet.config import (DataConfig, EvalConfig, ModelConfig, OptimConfig, PredictConfig,
-                            TrainConfig)
+from teamnet.config import (LIST_FORMATS, DataConfig, EvalConfig, ModelConfig, OptimConfig,
+                            PredictConfig, TrainConfig)
 
 VIDEO_TOOLS = {"av", "ffmpeg", "imageio_ffmpeg", "numba", "skvideo"}
 
@@ -143,11 +143,37 @@ LABELS = click.option("--labels", type=click.Path(exists=True, dir_okay=False, p
                       "[default: class = folder name].")
 
 
+LIST = click.option("--list", "video_list", type=click.Path(exists=True, path_type=Path),
+                    default=None, help="Only the videos this list names (any list format: a "
+                    "split, a subset, a class selection); those it names that SRC lacks are "
+                    "reported.")
+LIST_FORMAT = click.option("--list-format", type=click.Choice(LIST_FORMATS), default="auto",
+                           show_default=True, help="Format of --list (auto: from its content).")
+
+
+def _selection(video_list, list_format, notes):
+    """A select function (discover.selected) keeping the videos of --list, or None; what the
+    list names that is not there is added to notes."""
+    if video_list is None:
+        return None
+    from teamnet.splits import listed
+
+    def select(video_ids):
+        chosen, absent = listed(video_list, video_ids, list_format)
+        if absent:
+            notes.append((str(video_list), f"{len(absent)} listed video(s) are not in SRC, "
+                          f"such as {absent[0][1]!r} (line {absent[0][0]})"))
+        return chosen
+    return select
+
+
 @main.command()
 @SOURCE
 @TARGET
 @options_from(EncodeSettings, ParallelSettings)
-def encode(src, dst, **options):
+@LIST
+@LIST_FORMAT
+def encode(src, dst, video_list, list_format, **options):
     """Re-encode every video under SRC to MPEG-4 Part 2 with a strict GOP, into DST.
 
     DST mirrors SRC's folders (files become .mp4). Finished outputs are skipped, so a rerun
@@ -156,7 +182,10 @@ def encode(src, dst, **options):
     from preprocess.discover import report_name
     from preprocess.encode import REPORT_NAME, encode_dataset, status_counts
     parallel = build(ParallelSettings, options)
-    results, notes = encode_dataset(src, dst, build(EncodeSettings, options), parallel)
+    listed = []
+    results, notes = encode_dataset(src, dst, build(EncodeSettings, options), parallel,
+                                    _selection(video_list, list_format, listed))
+    notes = listed + notes
     counts = status_counts(results)
     click.echo(f"encoded {counts['encoded']}, already done {counts['skipped']}, "
                f"failed {counts['failed']} -> {dst}")
@@ -170,7 +199,9 @@ def encode(src, dst, **options):
 @TARGET
 @options_from(ExtractSettings, ParallelSettings)
 @LABELS
-def extract(src, dst, labels, **options):
+@LIST
+@LIST_FORMAT
+def extract(src, dst, labels, video_list, list_format, **options):
     """Extract I-frames, accumulated motion vectors and residuals from SRC into DST.
 
     SRC holds videos made by `teamnet encode`. Writes DST/shard-*.h5 and DST/index.json
@@ -179,8 +210,11 @@ def extract(src, dst, labels, **options):
     from preprocess.discover import report_name
     from preprocess.extract import REPORT_NAME, extract_dataset
     parallel = build(ParallelSettings, options)
+    listed = []
     index, failures, notes = extract_dataset(src, dst, build(ExtractSettings, options), parallel,
-                                             labels or None)
+                                             labels or None,
+                                             _selection(video_list, list_format, listed))
+    notes = listed + notes
     if parallel.part:
         part = parallel.part
         click.echo(f"part {part[0]}/{part[1]} done; once every part has run: teamnet index {dst}")
@@ -223,9 +257,33 @@ def index_command(dst, labels):
 @main.command()
 @click.argument("dst", type=click.Path(exists=True, file_okay=False, path_type=Path))
 @click.option("--json", "as_json", is_flag=True, help="One JSON object, for scripts.")
-def info(dst, as_json):
-    """Summarise an extracted dataset: videos, classes, shards, GOPs, frames, bytes."""
+@click.option("--few", type=click.IntRange(1), default=5, show_default=True,
+              help="Warn about classes with fewer videos than this.")
+def info(dst, as_json, few):
+    """Summarise an extracted dataset: videos, classes with their video counts, shards, GOPs,
+    P-frames, bytes; warns about classes with few videos and videos without a P-frame."""
+    from preprocess.store import summary
     _print_summary(dst, as_json)
+    if as_json:
+        return
+    totals = summary(dst)
+    for label, key in (("GOPs per video", "gops_per_video"),
+                       ("P-frames stored per video", "stored_p_frames_per_video")):
+        spread = totals[key]
+        click.echo(f"  {label:<26} min {spread['min']:,}, median {spread['median']:,}, "
+                   f"max {spread['max']:,}")
+    width = max(map(len, map(printable, totals["per_class"])), default=5)
+    click.echo("videos per class:")
+    for name, count in totals["per_class"].items():
+        click.echo(f"  {printable(name):<{width}}  {count:,}")
+    small = [name for name, count in totals["per_class"].items() if count < few]
+    if small:
+        click.echo(printable(f"warning: {len(small)} class(es) have fewer than {few} videos, "
+                             f"such as {small[0]!r}"), err=True)
+    if totals["without_p_frames"]:
+        click.echo(printable(f"warning: {len(totals['without_p_frames'])} video(s) have no "
+                             f"P-frame (left out of MV and residual models), such as "
+                             f"{totals['without_p_frames'][0]!r}"), err=True)
 
 
 @main.command()

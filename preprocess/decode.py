@@ -51,8 +51,8 @@ def main_stream(container):
     of equals. A file may hold a one-frame still before its video."""
     streams = list(container.streams.video)
     pictures = [s for s in streams if not s.disposition & Disposition.attached_pic] or streams
-    return max(pictures, key=lambda s: (bool(s.disposition & Disposition.default),
-                                        (s.codec_context.width or 0) * (s.codec_context.height or 0),
+    area = lambda s: (s.codec_context.width or 0) * (s.codec_context.height or 0)  # noqa: E731
+    return max(pictures, key=lambda s: (bool(s.disposition & Disposition.default), area(s),
                                         _seconds(s), -streams.index(s)))
 
 

@@ -47,6 +47,15 @@ def select_part(videos, part):
     return videos[index - 1::count]
 
 
+def selected(videos, select=None):
+    """The videos whose ids select (a function of the sorted ids: a list's) keeps; all of
+    them without one. Selecting before splitting into parts keeps the parts disjoint."""
+    if select is None:
+        return videos
+    keep = set(select([video.video_id for video in videos]))
+    return [video for video in videos if video.video_id in keep]
+
+
 def report_name(name, part):
     """encode-report.json, or encode-report-2of8.json for part 2 of 8."""
     if part is None:

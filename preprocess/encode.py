@@ -16,7 +16,8 @@ import ffmpeg
 
 from .atomic import atomic_output, remove_partials, write_json, write_report
 from .decode import VideoError, frame_types, open_video, probe
-from .discover import DatasetError, file_size, find_videos, report_name, select_part
+from .discover import (DatasetError, file_size, find_videos, report_name, select_part,
+                       selected)
 from .errors import SetupError
 from .lock import folder_lock
 from .parallel import run_parallel
@@ -27,6 +28,7 @@ REPORT_NAME = "encode-report.json"
 SETTINGS_NAME = "encode-settings.json"  # what DST was encoded with: a rerun must ask the same
 NO_SCENE_CUTS = 1_000_000_000
 STAMP = "teamnet-source "  # + size:mtime_ns of the source, an output's comment tag
+ASPECT_TOLERANCE = 0.10  # a larger change of the display aspect ratio is warned about
 STATUSES = ("encoded", "skipped", "failed")
 
 
@@ -130,10 +132,15 @@ def encode_video(source, target, settings):
         return EncodeResult(str(source), "failed", f"cannot be written: {error.strerror}")
     except Exception as error:  # a bug must not cost the other files their output
         return EncodeResult(str(source), "failed", f"internal error: {error!r}")
+    warnings = []
     if info.frames and len(types) < info.frames - settings.gop:
-        return EncodeResult(str(source), "encoded", f"only {len(types)} of the {info.frames} "
-                            "frames it declares could be decoded: the input may be truncated")
-    return EncodeResult(str(source), "encoded")
+        warnings.append(f"only {len(types)} of the {info.frames} frames it declares could be "
+                        "decoded: the input may be truncated")
+    shown, made = info.width / info.height, width / height
+    if abs(made / shown - 1) > ASPECT_TOLERANCE:
+        warnings.append(f"--size {width}x{height} changes its display aspect ratio from "
+                        f"{shown:.2f} to {made:.2f} (a portrait clip?); --short-side N keeps it")
+    return EncodeResult(str(source), "encoded", "; ".join(warnings))
 
 
 def status_counts(results):
@@ -177,21 +184,23 @@ def check_settings(target_root, settings):
             raise DatasetError(f"cannot write {path}: {error.strerror or error}") from None
 
 
-def encode_dataset(source_root, target_root, settings, parallel=ParallelSettings()):
+def encode_dataset(source_root, target_root, settings, parallel=ParallelSettings(),
+                   select=None):
     """Re-encode every video under source_root into the same tree under target_root (.mp4).
 
     Returns (results, notes): a result for every file (failures are also written to
     target_root/encode-report.json), and notes (path, message) such as a report that could not
     be written. The ffmpeg binary is settings.ffmpeg or else found (find_ffmpeg);
     parallel.part (i, n): only that share of the videos (discover.select_part). The folder is
-    locked for the run (preprocess/lock.py).
+    locked for the run (preprocess/lock.py). select: a function of the sorted video ids
+    giving those to encode (`--list`), where given.
     """
     settings = replace(settings, ffmpeg=find_ffmpeg(settings.ffmpeg))
     target_root = Path(target_root).resolve()  # links resolved: no way into source_root
     if target_root.is_relative_to(Path(source_root).resolve()):
         raise DatasetError(f"{target_root} is inside {source_root}: a rerun would take the "
                            "encoded files for sources; choose a folder outside it")
-    videos = select_part(find_videos(source_root), parallel.part)
+    videos = select_part(selected(find_videos(source_root), select), parallel.part)
     with folder_lock(target_root, parallel.part):
         check_settings(target_root, settings)
         if parallel.part is None:  # what killed runs left (a part leaves the others' alone)

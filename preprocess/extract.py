@@ -16,7 +16,7 @@ import numpy as np
 from . import store
 from .atomic import NO_SPACE, atomic_output, is_disk_full, remove_partials, write_report
 from .decode import ENCODE_HINT, RGBConverter, VideoError, decode_with_motion, probe
-from .discover import file_size, find_videos, report_name, select_part
+from .discover import file_size, find_videos, report_name, select_part, selected
 from .encode import settings_of as encode_settings_of
 from .encode import source_stamp
 from .lock import folder_lock
@@ -206,7 +206,7 @@ def extract_shard(task):
 
 
 def extract_dataset(source_root, target_root, settings=ExtractSettings(),
-                    parallel=ParallelSettings(), labels_file=None):
+                    parallel=ParallelSettings(), labels_file=None, select=None):
     """Extract every video under source_root into shards under target_root, resuming.
 
     Returns (index, failures, notes): failures lists (path, reason) of the videos not stored
@@ -217,7 +217,8 @@ def extract_dataset(source_root, target_root, settings=ExtractSettings(),
     once all have run. The folder is locked for the run (preprocess/lock.py).
     """
     target_root = Path(target_root).absolute()
-    videos = select_part(find_videos(source_root), parallel.part)
+    found = find_videos(source_root)
+    videos = select_part(selected(found, select), parallel.part)
     unlabelled = []
     if labels_file:  # read before any work, rather than after hours of it
         labelled = store.labels_for([video.video_id for video in videos], labels_file, False)
@@ -228,7 +229,8 @@ def extract_dataset(source_root, target_root, settings=ExtractSettings(),
     with folder_lock(target_root, parallel.part):
         recorded = shard_settings(settings, source_root)
         index, failures, notes = _extract_locked(videos, target_root, settings, recorded,
-                                                 parallel, labels_file)
+                                                 parallel, labels_file,
+                                                 {video.video_id for video in found})
     if unlabelled:  # a test set, say: not an error that blocks the labelled videos
         notes.insert(0, (str(source_root), f"{len(unlabelled)} video(s) that no labels file "
                          f"names were left out, such as {unlabelled[0].video_id!r}"))
@@ -260,7 +262,7 @@ def _stamp_or_none(path):
         return None
 
 
-def _extract_locked(videos, target_root, settings, recorded, parallel, labels_file):
+def _extract_locked(videos, target_root, settings, recorded, parallel, labels_file, present):
     part = parallel.part
     # left by a killed run: never complete, never visible as a shard; a part removes its own
     # shards' and report's, a whole run everything's (index.json's too)
@@ -273,7 +275,7 @@ def _extract_locked(videos, target_root, settings, recorded, parallel, labels_fi
     _, shards = store.complete_shards(target_root, recorded)
     done = {video_id: shard.name for shard, stored in shards for video_id in stored}
     if part is None:  # a part sees only its own videos
-        gone = sorted(set(done) - {video.video_id for video in videos})
+        gone = sorted(set(done) - present)
         if gone:
             notes.append((str(target_root), f"{len(gone)} stored video(s) are no longer in "
                           f"the source folder, such as {gone[0]!r}: kept (index.json lists "

@@ -19,7 +19,7 @@ MODALITIES = ("iframe", "mv", "residual")
 ARCHS = ("resnet18", "resnet34", "resnet50", "resnet101", "resnet152")
 POSITIONS = ("stem", "res2", "res3", "res4", "res5")  # the stages TEAM can follow
 ARRANGEMENTS = ("c", "s", "c+s", "s->c", "c->s")  # paper Table 3
-LIST_FORMATS = ("auto", "ucf101", "hmdb51", "kinetics", "generic")
+LIST_FORMATS = ("auto", "ucf101", "hmdb51", "kinetics", "ssv2", "generic")
 CROPS = (1, 3, 10)
 MISSING = ("skip", "error")
 

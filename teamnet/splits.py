@@ -26,7 +26,7 @@ import numpy as np
 
 from preprocess.discover import strip_video_extension
 from preprocess.errors import TeamnetError
-from preprocess.text import read_text, text_lines
+from preprocess.text import quoted, read_text, ssv2_entries, text_lines
 
 from .config import LIST_FORMATS
 
@@ -49,6 +49,8 @@ def detect_format(path):
     if path.is_dir():
         return "generic"
     first = next((line for _, line in _lines(path)), "")
+    if first.startswith("[") and ssv2_entries(path) is not None:
+        return "ssv2"
     if {"label", "youtube_id"} <= {field.strip() for field in first.split(",")}:
         return "kinetics"
     if _UCF101_LINE.fullmatch(first):
@@ -68,7 +70,7 @@ def _fields(path, number, line, count, expected):
     """A line's whitespace-separated fields, or SplitError unless there are `count` of them."""
     parts = line.split()
     if len(parts) != count:
-        raise SplitError(f"{path}:{number}: expected {expected}, got {line!r}")
+        raise SplitError(f"{path}:{number}: expected {expected}, got {quoted(line)}")
     return parts
 
 
@@ -79,14 +81,16 @@ def _ucf101(path, _role, _split):
         for number, line in _lines(class_ind):
             label, name = _fields(class_ind, number, line, 2, "'N ClassName'")
             if not label.isdigit():
-                raise SplitError(f"{class_ind}:{number}: expected 'N ClassName', got {line!r}")
+                raise SplitError(f"{class_ind}:{number}: expected 'N ClassName', got "
+                                 f"{quoted(line)}")
             names[int(label)] = name
     entries = []
     for number, line in _lines(path):
         parts = line.split()
         video = strip_video_extension(parts[0])
         if len(parts) > 2 or (len(parts) == 2 and not parts[1].isdigit()):
-            raise SplitError(f"{path}:{number}: expected 'Class/clip.avi [N]', got {line!r}")
+            raise SplitError(f"{path}:{number}: expected 'Class/clip.avi [N]', got "
+                             f"{quoted(line)}")
         if len(parts) > 1:
             if int(parts[1]) not in names:
                 raise SplitError(f"{path}:{number}: label {parts[1]} not in {class_ind}")
@@ -100,13 +104,13 @@ def _hmdb51(path, role, split):
     if path.is_file():
         split = int(re.search(r"_test_split(\d+)\.txt$", path.name).group(1))
         path = path.parent
-    wanted = {"train": "1", "test": "2"}[role]
+    wanted = {"train": ("1",), "test": ("2",), "any": ("0", "1", "2")}[role]
     entries = []
     for file in sorted(path.glob(f"*_test_split{split}.txt")):
         class_name = file.name[:-len(f"_test_split{split}.txt")]
         for number, line in _lines(file):
             name, code = _fields(file, number, line, 2, "'clip.avi 0|1|2'")
-            if code == wanted:
+            if code in wanted:
                 entries.append((number, f"{class_name}/{strip_video_extension(name)}", class_name))
     if not entries:
         raise SplitError(f"{path}: no *_test_split{split}.txt entries for {role}")
@@ -132,11 +136,15 @@ def _kinetics(path, _role, _split):
     return entries
 
 
+def _ssv2(path, _role, _split):
+    return ssv2_entries(path) or []
+
+
 def _match_clips(entries, by_id):
-    """Kinetics entries matched to videos by file name: the whole clip name (one YouTube
-    video gives several clips in Kinetics-600 and -700: its id alone would merge them), or
-    the bare id for files named so. A name matching no video, or several, is kept as it is
-    (then reported missing)."""
+    """Kinetics and SSv2 entries matched to videos by file name: Kinetics' whole clip name
+    (one YouTube video gives several clips in Kinetics-600 and -700: its id alone would merge
+    them), or the bare id for files named so. A name matching no video, or several, is kept
+    as it is (then reported missing)."""
     named = {}
     for video in by_id:
         named.setdefault(Path(video).name, []).append(video)
@@ -202,6 +210,38 @@ def _why_none(path, entries, by_id):
     return f"is {path} a list of this dataset?"
 
 
+def list_entries(path, by_id, classes=(), role="train", list_format="auto", split=1):
+    """(format, [(line, video, label or None)]) of a list file, its videos matched to the
+    ids of by_id where the format names them otherwise (Kinetics and SSv2 by file name);
+    role "any": every video an HMDB-51 split file names. Labels are as the file gives them."""
+    path = Path(path)
+    if not path.exists():
+        raise SplitError(f"{path}: no such list file")
+    list_format = detect_format(path) if list_format == "auto" else list_format
+    if list_format not in LIST_FORMATS[1:]:
+        raise SplitError(f"list format {list_format!r}: choose one of {LIST_FORMATS}")
+    if list_format == "generic":
+        entries = _generic(path, set(classes), by_id)
+    else:
+        entries = {"ucf101": _ucf101, "hmdb51": _hmdb51, "kinetics": _kinetics,
+                   "ssv2": _ssv2}[list_format](path, role, split)
+    if not entries:
+        raise SplitError(f"{path} names no videos")
+    if list_format in ("kinetics", "ssv2"):
+        entries = _match_clips(entries, by_id)
+    return list_format, entries
+
+
+def listed(path, video_ids, list_format="auto", split=1):
+    """(the ids of video_ids that a list names, [(line, video)] of its entries not among
+    them): what `encode --list` and `extract --list` work on (labels are not read)."""
+    by_id = dict.fromkeys(video_ids)
+    _, entries = list_entries(path, by_id, (), "any", list_format, split)
+    found = {video for _, video, _ in entries if video in by_id}
+    return [v for v in video_ids if v in found], [(n, v) for n, v, _ in entries
+                                                  if v not in by_id]
+
+
 def read_list(path, index, role="train", list_format="auto", split=1, report=None,
               missing="skip", skipped=None):
     """[(video_id, label)] of a list file, checked against the dataset index. report: a
@@ -210,27 +250,14 @@ def read_list(path, index, role="train", list_format="auto", split=1, report=Non
     videos are missing). missing: "skip" listed videos the dataset lacks (undownloaded
     Kinetics clips: appended to `skipped`, a list, where given) or "error"."""
     path = Path(path)
-    if not path.exists():
-        raise SplitError(f"{path}: no such list file")
-    list_format = detect_format(path) if list_format == "auto" else list_format
-    if list_format not in LIST_FORMATS[1:]:
-        raise SplitError(f"list format {list_format!r}: choose one of {LIST_FORMATS}")
     by_id, classes = index["by_id"], index["classes"]
-    if list_format == "generic":
-        entries = _generic(path, set(classes), by_id)
-    else:
-        entries = {"ucf101": _ucf101, "hmdb51": _hmdb51, "kinetics": _kinetics}[list_format](
-            path, role, split)
-    if not entries:
-        raise SplitError(f"{path} names no videos")
-    if list_format == "kinetics":
-        entries = _match_clips(entries, by_id)
+    list_format, entries = list_entries(path, by_id, classes, role, list_format, split)
     absent = [(n, video) for n, video, _ in entries if video not in by_id]
     if absent and (missing == "error" or len(absent) == len(entries)):
         n, video = absent[0]
         cause = (_why_none(path, entries, by_id) if len(absent) == len(entries) else
                  "--missing skip trains and evaluates on the videos present")
-        raise SplitError(f"{path}:{n}: video {video!r} is not in the extracted dataset "
+        raise SplitError(f"{path}:{n}: video {quoted(video)} is not in the extracted dataset "
                          f"({len(absent)} of {len(entries)} entries missing); {cause}")
     if skipped is not None:
         skipped += [video for _, video in absent]
@@ -303,7 +330,7 @@ def read_flip_pairs(path, classes):
         names = [name.strip() for name in line.split(",")]
         if len(names) != 2 or any(name not in label_of for name in names):
             raise SplitError(f"{path}:{number}: expected 'class,class' naming two of the "
-                             f"dataset's {len(classes)} classes, got {line!r}")
+                             f"dataset's {len(classes)} classes, got {quoted(line)}")
         first, second = (label_of[name] for name in names)
         for a, b in ((first, second), (second, first)):
             if pairs.get(a, b) != b:

@@ -99,9 +99,11 @@ def test_labels_that_contradict_the_data_stop_with_the_cause(ucf101):
 def test_split_json_records_each_video_s_class(ucf101, tmp_path):
     data, lists = ucf101
     result = invoke("train", "--data", data, "--train-list", lists / "trainlist01.txt",
-                    "--output", tmp_path / "run", *SMALL)
+                    "--test-list", lists / "testlist01.txt", "--output", tmp_path / "run", *SMALL)
     assert result.exit_code == 0, result.output
     assert "trainlist01.txt: 6 videos of 3 classes (0 skipped)" in result.output
+    assert "testlist01.txt: 6 videos of 3 classes (0 skipped)" in result.output
+    assert json.loads((tmp_path / "run" / "test_metrics.json").read_text())["videos"] == 6
     split = json.loads((tmp_path / "run" / "split.json").read_text())
     assert split["validation"] == [] and sorted(split["train"], key=str) == sorted(
         ({"id": video, "class": video.split("/")[0]} for video in load_index(data)["by_id"]
@@ -142,6 +144,19 @@ def test_hmdb51_clips_whose_names_begin_with_a_hash_are_kept(hmdb51):
     test = read_list(splits / "clap_test_split1.txt", index, "test")  # split 1 of every class
     assert test == [(f"{c}/{clips[2][:-4]}", index["classes"].index(c))
                     for c, clips in HMDB.items()]
+
+
+def test_hmdb51_trains_and_evaluates_from_its_split_files(hmdb51, tmp_path):
+    data, splits = hmdb51
+    result = invoke("train", "--data", data, "--train-list", splits, "--split", "1",
+                    "--test-list", splits, "--output", tmp_path / "run", *SMALL)
+    assert result.exit_code == 0, result.output
+    assert "testTrainMulti_7030_splits: 4 videos of 2 classes (0 skipped)" in result.output
+    split = json.loads((tmp_path / "run" / "split.json").read_text())
+    assert sorted(v["id"] for v in split["train"]) == sorted(
+        f"{c}/{clip[:-4]}" for c, clips in HMDB.items() for clip in clips[:2])
+    assert all(v["id"].startswith(v["class"] + "/") for v in split["train"])
+    assert json.loads((tmp_path / "run" / "test_metrics.json").read_text())["videos"] == 2
 
 
 def test_a_labels_file_keeps_names_that_begin_with_a_hash(hmdb51, tmp_path):
@@ -190,7 +205,8 @@ def test_lists_saved_as_utf16_or_with_a_bom_read_as_utf8(ucf101, tmp_path):
     ("trainlist01.txt", "ApplyEyeMakeup/v_ApplyEyeMakeup_g08_c01.avi 1 2\n",
      "trainlist01.txt:1: expected 'Class/clip.avi [N]'"),
     ("clap_test_split1.txt", "#20_Rhythm_clap_u_nm_np1_fr_goo_1.avi\n",
-     "clap_test_split1.txt:1: expected 'clip.avi 0|1|2', got '#20_Rhythm_clap_u_nm_np1_fr_goo_1.avi'"),
+     "clap_test_split1.txt:1: expected 'clip.avi 0|1|2', got "
+     "'#20_Rhythm_clap_u_nm_np1_fr_goo_1.avi'"),
 ])
 def test_malformed_annotation_lines_are_named(ucf101, tmp_path, name, content, problem):
     data, lists = ucf101
@@ -322,3 +338,102 @@ def test_kinetics_as_downloaded_trains_and_evaluates(tmp_path):
         if not clip.startswith(("zzz", "one")))  # every training clip with its CSV class
     report = json.loads((tmp_path / "run" / "test_metrics.json").read_text())
     assert report["videos"] == 2
+
+
+# --- Something-Something v2 ---------------------------------------------------------------
+
+def test_something_something_v2_as_downloaded(tmp_path):
+    # all videos in one folder, <id>.webm; classes are the templates without brackets
+    train = {"78687": "Holding [something] next to [something]",
+             "42326": "Pushing [something] from left to right",
+             "100904": "Holding [something] next to [something]"}
+    validation = {"1420": "Pushing [something] from left to right"}
+    test = ["5", "77"]  # unlabelled
+    raw = tmp_path / "20bn-something-something-v2"
+    raw.mkdir()
+    for n, video in enumerate([*train, *validation, *test]):
+        write_webm(raw / f"{video}.webm", synthetic.pan(14, 48, 64, 1 + n % 2, 0, seed=n))
+    files = tmp_path / "labels"
+    files.mkdir()
+    item = lambda video, template: {  # noqa: E731
+        "id": video, "label": template.replace("[something]", "a cup"), "template": template,
+        "placeholders": ["a cup", "a pen"]}
+    for name, items in (("train", [item(v, t) for v, t in train.items()]),
+                        ("validation", [item(v, t) for v, t in validation.items()]),
+                        ("test", [{"id": video} for video in test])):
+        (files / f"something-something-v2-{name}.json").write_text(json.dumps(items))
+    assert detect_format(files / "something-something-v2-train.json") == "ssv2"
+    assert invoke("encode", raw, tmp_path / "enc", "--short-side", "48").exit_code == 0
+    result = invoke("extract", tmp_path / "enc", tmp_path / "ext",
+                    "--labels", files / "something-something-v2-train.json",
+                    "--labels", files / "something-something-v2-validation.json")
+    assert result.exit_code == 0, result.output
+    assert "2 video(s) that no labels file names were left out" in result.output
+    index = load_index(tmp_path / "ext")
+    assert index["classes"] == ["Holding something next to something",
+                                "Pushing something from left to right"]
+    said = []
+    entries = read_list(files / "something-something-v2-train.json", index, report=said.append)
+    assert [(video, index["classes"][label]) for video, label in entries] == [
+        (video, template.replace("[", "").replace("]", "")) for video, template in train.items()]
+    assert said == ["something-something-v2-train.json: 3 videos of 2 classes (0 skipped)"]
+    result = invoke("train", "--data", tmp_path / "ext", "--train-list",
+                    files / "something-something-v2-train.json", "--test-list",
+                    files / "something-something-v2-validation.json", "--flip", "off",
+                    "--output", tmp_path / "run", *SMALL)
+    assert result.exit_code == 0, result.output
+    assert json.loads((tmp_path / "run" / "test_metrics.json").read_text())["videos"] == 1
+    broken = files / "broken.json"
+    broken.write_text('[{"id": "78687", "template": 3}' + ", " * 10000 + "]")
+    with pytest.raises(SplitError) as error:
+        read_list(broken, index)
+    assert len(str(error.value)) < 400  # never the whole one-line file
+
+
+def test_encode_and_extract_only_what_a_list_names(ucf101, tmp_path):
+    data, lists = ucf101
+    raw = data.parent / "raw"
+    chosen = lists / "testlist01.txt"  # the _g09_ clips, plus one that is not there
+    (tmp_path / "mine.txt").write_bytes(chosen.read_bytes() + b"Biking/v_Biking_g77_c01.avi\r\n")
+    result = invoke("encode", raw, tmp_path / "enc", "--size", "64x48", "--list",
+                    tmp_path / "mine.txt")
+    assert result.exit_code == 0, result.output
+    assert "encoded 6, already done 0, failed 0" in result.output
+    assert ("mine.txt: 1 listed video(s) are not in SRC, such as 'Biking/v_Biking_g77_c01' "
+            "(line 7)") in result.output
+    result = invoke("extract", tmp_path / "enc", tmp_path / "ext", "--list",
+                    lists / "trainlist01.txt")  # none of them were encoded: said so
+    assert result.exit_code == 0 and "6 listed video(s) are not in SRC" in result.output
+    result = invoke("extract", tmp_path / "enc", tmp_path / "ext", "--list", chosen)
+    assert result.exit_code == 0, result.output
+    assert sorted(load_index(tmp_path / "ext")["by_id"]) == sorted(
+        line.removesuffix(".avi") for line in chosen.read_text().split())
+
+
+def test_a_squashed_aspect_ratio_is_warned_about_naming_short_side(tmp_path):
+    write_clips(tmp_path / "raw", ["walk/wide.mkv"])  # 64x48: 1.33
+    synthetic.write_video(tmp_path / "raw" / "walk" / "portrait.mkv",
+                          synthetic.pan(14, 64, 36, 0, 1))  # 36x64, a phone held upright
+    result = invoke("encode", tmp_path / "raw", tmp_path / "enc", "--size", "64x48")
+    assert result.exit_code == 0, result.output
+    assert ("portrait.mkv: warning: --size 64x48 changes its display aspect ratio from 0.56 to "
+            "1.33 (a portrait clip?); --short-side N keeps it") in result.output
+    assert "wide.mkv: warning" not in result.output
+    result = invoke("encode", tmp_path / "raw", tmp_path / "kept", "--short-side", "36")
+    assert result.exit_code == 0 and "warning" not in result.output
+
+
+def test_info_counts_each_class_and_warns_about_small_ones(ucf101):
+    data, _ = ucf101
+    result = invoke("info", data)
+    assert result.exit_code == 0, result.output
+    lines = result.output.splitlines()
+    assert lines[lines.index("videos per class:") + 1:][:3] == [
+        f"  {name:<16}  4" for name in UCF_CLASSES]
+    assert "GOPs per video             min 2, median 2, max 2" in result.output
+    assert "warning: 3 class(es) have fewer than 5 videos, such as 'ApplyEyeMakeup'" in \
+        result.output
+    assert "warning" not in invoke("info", data, "--few", "4").output
+    totals = json.loads(invoke("info", data, "--json").output)
+    assert totals["per_class"] == dict.fromkeys(UCF_CLASSES, 4)
+    assert totals["without_p_frames"] == []

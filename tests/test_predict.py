@@ -1,7 +1,5 @@
 """Looking at what the model sees: `teamnet predict` on raw videos, CAM pictures, `show`."""
 import json
-import os
-import shutil
 
 import numpy as np
 import pytest
@@ -235,15 +233,16 @@ def test_pictures_that_cannot_be_written_cost_no_numbers(trained, tmp_path):
     assert lines[0] == str(video) and scores[1:] == ["1", "2"]  # the scores all the same
 
 
-def test_predict_removes_the_work_folders_of_killed_runs(trained, tmp_path):
+def test_predict_removes_the_work_folders_of_killed_runs(trained, tmp_path, monkeypatch):
     import socket
     import subprocess
     import tempfile
-    from pathlib import Path
     run, (data, _, _) = trained
     process = subprocess.Popen(["true"])
     process.wait()
-    tmp = Path(tempfile.gettempdir())
+    tmp = tmp_path / "tmp"  # predict's $TMPDIR
+    tmp.mkdir()
+    monkeypatch.setattr(tempfile, "tempdir", str(tmp))
     dead = tmp / f"teamnet-predict-{socket.gethostname()}-{process.pid}-abc123"
     alive = tmp / f"teamnet-predict-{socket.gethostname()}-1-abc123"  # pid 1 never ends
     for folder in (dead, alive):
@@ -253,8 +252,7 @@ def test_predict_removes_the_work_folders_of_killed_runs(trained, tmp_path):
                                        str(data.parent / "raw" / "up" / "up00.mkv")])
     assert result.exit_code == 0, result.output
     assert not dead.exists() and alive.exists()
-    shutil.rmtree(alive)
-    assert not list(tmp.glob(f"teamnet-predict-{socket.gethostname()}-{os.getpid()}-*"))
+    assert sorted(tmp.iterdir()) == [alive]  # and its own work folder is gone
 
 
 def test_evaluate_says_when_the_data_are_not_the_checkpoint_s_kind(trained, tmp_path):

@@ -12,7 +12,7 @@ from pathlib import Path
 from ..atomic import write_json
 from ..discover import strip_video_extension
 from ..settings import FORMAT_VERSION
-from ..text import read_text
+from ..text import quoted, read_text, ssv2_entries
 from .layout import (INDEX_NAME, SHARD_GLOB, StoreError, check_settings, check_shard,
                      is_shard_name, read_shard, short)
 
@@ -44,9 +44,13 @@ def _kinetics_labels(path, rows):
 
 
 def read_labels(path):
-    """({video id: class}, {file name: class}) of an annotation CSV: "video,class" rows, where
-    video is the id or the relative path with any video extension (the first dict), or an
-    official Kinetics CSV, whose clips are known by file name only (the second)."""
+    """({video id: class}, {file name: class}) of an annotation file: a CSV of "video,class"
+    rows, where video is the id or the relative path with any video extension (the first
+    dict); or an official Kinetics CSV or Something-Something v2 JSON file, whose videos are
+    known by file name only (the second)."""
+    ssv2 = ssv2_entries(path)
+    if ssv2 is not None:  # videos <id>.webm in one folder; test items carry no class
+        return {}, {video: class_name for _, video, class_name in ssv2 if class_name}
     rows = list(csv.reader(io.StringIO(read_text(path), newline="")))
     if rows and {"label", "youtube_id"} <= {field.strip() for field in rows[0]}:
         return {}, _kinetics_labels(path, rows)
@@ -56,7 +60,8 @@ def read_labels(path):
         if not row or (number == 1 and row[:2] == ["video", "class"]):
             continue
         if len(row) != 2:
-            raise StoreError(f"{path}:{number}: expected 'video,class', got {row!r}")
+            raise StoreError(f"{path}:{number}: expected 'video,class', got "
+                             f"{quoted(','.join(row))}")
         video, class_name = strip_video_extension(row[0].strip()), row[1].strip()
         if labels.get(video, class_name) != class_name:
             raise StoreError(f"{path}: {video!r} has two classes, {labels[video]!r} and "
@@ -233,8 +238,15 @@ def list_videos(root):
     return [video["id"] for video in load_index(root)["videos"]]
 
 
+def _spread(values):
+    """min, median and max of some counts (zeros where there are none)."""
+    values = sorted(values) or [0]
+    return {"min": values[0], "median": values[len(values) // 2], "max": values[-1]}
+
+
 def summary(root):
-    """Totals of an extracted dataset: videos, classes, shards, GOPs, frames, bytes."""
+    """Totals of an extracted dataset: videos, classes (and videos per class), shards, GOPs,
+    frames, bytes; GOPs and stored P-frames per video; the videos without a P-frame."""
     root = Path(root)
     index = load_index(root)
     videos = index["videos"]
@@ -243,7 +255,15 @@ def summary(root):
         check_shard(root / shard)
     size = sum((root / shard).stat().st_size for shard in shards)
     frames = sum(video["frames"] for video in videos)
+    per_class = {name: 0 for name in index["classes"]}
+    for video in videos:
+        per_class[video["class"]] += 1
+    p_frames = sorted(sum(video["p_frames"]) for video in videos)
     return {"videos": len(videos), "classes": len(index["classes"]), "shards": len(shards),
+            "per_class": per_class,
+            "without_p_frames": [v["id"] for v in videos if not any(v["p_frames"])],
+            "gops_per_video": _spread([video["gops"] for video in videos]),
+            "stored_p_frames_per_video": _spread(p_frames),
             "gops": sum(video["gops"] for video in videos), "frames": frames,
             "stored_p_frames": sum(sum(video["p_frames"]) for video in videos),
             "bytes": size, "bytes_per_frame": size / frames if frames else 0.0,
