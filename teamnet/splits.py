@@ -323,11 +323,15 @@ def group_key(pattern, entries):
 
 
 def read_flip_pairs(path, classes):
-    """{label: label} of a file of "class,class" lines (either way round), for ClipDataset."""
+    """{label: label} of a file of "class,class" lines (either way round), for ClipDataset.
+    A pair neither of whose classes the dataset has is passed over (a file written for a
+    whole dataset, such as teamnet/ssv2_flip_pairs.txt, used on part of it)."""
     label_of = {name: label for label, name in enumerate(classes)}
     pairs = {}
     for number, line in _lines(path, comments=True):
         names = [name.strip() for name in line.split(",")]
+        if len(names) == 2 and not any(name in label_of for name in names):
+            continue
         if len(names) != 2 or any(name not in label_of for name in names):
             raise SplitError(f"{path}:{number}: expected 'class,class' naming two of the "
                              f"dataset's {len(classes)} classes, got {quoted(line)}")

@@ -12,7 +12,7 @@ import synthetic
 from cli import main
 from preprocess.store import load_index
 from preprocess.errors import TeamnetError
-from teamnet.splits import SplitError, detect_format, read_list
+from teamnet.splits import SplitError, detect_format, read_flip_pairs, read_list
 
 SMALL = ["--pretrained", "none", "--iframe-arch", "resnet18", "--num-segments", "2",
          "--input-size", "32", "--batch-size", "2", "--workers", "0", "--val-fraction", "0",
@@ -346,7 +346,8 @@ def test_something_something_v2_as_downloaded(tmp_path):
     # all videos in one folder, <id>.webm; classes are the templates without brackets
     train = {"78687": "Holding [something] next to [something]",
              "42326": "Pushing [something] from left to right",
-             "100904": "Holding [something] next to [something]"}
+             "100904": "Holding [something] next to [something]",
+             "2113": "Pushing [something] from right to left"}
     validation = {"1420": "Pushing [something] from left to right"}
     test = ["5", "77"]  # unlabelled
     raw = tmp_path / "20bn-something-something-v2"
@@ -371,15 +372,18 @@ def test_something_something_v2_as_downloaded(tmp_path):
     assert "2 video(s) that no labels file names were left out" in result.output
     index = load_index(tmp_path / "ext")
     assert index["classes"] == ["Holding something next to something",
-                                "Pushing something from left to right"]
+                                "Pushing something from left to right",
+                                "Pushing something from right to left"]
     said = []
     entries = read_list(files / "something-something-v2-train.json", index, report=said.append)
     assert [(video, index["classes"][label]) for video, label in entries] == [
         (video, template.replace("[", "").replace("]", "")) for video, template in train.items()]
-    assert said == ["something-something-v2-train.json: 3 videos of 2 classes (0 skipped)"]
+    assert said == ["something-something-v2-train.json: 4 videos of 3 classes (0 skipped)"]
+    shipped = Path(__file__).parent.parent / "teamnet" / "ssv2_flip_pairs.txt"
+    assert read_flip_pairs(shipped, index["classes"]) == {1: 2, 2: 1}  # left <-> right
     result = invoke("train", "--data", tmp_path / "ext", "--train-list",
                     files / "something-something-v2-train.json", "--test-list",
-                    files / "something-something-v2-validation.json", "--flip", "off",
+                    files / "something-something-v2-validation.json", "--flip-pairs", shipped,
                     "--output", tmp_path / "run", *SMALL)
     assert result.exit_code == 0, result.output
     assert json.loads((tmp_path / "run" / "test_metrics.json").read_text())["videos"] == 1
