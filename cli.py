@@ -137,13 +137,14 @@ def main():
 SOURCE = click.argument("src", type=click.Path(exists=True, file_okay=False, path_type=Path))
 TARGET = click.argument("dst", type=click.Path(file_okay=False, path_type=Path))
 LABELS = click.option("--labels", type=click.Path(exists=True, dir_okay=False, path_type=Path),
-                      multiple=True, help="CSV of 'video,class' lines, or an official Kinetics "
-                      "CSV (label,youtube_id,time_start,time_end,...); give it again for more "
-                      "files (train and validation). Videos that none names are left out "
-                      "[default: class = folder name].")
+                      multiple=True, help="CSV of 'video,class' lines, an official Kinetics "
+                      "CSV (label,youtube_id,time_start,time_end,...) or an SSv2 JSON file; "
+                      "give it again for more files (train and validation). Videos that none "
+                      "names are left out [default: class = folder name].")
 
 
-LIST = click.option("--list", "video_list", type=click.Path(exists=True, path_type=Path),
+LIST = click.option("--list", "video_list", metavar="FILE",
+                    type=click.Path(exists=True, path_type=Path),
                     default=None, help="Only the videos this list names (any list format: a "
                     "split, a subset, a class selection); those it names that SRC lacks are "
                     "reported.")
