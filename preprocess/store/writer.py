@@ -16,9 +16,9 @@ ZSTD_LEVEL = 1  # measured (BENCHMARKS.md): higher levels gain little on residua
 # P-frame streams (residuals and MVs): level 1's fast strategy with a 1 KB hash table (hash_log
 # 10, in the L1 cache) and matches of 7 bytes or more. Residuals are close to noise, so level
 # 1's match search mostly finds nothing: this writes them about 20% faster for 7% more bytes;
-# MVs come out faster and a little smaller (BENCHMARKS.md, "Now"). Level 1's Huffman coding of
-# literals, where nearly all of a residual's ratio comes from, is kept (negative levels drop
-# it). I-frames stay at level 1: 1.82x against 1.63x, for a twelfth of the frames.
+# MVs come out faster and a little smaller (BENCHMARKS.md, 2026-11-30). Level 1's Huffman
+# coding of literals, where nearly all of a residual's ratio comes from, is kept (negative
+# levels drop it). I-frames stay at level 1: 1.82x against 1.63x, for a twelfth of the frames.
 P_FRAME_ZSTD = {"window_log": 18, "hash_log": 10, "chain_log": 6, "search_log": 1,
                 "min_match": 7, "target_length": 0}
 _ZSTD = dict(hdf5plugin.Zstd(clevel=ZSTD_LEVEL))  # what the datasets record for readers
