@@ -15,11 +15,13 @@ def texture(height, width, seed):
     return fine.clip(0, 255).astype(np.uint8)
 
 
-def write_video(path, frames, fps=25):
-    """Write RGB frames (N, H, W, 3) uint8 losslessly to path (.mkv, FFV1)."""
+def write_video(path, frames, fps=25, codec="ffv1"):
+    """Write RGB frames (N, H, W, 3) uint8 to path (.mkv, .avi: FFV1, lossless), or with
+    another codec (libvpx-vp9 into .webm, as much of Kinetics and SSv2 is downloaded)."""
     with av.open(str(path), "w") as container:
-        stream = container.add_stream("ffv1", rate=fps)
-        stream.width, stream.height, stream.pix_fmt = frames.shape[2], frames.shape[1], "bgr0"
+        stream = container.add_stream(codec, rate=fps)
+        stream.width, stream.height = frames.shape[2], frames.shape[1]
+        stream.pix_fmt = "bgr0" if codec == "ffv1" else "yuv420p"
         for frame in frames:
             container.mux(stream.encode(av.VideoFrame.from_ndarray(frame, format="rgb24")))
         container.mux(stream.encode())

@@ -280,17 +280,6 @@ def test_kinetics_clips_of_one_youtube_video_stay_apart(tmp_path):
 
 
 
-def write_webm(path, frames, fps=25):
-    """VP9 in WebM, as much of Kinetics is downloaded."""
-    import av
-    with av.open(str(path), "w") as container:
-        stream = container.add_stream("libvpx-vp9", rate=fps)
-        stream.width, stream.height, stream.pix_fmt = frames.shape[2], frames.shape[1], "yuv420p"
-        for frame in frames:
-            container.mux(stream.encode(av.VideoFrame.from_ndarray(frame, format="rgb24")))
-        container.mux(stream.encode())
-
-
 def test_kinetics_as_downloaded_trains_and_evaluates(tmp_path):
     # the official tarballs' flat layout: classes only in the CSVs
     train = {"0347ZoDXyP0_000095_000105": "abseiling", "0347ZoDXyP0_000200_000210": "air drumming",
@@ -305,7 +294,8 @@ def test_kinetics_as_downloaded_trains_and_evaluates(tmp_path):
             continue
         frames = synthetic.pan(1 if clip.startswith("one") else 14, 48, 64, 1 + n % 3, 0, seed=n)
         if n == 3:  # a portrait phone clip, in VP9
-            write_webm(raw / "train" / f"{clip}.webm", synthetic.pan(14, 64, 48, 0, 2, seed=n))
+            synthetic.write_video(raw / "train" / f"{clip}.webm",
+                                  synthetic.pan(14, 64, 48, 0, 2, seed=n), codec="libvpx-vp9")
         else:
             synthetic.write_video(raw / "train" / f"{clip}.mp4", frames)
     write_clips(raw / "val", [f"{clip}.mp4" for clip in val])
@@ -353,7 +343,8 @@ def test_something_something_v2_as_downloaded(tmp_path):
     raw = tmp_path / "20bn-something-something-v2"
     raw.mkdir()
     for n, video in enumerate([*train, *validation, *test]):
-        write_webm(raw / f"{video}.webm", synthetic.pan(14, 48, 64, 1 + n % 2, 0, seed=n))
+        frames = synthetic.pan(14, 48, 64, 1 + n % 2, 0, seed=n)
+        synthetic.write_video(raw / f"{video}.webm", frames, codec="libvpx-vp9")
     files = tmp_path / "labels"
     files.mkdir()
     item = lambda video, template: {  # noqa: E731
