@@ -111,7 +111,14 @@ class EpochSampler(Sampler):
 
 def make_loader(dataset, batch_size, workers, rank=0, world_size=1, seed=0, train=True,
                 pin_memory=False):
+    """A DataLoader over EpochSampler. It draws its workers' base seed from a generator of
+    its own (seeded from seed, rank and train): from torch's global one, each loader's first
+    iter() (and, without workers, every one) would move the random state dropout uses, so a
+    resumed run, whose loaders start afresh, would draw other dropout masks than the run it
+    continues (measured: issue "extended run diverges")."""
     sampler = EpochSampler(len(dataset), rank, world_size, shuffle=train, seed=seed)
+    generator = torch.Generator().manual_seed(
+        int(np.random.SeedSequence([seed, rank, int(train)]).generate_state(1)[0]))
     return DataLoader(dataset, batch_size=batch_size, sampler=sampler, num_workers=workers,
                       pin_memory=pin_memory, drop_last=train, persistent_workers=workers > 0,
-                      prefetch_factor=4 if workers > 0 else None)
+                      prefetch_factor=4 if workers > 0 else None, generator=generator)

@@ -482,3 +482,48 @@ def test_default_training_set_leaves_out_the_test_list(tmp_path, motion):
     assert len(split["train"]) == 48 and split["validation"] == []
     report = json.loads((tmp_path / "run" / "test_metrics.json").read_text())
     assert report["videos"] == 24 and report["protocol"]["num_segments"] == 25
+
+
+@pytest.fixture(scope="module")
+def small_motion(tmp_path_factory):
+    """12 moving-patch videos of 4 classes: (extracted folder, train list)."""
+    data, train_list, _ = motion_dataset.build(tmp_path_factory.mktemp("extend"), "patch",
+                                               per_class_train=3, per_class_test=0, frames=24)
+    return data, train_list
+
+
+def extension_is_exact(tmp_path, launch, *options):
+    """Three epochs straight, and two then `--resume --epochs 3`: the same metrics."""
+    common = ["train", "--seed", "3", "--lr", "0.01", *options]  # default lr steps
+    launch(*common, "--epochs", "3", "--output", tmp_path / "straight")
+    launch(*common, "--epochs", "2", "--output", tmp_path / "extended")
+    launch("train", "--output", tmp_path / "extended", "--resume", "--epochs", "3")
+    read = lambda run: [{k: v for k, v in json.loads(line).items()  # noqa: E731
+                         if k in ("epoch", "lr", "train_loss", "val_top1", "steps_per_rank")}
+                        for line in (tmp_path / run / "metrics.jsonl").read_text().splitlines()]
+    assert read("extended") == read("straight") and len(read("straight")) == 3
+
+
+@pytest.mark.parametrize("workers, val_fraction", [(0, "0.1"), (1, "0.1"), (2, "0.1"),
+                                                   (2, "0")])
+def test_an_extended_run_is_the_run_it_extends(tmp_path, small_motion, workers, val_fraction):
+    # the loaders' first iter() used to draw from torch's global random state (a resumed
+    # run's loaders start afresh), so dropout differed from the third epoch on
+    data, train_list = small_motion
+    def launch(*args):
+        result = CliRunner().invoke(main, [str(a) for a in args])
+        assert result.exit_code == 0, result.output
+    extension_is_exact(tmp_path, launch, "--data", data, "--train-list", train_list, *SMALL,
+                       "--workers", str(workers), "--val-fraction", val_fraction)
+
+
+@pytest.mark.slow
+def test_an_extended_ddp_run_is_the_run_it_extends(tmp_path, small_motion):
+    data, train_list = small_motion
+    def launch(*args):
+        done = subprocess.run([sys.executable, "-m", "torch.distributed.run", "--nproc_per_node",
+                               "2", "--no-python", TEAMNET_CLI, *map(str, args)],
+                              capture_output=True, text=True, timeout=600)
+        assert done.returncode == 0, done.stderr[-3000:]
+    extension_is_exact(tmp_path, launch, "--data", data, "--train-list", train_list, *SMALL,
+                       "--workers", "1", "--val-fraction", "0.25")
