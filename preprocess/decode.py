@@ -65,9 +65,9 @@ def open_video(path):
         raise VideoError(f"cannot be read: {error.strerror}") from None
     if size == 0:
         raise VideoError("empty file (0 bytes)")
-    name = str(path)
+    source = str(path)
     try:  # PyAV takes file names as UTF-8 only: a file object for any other name
-        source = name if name.encode("utf-8", "strict") else name
+        source.encode("utf-8")
     except UnicodeEncodeError:
         source = open(path, "rb")  # closed with the container's last reference
     try:

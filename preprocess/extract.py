@@ -240,9 +240,9 @@ def extract_dataset(source_root, target_root, settings=ExtractSettings(),
 def _set_aside_replaced(shards, videos):
     """Rename the shards holding a video whose file was replaced since it was extracted
     (another size or modification time than the shard records) to NAME.replaced, so that
-    their videos are extracted again; returns notes naming them."""
+    their videos are extracted again; returns (the other shards, notes naming those)."""
     current = {video.video_id: video.path for video in videos}
-    notes = []
+    kept, notes = [], []
     for shard, stored in shards:
         replaced = [video_id for video_id, attrs in stored.items()
                     if video_id in current and attrs["source_stamp"] is not None
@@ -252,7 +252,9 @@ def _set_aside_replaced(shards, videos):
             notes.append((str(shard), f"{replaced[0]!r} was replaced since it was extracted: "
                           f"set aside as {shard.name}.replaced; its {len(stored)} video(s) "
                           "are extracted again"))
-    return notes
+        else:
+            kept.append((shard, stored))
+    return kept, notes
 
 
 def _stamp_or_none(path):
@@ -271,8 +273,8 @@ def _extract_locked(videos, target_root, settings, recorded, parallel, labels_fi
     notes = [(str(path), f"unreadable ({reason}): set aside as {path.name}.broken; its videos "
               "are extracted again") for path, reason in store.set_aside_broken(target_root)]
     _, shards = store.complete_shards(target_root, recorded)
-    notes += _set_aside_replaced(shards, videos)
-    _, shards = store.complete_shards(target_root, recorded)
+    shards, replaced = _set_aside_replaced(shards, videos)
+    notes += replaced
     done = {video_id: shard.name for shard, stored in shards for video_id in stored}
     if part is None:  # a part sees only its own videos
         gone = sorted(set(done) - present)

@@ -45,10 +45,10 @@ def check_fields(settings):
             continue
         if kind is float:
             fits = isinstance(value, (int, float)) and not isinstance(value, bool)
-        elif kind is tuple:
-            element = {type(x) for x in item.default} if isinstance(item.default, tuple) else set()
-            fits = isinstance(value, tuple) and all(type(x) in (element or {type(x)})
-                                                    for x in value)
+        elif kind is tuple:  # of the default's element types, where it has elements
+            element = {type(x) for x in item.default or ()}
+            fits = isinstance(value, tuple) and (not element or all(type(x) in element
+                                                                    for x in value))
         else:
             fits = type(value) is kind
         if not fits:

@@ -1,7 +1,10 @@
 """Reading annotation files as people save them: UTF-8 with or without a byte-order mark,
 UTF-16 ("Unicode" in Windows editors, which always writes a BOM), any line endings; and the
-one JSON annotation format (Something-Something v2), which lists and labels both read."""
+annotation formats that lists and labels files both read (Kinetics' CSVs, Something-Something
+v2's JSON files), parsed here once."""
 import codecs
+import csv
+import io
 import json
 
 from .errors import TeamnetError
@@ -60,3 +63,25 @@ def ssv2_entries(path):
     return [(number, str(item["id"]), item["template"].replace("[", "").replace("]", "")
              if isinstance(item.get("template"), str) else None)
             for number, item in enumerate(items, 1)]
+
+
+def kinetics_entries(path):
+    """[(row number, clip file name, label)] of an official Kinetics CSV (label, youtube_id,
+    time_start, time_end, split), or None where the file is not one. Clips are named as the
+    download scripts name them, <youtube_id>_<start:06d>_<end:06d> (whole seconds), or the
+    bare YouTube id where the CSV gives no times."""
+    rows = list(csv.DictReader(io.StringIO(read_text(path), newline="")))
+    if not rows or not {"label", "youtube_id"} <= {key.strip() for key in rows[0] if key}:
+        return None
+    entries = []
+    for number, row in enumerate(rows, 2):
+        row = {key.strip(): (value or "").strip() for key, value in row.items() if key}
+        try:
+            times = [int(float(row[key])) for key in ("time_start", "time_end") if row.get(key)]
+        except ValueError:
+            raise TextError(f"{path}:{number}: time_start and time_end must be seconds, got "
+                            f"{quoted(row.get('time_start', ''))} and "
+                            f"{quoted(row.get('time_end', ''))}") from None
+        entries.append((number, "_".join([row["youtube_id"], *(f"{t:06d}" for t in times)]),
+                        row["label"]))
+    return entries

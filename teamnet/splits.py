@@ -17,8 +17,6 @@ real names begin with '#' (HMDB-51's "#20_Rhythm_clap_u_nm_np1_fr_goo_1.avi").
   0-based integer or a class name, by default the video's folder class. A path may contain
   spaces: the last word is taken as the label only if it is an integer or a class name.
 """
-import csv
-import io
 import re
 from pathlib import Path
 
@@ -26,7 +24,7 @@ import numpy as np
 
 from preprocess.discover import strip_video_extension
 from preprocess.errors import TeamnetError
-from preprocess.text import quoted, read_text, ssv2_entries, text_lines
+from preprocess.text import kinetics_entries, quoted, ssv2_entries, text_lines
 
 from .config import LIST_FORMATS
 
@@ -118,21 +116,11 @@ def _hmdb51(path, role, split):
 
 
 def _kinetics(path, _role, _split):
-    """Entries whose video is the clip's file name as the download scripts write it,
-    <youtube_id>_<start:06d>_<end:06d> (times in whole seconds), or the bare YouTube id where
-    the CSV gives no times; read_list matches them to the dataset's videos (_match_clips)."""
-    rows = list(csv.DictReader(io.StringIO(read_text(path), newline="")))
-    if not rows or not {"label", "youtube_id"} <= set(rows[0]):
+    """An official Kinetics CSV's entries, named by clip file name (text.kinetics_entries);
+    read_list matches them to the dataset's videos (_match_clips)."""
+    entries = kinetics_entries(path)
+    if entries is None:
         raise SplitError(f"{path}: expected a Kinetics CSV with columns label, youtube_id")
-    entries = []
-    for number, row in enumerate(rows, 2):
-        try:
-            times = [int(float(row[key])) for key in ("time_start", "time_end") if row.get(key)]
-        except ValueError:
-            raise SplitError(f"{path}:{number}: time_start and time_end must be seconds, got "
-                             f"{row.get('time_start')!r} and {row.get('time_end')!r}") from None
-        name = "_".join([row["youtube_id"], *(f"{t:06d}" for t in times)])
-        entries.append((number, name, row["label"]))
     return entries
 
 

@@ -12,7 +12,7 @@ from pathlib import Path
 from ..atomic import write_json
 from ..discover import strip_video_extension
 from ..settings import FORMAT_VERSION
-from ..text import quoted, read_text, ssv2_entries
+from ..text import kinetics_entries, quoted, read_text, ssv2_entries
 from .layout import (INDEX_NAME, SHARD_GLOB, StoreError, check_settings, check_shard,
                      is_shard_name, read_shard, short)
 
@@ -24,25 +24,6 @@ def label_files(labels):
     return [Path(labels)] if isinstance(labels, (str, Path)) else [Path(p) for p in labels]
 
 
-def _kinetics_labels(path, rows):
-    """{clip file name: class} of an official Kinetics CSV (label, youtube_id, time_start,
-    time_end, ...): clips are named <youtube_id>_<start:06d>_<end:06d> by the download
-    scripts, in a flat folder (train/, val/) or one a class."""
-    names = {}
-    header = [field.strip() for field in rows[0]]
-    for number, row in enumerate(rows[1:], 2):
-        if not row:
-            continue
-        fields = dict(zip(header, (field.strip() for field in row)))
-        try:
-            start, end = (int(float(fields[key])) for key in ("time_start", "time_end"))
-            names[f"{fields['youtube_id']}_{start:06d}_{end:06d}"] = fields["label"]
-        except (KeyError, ValueError):
-            raise StoreError(f"{path}:{number}: expected label, youtube_id, time_start and "
-                             f"time_end, got {','.join(row)[:200]!r}") from None
-    return names
-
-
 def read_labels(path):
     """({video id: class}, {file name: class}) of an annotation file: a CSV of "video,class"
     rows, where video is the id or the relative path with any video extension (the first
@@ -51,9 +32,10 @@ def read_labels(path):
     ssv2 = ssv2_entries(path)
     if ssv2 is not None:  # videos <id>.webm in one folder; test items carry no class
         return {}, {video: class_name for _, video, class_name in ssv2 if class_name}
+    kinetics = kinetics_entries(path)
+    if kinetics is not None:  # clips known by file name: a flat download, or one a class
+        return {}, {name: label for _, name, label in kinetics}
     rows = list(csv.reader(io.StringIO(read_text(path), newline="")))
-    if rows and {"label", "youtube_id"} <= {field.strip() for field in rows[0]}:
-        return {}, _kinetics_labels(path, rows)
     labels, lines = {}, {}
     for number, row in enumerate(rows, 1):
         # every row is an entry (real names begin with '#'), but for a header
