@@ -15,6 +15,7 @@ import click
 from click.core import ParameterSource
 
 from preprocess.errors import TeamnetError
+from preprocess.text import plural
 from preprocess.settings import EncodeSettings, ExtractSettings, ParallelSettings, option_name
 from teamnet.config import (LIST_FORMATS, DataConfig, EvalConfig, ModelConfig, OptimConfig,
                             PredictConfig, TrainConfig)
@@ -88,6 +89,8 @@ def _option(setting):
         kwargs["default"] = None if default is None else (meta["show"] or str)(default)
     elif meta["path"]:
         kwargs["type"] = _PATHS[meta["path"]]
+    elif setting.type in (int, float) and (meta["minimum"], meta["maximum"]) == (None, None):
+        kwargs["type"] = setting.type
     elif setting.type in (int, float):
         bounded = click.IntRange if setting.type is int else click.FloatRange
         kwargs["type"] = bounded(meta["minimum"], meta["maximum"])
@@ -125,6 +128,7 @@ def _report(failures, report=None, notes=()):
 
 
 @click.group(cls=_Group, context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(package_name="teamnet", message="teamnet %(version)s")
 def main():
     """TEAM-Net: video action recognition on partially decoded video.
 
@@ -346,6 +350,7 @@ def train(resume, **options):
     metrics.jsonl, tensorboard/, last.pt and best.pt; with --test-list, test_metrics.json.
     `--output RUN --resume` continues RUN exactly; with --epochs and --lr-steps it extends it.
     """
+    from preprocess.atomic import write_json
     from teamnet.distributed import cleanup
     from teamnet.train import run
     context = click.get_current_context()
@@ -354,17 +359,18 @@ def train(resume, **options):
     given = {name for name in options
              if context.get_parameter_source(name) is ParameterSource.COMMANDLINE}
     try:
-        config = run(TrainConfig.from_options(options), resume=resume, given=given)
-        data = config.data
-        if data.test_list:
-            output = Path(config.output)
+        config, trained = run(TrainConfig.from_options(options), resume=resume, given=given)
+        data, output = config.data, Path(config.output)
+        # a finished run is tested once, again only when asked for another list
+        if data.test_list and (trained or "test_list" in given
+                               or not (output / "test_metrics.json").exists()):
             report = _evaluate(EvalConfig(
                 checkpoint=str(output / "best.pt"), data=data.data, list=data.test_list,
                 list_format=data.list_format, split=data.split, missing=data.missing,
                 workers=data.workers,
                 device=config.device))
             if report:
-                (output / "test_metrics.json").write_text(json.dumps(report) + "\n")
+                write_json(output / "test_metrics.json", report)
     finally:
         cleanup()
 
@@ -376,8 +382,9 @@ def _evaluate(config, as_json=False):
     if report is None:  # not rank 0
         return None
     per_class, protocol = report["per_class"], report["protocol"]
-    click.echo(f"\n{report['videos']} videos, {protocol['num_segments']} segments, "
-               f"{protocol['crops']} crop(s) of {protocol['input_size']} px, "
+    click.echo(f"\n{printable(report['evaluated'])}: {plural(report['videos'], 'video')}, "
+               f"{plural(protocol['num_segments'], 'segment')}, "
+               f"{plural(protocol['crops'], 'crop')} of {protocol['input_size']} px, "
                f"{report['videos_per_s']:.1f} videos/s")
     click.echo(f"  top-1 {report['top1']:.2%}   top-5 {report['top5']:.2%}   "
                f"mean class accuracy {report['mean_class_accuracy']:.2%}")
@@ -385,6 +392,11 @@ def _evaluate(config, as_json=False):
     width = max(map(len, names.values()), default=5)
     for name, accuracy in per_class.items():
         click.echo(f"  {names[name]:<{width}}  {'-' if accuracy is None else f'{accuracy:.2%}'}")
+    if report["most_confused"]:
+        click.echo("most confused (true -> predicted: videos, share of the true class):")
+        for pair in report["most_confused"][:5]:
+            click.echo(printable(f"  {pair['true']} -> {pair['predicted']}: {pair['videos']}, "
+                                 f"{pair['share']:.0%}"))
     if "confusion_image" in report:
         click.echo(f"confusion matrix: {report['confusion_image']}")
     for picture in report.get("cam_pictures", ()):
@@ -406,8 +418,7 @@ def evaluate(as_json, **options):
     input size the checkpoint was trained with.
     """
     from teamnet.distributed import cleanup
-    beside = str(Path(options["checkpoint"]).with_name("confusion.png"))
-    config = build(EvalConfig, {**options, "confusion": options["confusion"] or beside})
+    config = build(EvalConfig, options)
     try:
         _evaluate(config, as_json)
     finally:

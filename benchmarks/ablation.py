@@ -12,11 +12,16 @@ set and benchmarks/motion_runs.py's small CPU runs are the base. --torchrun N ru
 training as `torchrun --nproc_per_node N` (DDP) instead of in this process.
 
 Writes OUT.md (top-1 mean +- std over seeds, parameters, GFLOPs per clip of the base's T and
-input size), OUT.png (bar chart) and OUT.json (every run's top-1).
+input size), OUT.png (bar chart) and OUT.json (every run's top-1). The runs (and the synthetic
+set) go into a new folder (in --work, or the system's temporary folder), removed at the end
+unless --keep.
+Heavy modules are imported after the options are read, so that --help is immediate.
 """
 import argparse
 import json
+import re
 import shlex
+import shutil
 import subprocess
 import sys
 import tempfile
@@ -24,14 +29,11 @@ from pathlib import Path
 
 import numpy as np
 
-from motion_runs import BASE, motion_dataset, test, train
-from model_speed import gflops, random_clips
-from teamnet.config import ARRANGEMENTS, ModelConfig
-from teamnet.model import DEFAULT_POSITIONS, build_model
-from teamnet.pictures import pyplot, save_png
-
+ARRANGEMENTS = ("c", "s", "c+s", "s->c", "c->s")  # teamnet.config's, without importing it
+DEFAULT_POSITIONS = ("stem", "res2", "res3", "res4")
 POSITIONS = ["none", "stem", "stem res2", "stem res2 res3", "stem res2 res3 res4",
              "stem res2 res3 res4 res5"]
+SETS = ("pan", "patch", "direction")  # tests/motion_dataset.py's CLASSES
 
 
 def option(args, name, default):
@@ -41,6 +43,9 @@ def option(args, name, default):
 
 def cost(options, classes):
     """(parameters in millions, GFLOPs per clip) of the model the options describe."""
+    from model_speed import gflops, random_clips
+    from teamnet.config import ModelConfig
+    from teamnet.model import build_model
     config = ModelConfig(
         iframe_arch=option(options, "--iframe-arch", "resnet50"),
         pframe_arch=option(options, "--pframe-arch", "resnet18"), pretrained="none",
@@ -56,6 +61,7 @@ def cost(options, classes):
 
 def train_run(base, run, options, torchrun):
     """One training run into the folder run: in this process, or under torchrun (DDP)."""
+    from motion_runs import train
     if not torchrun:
         train(base["data"], base["train_list"], run, *base["options"], *options)
         return
@@ -77,6 +83,7 @@ def markdown(rows, title):
 
 
 def chart(tables, path):
+    from teamnet.pictures import pyplot, save_png
     figure, axes = pyplot().subplots(1, len(tables), figsize=(5.5 * len(tables), 3.8), squeeze=False)
     for axis, (title, rows) in zip(axes[0], tables.items()):
         names = list(rows)
@@ -89,22 +96,60 @@ def chart(tables, path):
     save_png(figure, path)
 
 
-def main():
+def run_name(extra, seed):
+    """A run's folder name: "team-arrangement-c-s-seed0" for --team-arrangement c->s."""
+    words = [extra[0].lstrip("-")] + [re.sub(r"[^\w]+", "-", value) for value in extra[1:]]
+    return "-".join(words + [f"seed{seed}"])
+
+
+def arguments():
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("--arrangements", nargs="*", default=list(ARRANGEMENTS))
-    parser.add_argument("--positions", nargs="*", default=POSITIONS)
-    parser.add_argument("--seeds", type=int, default=3, help="seeds 0 .. N-1 per setting")
-    parser.add_argument("--data", type=Path)
-    parser.add_argument("--train-list", type=Path)
-    parser.add_argument("--test-list", type=Path)
-    parser.add_argument("--set", choices=list(motion_dataset.CLASSES), default="patch",
-                        help="the synthetic set, without --data")
+    parser.add_argument("--arrangements", nargs="*", default=list(ARRANGEMENTS),
+                        metavar="A", help="TEAM arrangements to compare [default: all]")
+    parser.add_argument("--positions", nargs="*", default=POSITIONS, metavar="P",
+                        help="TEAM position sets to compare, each one quoted string "
+                             "[default: none, stem, ... up to res5]")
+    parser.add_argument("--seeds", type=int, default=3, help="seeds 0 .. N-1 per setting "
+                        "[default: 3]")
+    parser.add_argument("--data", type=Path, help="an extracted dataset [default: the "
+                        "synthetic --set, made in --work]")
+    parser.add_argument("--train-list", type=Path, help="training list (with --data)")
+    parser.add_argument("--test-list", type=Path, help="test list (with --data)")
+    parser.add_argument("--set", choices=SETS, default="patch",
+                        help="the synthetic set, without --data [default: patch]")
     parser.add_argument("--train-options", default="--epochs 14 --lr-steps 10",
-                        help="options every run gets (a shell-quoted string)")
-    parser.add_argument("--torchrun", type=int, default=0, metavar="N")
-    parser.add_argument("--out", type=Path, default=Path("ablation"))
-    args = parser.parse_args()
-    work = Path(tempfile.mkdtemp(prefix="teamnet-ablation-"))
+                        help="options every run gets, a shell-quoted string "
+                             "[default: '--epochs 14 --lr-steps 10']")
+    parser.add_argument("--torchrun", type=int, default=0, metavar="N",
+                        help="train each run with torchrun on N processes [default: 0, "
+                             "in this process]")
+    parser.add_argument("--out", type=Path, default=Path("ablation"),
+                        help="OUT.md, OUT.png and OUT.json are written [default: ablation]")
+    parser.add_argument("--work", type=Path, default=None,
+                        help="where a new folder for the runs and the synthetic set is made "
+                             "(about 260 MB a setting and seed) [default: the system's "
+                             "temporary folder]")
+    parser.add_argument("--keep", action="store_true",
+                        help="keep --work's runs afterwards [default: removed at the end]")
+    return parser.parse_args()
+
+
+def main():
+    args = arguments()
+    if args.work:
+        args.work.mkdir(parents=True, exist_ok=True)
+    # a folder of its own, even inside --work: removing it never touches anything else
+    work = Path(tempfile.mkdtemp(prefix="teamnet-ablation-", dir=args.work))
+    print(f"runs in {work}" + ("" if args.keep else " (removed at the end; --keep keeps them)"))
+    try:
+        ablate(args, work)
+    finally:
+        if not args.keep:
+            shutil.rmtree(work, ignore_errors=True)
+
+
+def ablate(args, work):
+    from motion_runs import BASE, motion_dataset, test
     options = shlex.split(args.train_options) + ["--val-fraction", "0"]
     if args.data is None:
         args.data, args.train_list, args.test_list = motion_dataset.build(work / "set", args.set)
@@ -125,7 +170,7 @@ def main():
             if key not in done:
                 scores = []
                 for seed in range(args.seeds):
-                    run = work / f"{'_'.join(extra).replace(' ', '-').replace('>', '')}-{seed}"
+                    run = work / run_name(extra, seed)
                     train_run(base, run, [*extra, "--seed", str(seed)], args.torchrun)
                     scores.append(test(run, args.test_list)["top1"])
                     print(f"{name}, seed {seed}: top-1 {scores[-1]:.3f}", flush=True)

@@ -38,7 +38,11 @@ def main():
     parser.add_argument("--size", type=int, default=224)
     parser.add_argument("--passes", type=int, default=2)
     parser.add_argument("--device", default="auto")
+    parser.add_argument("--threads", type=int, default=None,
+                        help="torch's intra-op threads [default: torch's own, one a core]")
     args = parser.parse_args()
+    if args.threads:
+        torch.set_num_threads(args.threads)
     data = args.data or sample_data(Path(tempfile.mkdtemp(prefix="teamnet-train-speed-")))
     context = setup(args.device)
     cuda = context.device.type == "cuda"

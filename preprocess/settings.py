@@ -9,6 +9,7 @@ nothing heavy: the command line reads it before it knows which command runs.
 from dataclasses import dataclass, field, fields, is_dataclass
 
 from .errors import SettingsError
+from .machine import usable_cores
 
 FORMAT_VERSION = 1  # of the shards and index.json (docs/FORMAT.md)
 STORAGES = ("int8", "int16")
@@ -103,8 +104,8 @@ def parse_part(text):
 @dataclass(frozen=True)
 class ParallelSettings:
     """How per-file work is spread: processes here, a Dask cluster, or one share of N jobs."""
-    workers: int = setting(1, "Processes working in parallel (one decoder thread each).",
-                           minimum=1)
+    workers: int = setting(usable_cores(), "Processes working in parallel (one decoder thread "
+                           "each); the default is the cores available here.", minimum=1)
     backend: str = setting("joblib", "joblib: processes on this machine; dask: the workers of "
                            "--scheduler (or a local cluster of --workers).", choices=BACKENDS)
     scheduler: str = setting(None, "Dask scheduler, e.g. tcp://head:8786 (with --backend "

@@ -85,3 +85,8 @@ def kinetics_entries(path):
         entries.append((number, "_".join([row["youtube_id"], *(f"{t:06d}" for t in times)]),
                         row["label"]))
     return entries
+
+
+def plural(count, noun):
+    """"1 video", "2 videos", "1 class", "3 classes"."""
+    return f"{count:,} {noun if count == 1 else noun + ('es' if noun.endswith('s') else 's')}"

@@ -12,6 +12,7 @@ import torch
 from preprocess.errors import SettingsError
 
 from .pictures import PictureError, cam_grid
+from .sampling import sample_clip
 from .transforms import normalise
 
 
@@ -68,9 +69,10 @@ def write_cam_pictures(model, dataset, context, names, classes, folder, cam_clas
         k = int(labels[0])
         title = f"{name}: {classes[k]} ({float(probabilities[0, k]):.1%})"
         path = folder / (name.replace("/", "__") + ".png")
+        gops, _ = sample_clip(dataset.num_p[i], dataset.segments, dataset.needs_p_frames)
         try:
             cam_grid({m: x[0].numpy() for m, x in clip.items()},
-                     {m: x[0].numpy() for m, x in maps.items()}, title, path)
+                     {m: x[0].numpy() for m, x in maps.items()}, title, path, gops)
         except PictureError as error:
             problems.append(str(error))
             continue

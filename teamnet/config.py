@@ -94,7 +94,8 @@ class DataConfig:
     num_segments: int = setting(8, "Segments (GOPs) per training clip.", minimum=1)
     input_size: int = setting(224, "Side of the square network input, in pixels.", minimum=32)
     batch_size: int = setting(80, "Global batch size (split over the ranks).", minimum=1)
-    workers: int = setting(8, "Data-loader processes per rank.", minimum=0)
+    workers: int = setting(None, "Data-loader processes per rank [default: the cores "
+                           "available to each rank, at most 8].", minimum=0)
 
 
 @dataclass
@@ -147,6 +148,8 @@ class TrainConfig:
     seed: int = setting(0, "Seed of initialisation, sampling and augmentation.")
     compile: bool = setting(False, "torch.compile the model.")
     device: str = _device()
+    no_memory_check: bool = setting(False, "Train even where a step is estimated not to fit "
+                                    "in the CPU's memory (the estimate is printed first).")
 
     def as_dict(self):
         return asdict(self)
@@ -180,9 +183,12 @@ class TrainConfig:
                 "(start a new --output to change them)")
         taken = lambda steps: sorted(step for step in steps if step <= next_epoch)
         if "lr_steps" in changed and taken(theirs["lr_steps"]) != taken(mine["lr_steps"]):
-            raise SettingsError(f"--lr-steps: the steps up to epoch {next_epoch} have been "
-                                f"taken ({show_words(taken(mine['lr_steps']))}); only later "
-                                "ones can change")
+            trained = "epoch 0 is" if next_epoch == 1 else f"epochs 0-{next_epoch - 1} are"
+            raise SettingsError(
+                f"--lr-steps: {trained} trained and the learning rate of epoch "
+                f"{next_epoch} is set, so the steps at epochs up to {next_epoch} "
+                f"are fixed (this run's: {show_words(taken(mine['lr_steps']))}); only steps at epoch "
+                f"{next_epoch + 1} or later can change")
         return TrainConfig.from_options({**mine, **{name: theirs[name] for name in changed}})
 
     @classmethod
@@ -220,8 +226,11 @@ class EvalConfig:
                               path="file", required=True)
     data: str = setting(None, "Output folder of `teamnet extract` [default: the one the "
                         "checkpoint was trained on].", path="dir")
-    list: str = setting(None, "Videos to evaluate (UCF-101/HMDB-51/Kinetics/generic) "
-                        "[default: all].", path="any")
+    list: str = setting(None, "Videos to evaluate (UCF-101/HMDB-51/Kinetics/SSv2/generic) "
+                        "[default: the run's --test-list, else the videos it did not train "
+                        "on].", path="any")
+    all_videos: bool = setting(False, "Evaluate every video of --data, training videos "
+                               "included (instead of the default list).")
     list_format: str = _list_format()
     split: int = _split()
     missing: str = _missing()
@@ -234,8 +243,8 @@ class EvalConfig:
     workers: int = setting(None, "Data-loader processes per rank [default: as trained].",
                            minimum=0)
     device: str = _device()
-    confusion: str = setting(None, "Confusion-matrix PNG [default: confusion.png beside the "
-                             "checkpoint].")
+    confusion: str = setting(None, "Confusion-matrix PNG, or none [default: beside the "
+                             "checkpoint, named after it, the list and the protocol].")
     cam: str = _cam()
     cam_videos: int = setting(8, "With --cam: pictures of the first N videos of the list.",
                               minimum=1, metavar="N")
@@ -265,7 +274,8 @@ class PredictConfig:
 
 
 # What a resumed run may change: how long it runs and where, never what it learns from or how.
-RESUMABLE = ("epochs", "lr_steps", "workers", "device", "compile", "test_list", "output")
+RESUMABLE = ("epochs", "lr_steps", "workers", "device", "compile", "test_list", "output",
+             "no_memory_check")
 
 
 def sections(config_class):

@@ -6,6 +6,8 @@ from dataclasses import dataclass
 import torch
 import torch.distributed as dist
 
+from preprocess.machine import usable_cores
+
 
 @dataclass(frozen=True)
 class Context:
@@ -13,6 +15,7 @@ class Context:
     local_rank: int
     world_size: int
     device: torch.device
+    local_world_size: int = 1  # ranks on this machine, sharing its cores and memory
 
     @property
     def is_main(self):
@@ -31,6 +34,7 @@ def setup(device="auto"):
     rank = int(os.environ.get("RANK", 0))
     local_rank = int(os.environ.get("LOCAL_RANK", 0))
     world_size = int(os.environ.get("WORLD_SIZE", 1))
+    local_world_size = int(os.environ.get("LOCAL_WORLD_SIZE", 1))
     if device == "auto":
         device = "cuda" if torch.cuda.is_available() else "cpu"
     device = torch.device(device, local_rank) if device == "cuda" else torch.device(device)
@@ -39,7 +43,18 @@ def setup(device="auto"):
     if world_size > 1 and not dist.is_initialized():
         dist.init_process_group("nccl" if device.type == "cuda" else "gloo",
                                 device_id=device if device.type == "cuda" else None)
-    return Context(rank, local_rank, world_size, device)
+    return Context(rank, local_rank, world_size, device, local_world_size)
+
+
+def use_cores(context):
+    """The cores each rank on this machine has (those the process may use, shared by the
+    ranks here); on a CPU, torch's intra-op threads are set to them unless OMP_NUM_THREADS
+    says otherwise: by itself torch takes every core of the host, whatever a container's
+    quota or the other ranks here, and threads that fight for cores slow every step."""
+    cores = max(1, usable_cores() // context.local_world_size)
+    if context.device.type == "cpu" and "OMP_NUM_THREADS" not in os.environ:
+        torch.set_num_threads(cores)
+    return cores
 
 
 def all_gather(obj, context):

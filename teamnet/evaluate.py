@@ -1,5 +1,7 @@
 """Evaluation the way the paper reports it: 25 segments, centre crop, video score = mean of the
 segments' scores; top-1, top-5, mean class accuracy, per-class accuracy, confusion matrix."""
+import json
+import re
 import time
 from pathlib import Path
 
@@ -12,11 +14,11 @@ from . import checkpoint
 from .cam import check_cam_class, write_cam_pictures
 from .checkpoint import CheckpointError
 from .data import ClipDataset, make_loader, with_p_frames
-from .distributed import all_gather, setup
+from .distributed import all_gather, setup, use_cores
 from .metrics import accuracy_report, save_confusion_image
 from .pictures import PictureError
 from .model import build_model
-from .splits import read_list
+from .splits import SplitError, read_list
 from .transforms import normalise
 
 
@@ -76,6 +78,61 @@ def data_differences(trained_on, data):
             if before.get(key) != now.get(key)]
 
 
+def evaluated_videos(config, trained, index, say):
+    """(entries, what they are in words, a short name for file names) of the videos to
+    evaluate: --list; else --all-videos; else the run's test list (config.json); else the
+    videos of the data the run did not train on (its split.json beside the checkpoint); else
+    all of them, with a warning that the run trained on them."""
+    read = lambda path, data: read_list(path, index, "test", data.list_format,  # noqa: E731
+                                        data.split, say, config.missing)
+    everything = [(v["id"], v["label"]) for v in index["videos"]]
+    if config.list:
+        return read(config.list, config), f"the list {config.list}", _list_name(
+            config.list, config.split)
+    if config.all_videos:
+        return everything, f"every video of {config.data}", "all"
+    test = trained.data.test_list
+    if test:
+        if not Path(test).exists():
+            raise SplitError(f"{config.checkpoint}: its run's test list {test} is not there; "
+                             "give --list (or --all-videos)")
+        return read(test, trained.data), f"the run's test list {test}", _list_name(
+            test, trained.data.split)
+    split = Path(config.checkpoint).with_name("split.json")
+    if split.is_file():
+        parts = json.loads(split.read_text(encoding="utf-8"))
+        seen = {item if isinstance(item, str) else item["id"]
+                for part in ("train", "validation") for item in parts.get(part, ())}
+        untrained = [entry for entry in everything if entry[0] not in seen]
+        if untrained:
+            return (untrained, f"the {len(untrained)} video(s) of {config.data} in neither "
+                    f"the training nor the validation set of the run ({split})", "untrained")
+        why = (f"every video of {config.data} is in the training or validation set of the "
+               f"run ({split})")
+    else:
+        why = f"no split.json beside {config.checkpoint} says which videos the run trained on"
+    if say:
+        say(f"warning: {why}: evaluating all of them, training videos included; give --list "
+            "for a test set, or --all-videos to say you mean all")
+    return everything, f"every video of {config.data} (training videos included)", "all"
+
+
+def _list_name(path, split):
+    """A list's name for file names: its file name, or a split folder's name and split."""
+    path = Path(path)
+    name = f"{path.name}-split{split}" if path.is_dir() else path.stem
+    return re.sub(r"[^\w.-]+", "_", name)[:64]
+
+
+def confusion_path(config, evaluated):
+    """The confusion matrix's PNG beside the checkpoint, named after the checkpoint, the list
+    and the protocol, so that evaluating another list (or otherwise) never replaces one."""
+    checkpoint_path = Path(config.checkpoint)
+    return checkpoint_path.with_name(
+        f"confusion-{checkpoint_path.stem}-{evaluated}-{config.num_segments}seg-"
+        f"{config.crops}crop-{config.input_size}px.png")
+
+
 def evaluate_checkpoint(config):
     """Accuracy of a checkpoint as an EvalConfig asks (settings left None: as trained): the
     report on rank 0, None on the other ranks (which help to compute it)."""
@@ -86,10 +143,9 @@ def evaluate_checkpoint(config):
     check_classes(saved["classes"], index["classes"], config.checkpoint, config.data)
     check_cam_class(config.cam_class, index["classes"], config.data)
     context = setup(config.device)
+    use_cores(context)
     say = print if context.is_main else None
-    entries = (read_list(config.list, index, "test", config.list_format, config.split, say,
-                         config.missing)
-               if config.list else [(v["id"], v["label"]) for v in index["videos"]])
+    entries, evaluated, name = evaluated_videos(config, trained, index, say)
     entries = with_p_frames(entries, index, trained.model.uses_p_frames(), say)
     model = build_model(trained.model, len(index["classes"]), initialise=False)
     checkpoint.load_model_state(model, saved["model"], config.checkpoint)
@@ -106,6 +162,7 @@ def evaluate_checkpoint(config):
         return None
     report = accuracy_report(logits, labels, index["classes"])
     report["videos_per_s"] = len(labels) / (time.perf_counter() - start)
+    report["evaluated"] = evaluated
     report["protocol"] = {"num_segments": config.num_segments, "input_size": config.input_size,
                           "crops": config.crops, "model": trained.model.model}
     # pictures last, and never at the numbers' cost: one that cannot be written is a warning
@@ -117,10 +174,11 @@ def evaluate_checkpoint(config):
             f"{config.checkpoint} was trained on ({', '.join(differ)}): these numbers are not "
             "its accuracy on its own kind of data (`teamnet predict` re-encodes videos as "
             "the checkpoint's data were)")
-    if config.confusion:
+    confusion = config.confusion or confusion_path(config, name)
+    if confusion != "none":
         try:
-            save_confusion_image(report["confusion"], index["classes"], config.confusion)
-            report["confusion_image"] = str(Path(config.confusion))
+            save_confusion_image(report["confusion"], index["classes"], confusion)
+            report["confusion_image"] = str(confusion)
         except PictureError as error:
             report["warnings"].append(str(error))
     if config.cam:

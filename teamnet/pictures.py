@@ -73,36 +73,47 @@ def save_png(figure, path):
         pyplot().close(figure)
 
 
-def cam_grid(clip, maps, title, path):
+def cam_grid(clip, maps, title, path, gops=None):
     """One PNG: a row per modality (clip {modality: (T, S, S, C)} as the network saw it),
-    a column per segment (up to MAX_COLUMNS, evenly spaced), each overlaid with its branch's
-    class activation map (maps {modality: (T, h, w)}, scaled per row to its own range)."""
+    a column per segment (up to MAX_COLUMNS, evenly spaced; gops: the GOP of each segment,
+    shown once where a short video's segments share one), each overlaid with its branch's
+    class activation map (maps {modality: (T, h, w)}), whose scale each row's colour bar
+    gives (in units of the class's logit). Returns the segments shown (0-based)."""
     plt = pyplot()
     modalities = list(maps)
     segments = len(next(iter(clip.values())))
-    columns = np.unique(np.linspace(0, segments - 1, min(segments, MAX_COLUMNS)).round()
-                        .astype(int))
+    gops = np.arange(segments) if gops is None else np.asarray(gops)
+    distinct = np.unique(gops, return_index=True)[1]  # each GOP's first segment, in order
+    columns = distinct[np.unique(np.linspace(0, len(distinct) - 1,
+                                             min(len(distinct), MAX_COLUMNS)).round().astype(int))]
+    legend = 0.75 if "mv" in modalities else 0.0  # inches below the grid for the MV wheel
+    height = 1.7 * len(modalities) + 0.6 + legend
     figure, axes = plt.subplots(len(modalities), len(columns), squeeze=False,
-                                figsize=(1.6 * len(columns) + 0.8, 1.7 * len(modalities) + 0.6))
+                                figsize=(1.6 * len(columns) + 1.6, height))
+    figure.set_layout_engine("constrained", rect=(0, legend / height, 1, 1 - legend / height))
     for row, modality in enumerate(modalities):
         low, high = float(maps[modality].min()), float(maps[modality].max())
         for column, t in enumerate(columns):
             axis = axes[row, column]
             side = clip[modality].shape[1]
             axis.imshow(picture(modality, clip[modality][t]), extent=(0, side, side, 0))
-            axis.imshow((maps[modality][t] - low) / max(high - low, 1e-12), cmap="jet",
-                        alpha=0.45, vmin=0, vmax=1, extent=(0, side, side, 0),
-                        interpolation="bilinear")
+            overlay = axis.imshow(maps[modality][t], cmap="jet", alpha=0.3, vmin=low,
+                                  vmax=max(high, low + 1e-6), extent=(0, side, side, 0),
+                                  interpolation="bilinear")
             axis.set_xticks([])
             axis.set_yticks([])
             if row == 0:
-                axis.set_title(f"segment {t + 1}", fontsize=8)
+                axis.set_title(f"segment {t + 1} (GOP {gops[t]})", fontsize=7)
         axes[row, 0].set_ylabel(ROW_NAMES[modality], fontsize=8)
+        bar = figure.colorbar(overlay, ax=axes[row, :], fraction=0.04, pad=0.01)
+        bar.solids.set(alpha=1)  # the scale, not the overlay's see-through look
+        bar.ax.tick_params(labelsize=6)
+        bar.set_label("CAM (logit)", fontsize=6)
     figure.suptitle(title, fontsize=9)
-    figure.tight_layout(rect=(0, 0, 1 - 0.7 / figure.get_figwidth(), 1))
-    if "mv" in modalities:
-        _wheel(figure, (1 - 0.65 / figure.get_figwidth(), 0.05, 0.6 / figure.get_figwidth(), 0.25))
+    if legend:
+        _wheel(figure, (0.01, 0.01, 0.6 / figure.get_figwidth(), 0.6 / height))
     save_png(figure, path)
+    return columns.tolist()
 
 
 def gop_picture(video, gop, title, path, columns=6):
@@ -135,3 +146,37 @@ def gop_picture(video, gop, title, path, columns=6):
     figure.tight_layout(rect=(0, 0, 1 - 0.7 / figure.get_figwidth(), 1))
     _wheel(figure, (1 - 0.65 / figure.get_figwidth(), 0.05, 0.6 / figure.get_figwidth(), 0.2))
     save_png(figure, path)
+
+
+def learning_curves(history, path, best=None):
+    """One PNG of a run's epochs (metrics.jsonl's lines): training and validation loss,
+    training and validation top-1, and the learning rate (log scale), one point an epoch;
+    best: the epoch best.pt holds, marked. Returns {metric: [(epoch, value)]}, as drawn."""
+    plt = pyplot()
+    epochs = [m["epoch"] for m in history]
+    figure, axes = plt.subplots(1, 3, figsize=(12, 3.4))
+    drawn = {}
+    panels = ((axes[0], "loss", (("train_loss", "training"), ("val_loss", "validation"))),
+              (axes[1], "top-1", (("train_top1", "training (augmented)"),
+                                  ("val_top1", "validation"))),
+              (axes[2], "learning rate", (("lr", None),)))
+    for axis, title, curves in panels:
+        for key, label in curves:
+            points = [(m["epoch"], m[key]) for m in history if key in m]
+            if points:
+                axis.plot(*zip(*points), marker="o", markersize=3, label=label)
+                drawn[key] = points
+        axis.set(title=title, xlabel="epoch")
+        if any(label for _, label in curves) and axis.lines:
+            axis.legend(fontsize=8)
+    if best is not None:
+        axes[1].axvline(best, linestyle=":", color="grey")
+        axes[1].annotate("best.pt", (best, 0.02), fontsize=7, color="grey", ha="center")
+    axes[1].set_ylim(0, 1.02)
+    axes[2].set_yscale("log")
+    for axis in axes:
+        axis.set_xlim(min(epochs) - 0.5, max(epochs) + 0.5)
+        axis.xaxis.get_major_locator().set_params(integer=True)
+    figure.tight_layout()
+    save_png(figure, path)
+    return drawn

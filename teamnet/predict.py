@@ -15,7 +15,7 @@ from . import checkpoint
 from .cam import check_cam_class, write_cam_pictures
 from .checkpoint import CheckpointError
 from .data import ClipDataset, make_loader
-from .distributed import setup
+from .distributed import setup, use_cores
 from .evaluate import predict
 from .model import build_model
 from .sampling import sample_clip
@@ -49,6 +49,7 @@ class Predictor:
         self.data_settings = data_settings(saved, trained, config.checkpoint)
         self.input_size = trained.data.input_size
         self.context = setup(config.device)
+        use_cores(self.context)
         self.model = build_model(trained.model, len(self.classes), initialise=False)
         checkpoint.load_model_state(self.model, saved["model"], config.checkpoint)
         self.model.to(self.context.device).eval()

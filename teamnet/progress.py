@@ -18,6 +18,7 @@ class EpochLog:
         self.bar = tqdm(loader, desc=description, unit="batch", disable=not context.is_main,
                         dynamic_ncols=True)
         self.loss = torch.zeros((), device=context.device)  # summed on the device: no sync
+        self.correct = torch.zeros((), device=context.device, dtype=torch.long)
         self.steps = self.clips = 0
         self.waited = self.elapsed = self.first_wait = 0.0
 
@@ -38,8 +39,11 @@ class EpochLog:
             ready = time.perf_counter()
         self.elapsed = time.perf_counter() - start
 
-    def add(self, loss, clips):
+    def add(self, loss, clips, correct=None):
+        """A step's loss, its clips and (optionally) how many of them it classified right."""
         self.loss += loss.detach()
+        if correct is not None:
+            self.correct += correct.detach()
         self.steps += 1
         self.clips += clips
 

@@ -24,7 +24,7 @@ import numpy as np
 
 from preprocess.discover import strip_video_extension
 from preprocess.errors import TeamnetError
-from preprocess.text import kinetics_entries, quoted, ssv2_entries, text_lines
+from preprocess.text import kinetics_entries, plural, quoted, ssv2_entries, text_lines
 
 from .config import LIST_FORMATS
 
@@ -276,8 +276,9 @@ def read_list(path, index, role="train", list_format="auto", split=1, report=Non
         first[video] = n
         result.append((video, label))
     if report:
-        report(f"{path.name}: {len(result):,} videos of {len({l for _, l in result})} classes "
-               f"({len(again) + len(absent)} skipped)")
+        report(f"{path.name}: {plural(len(result), 'video')} of "
+               f"{plural(len({l for _, l in result}), 'class')} ({len(again) + len(absent)} "
+               "skipped)")
         for line in again + [f"{path.name}:{n}: {video!r} is not in the dataset"
                              for n, video in absent[:5]]:
             report(f"  skipped {line}")

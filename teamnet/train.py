@@ -6,6 +6,7 @@ from the training list: the test list is never used to select). A resumed run re
 optimizer, schedule and every rank's random state, and the data order depends only on
 (seed, epoch), so it continues exactly as an uninterrupted run would have.
 """
+import dataclasses
 import json
 from collections import Counter
 from contextlib import ExitStack
@@ -15,18 +16,25 @@ import torch
 from torch import nn
 
 from preprocess.atomic import atomic_output, remove_partials, write_json
+from preprocess.errors import SettingsError
 from preprocess.lock import folder_lock
 from preprocess.store import load_index
+from preprocess.text import plural
 
 from . import checkpoint
 from .data import ClipDataset, make_loader, with_p_frames
-from .distributed import all_gather, barrier, setup
+from .distributed import all_gather, barrier, setup, use_cores
 from .evaluate import check_classes, predict
+from .memory import check_step_memory
 from .metrics import accuracy_report
-from .model import build_model, load_weights
+from .model import IN_CHANNELS, build_model, load_weights
+from .pictures import PictureError, learning_curves
 from .progress import EpochLog
 from .splits import SplitError, hold_out, read_flip_pairs, read_list
 from .transforms import normalise
+
+
+CURVES = "curves.png"
 
 
 def parameter_groups(model, weight_decay, lr, head_lr_mult=1.0):
@@ -46,24 +54,28 @@ def parameter_groups(model, weight_decay, lr, head_lr_mult=1.0):
 def train_one_epoch(model, wrapped, loader, optimizer, context, clip_grad, epoch):
     """One pass over the loader (or the epoch's batches from epoch_batches). `model` is the
     network, `wrapped` what runs it (DDP and/or torch.compile around model, or model itself).
-    Returns the epoch's metrics: mean loss over ranks, steps of every rank, clips/s, data-wait
-    share, seconds to the first batch and in all."""
+    Returns the epoch's metrics: mean loss over ranks, top-1 of the training clips as they
+    were seen (augmented, dropout on, the weights moving: torchvision's references report
+    the same), steps of every rank, clips/s, data-wait share, seconds to the first batch and
+    in all."""
     wrapped.train()
     log = EpochLog(loader, f"epoch {epoch}", context)
     for clips, labels, _ in log:
         inputs = normalise(clips, context.device)
         labels = labels.to(context.device, non_blocking=True)
         with context.autocast():
-            loss = model.loss(wrapped(inputs), labels)
+            outputs = wrapped(inputs)
+            loss = model.loss(outputs, labels)
         optimizer.zero_grad(set_to_none=True)
         loss.backward()
         if clip_grad:
             nn.utils.clip_grad_norm_(model.parameters(), clip_grad)
         optimizer.step()
-        log.add(loss, len(labels))
-    ranks = all_gather((log.mean_loss(), log.steps), context)
-    return {"train_loss": sum(loss for loss, _ in ranks) / len(ranks),
-            "steps_per_rank": [steps for _, steps in ranks], **log.rates()}
+        log.add(loss, len(labels), (outputs["logits"].argmax(dim=1) == labels).sum())
+    ranks = all_gather((log.mean_loss(), log.steps, log.correct.item(), log.clips), context)
+    return {"train_loss": sum(loss for loss, *_ in ranks) / len(ranks),
+            "train_top1": sum(r[2] for r in ranks) / max(1, sum(r[3] for r in ranks)),
+            "steps_per_rank": [steps for _, steps, *_ in ranks], **log.rates()}
 
 
 def epoch_batches(loader, epoch):
@@ -130,13 +142,18 @@ def training_videos(data, index, seed, output=None, report=None, missing=None,
 def run(config, resume=False, given=()):
     """Train as configured, or continue the run in config.output (resume: `given` names the
     options given with it, which may extend the run; see TrainConfig.resumed). Returns the
-    config that ran. The run folder is locked while it runs (preprocess/lock.py)."""
+    config that ran and whether any epoch was left to train. The run folder is locked while it runs (preprocess/lock.py)."""
     output = Path(config.output)
     saved = checkpoint.load(output / "last.pt") if resume else None
     if resume:
         config = checkpoint.trained_config(saved, output / "last.pt").resumed(
             config, given, saved["epoch"] + 1)
     context = setup(config.device)
+    config = fit_to_machine(config, context)
+    if context.is_main:
+        print(f"{context.device.type}: {config.data.workers} loader worker(s) a rank"
+              + (f", {torch.get_num_threads()} torch thread(s)"
+                 if context.device.type == "cpu" else ""))
     torch.backends.cudnn.benchmark = True  # fixed input shapes: pick the fastest kernels once
     torch.manual_seed(config.seed + context.rank)  # ranks differ in dropout, not in init (DDP broadcasts)
     index = load_index(config.data.data)
@@ -145,10 +162,16 @@ def run(config, resume=False, given=()):
                                         output if resume else None,
                                         print if context.is_main else None, missing,
                                         config.model.uses_p_frames())
+    if config.data.flip_pairs and config.data.flip == "off":
+        raise SettingsError("--flip-pairs names the classes a flipped clip changes into, and "
+                            "--flip off flips no clip: give --flip on with it, or leave it out")
     if config.data.flip_pairs:  # refused before anything is written, like the weights below
         read_flip_pairs(config.data.flip_pairs, index["classes"])
     # built before anything is written: weights that cannot be had stop the run here
     model = build_model(config.model, len(index["classes"]), initialise=not resume)
+    check_step_memory(config, len(index["classes"]), rank_batch(config, len(train), context),
+                      sample_bytes(model.modalities, index["settings"]["storage"]), context,
+                      context.local_world_size)
     with ExitStack() as held:
         if context.is_main:
             held.enter_context(folder_lock(output))
@@ -165,7 +188,7 @@ def run(config, resume=False, given=()):
                 print(f"{len(missing):,} listed video(s) are not in {config.data.data}: "
                       f"skipped, listed in {output / 'missing.txt'}")
             print(f"{len(train)} training and {len(validation)} validation videos, "
-                  f"{len(index['classes'])} classes -> {output}")
+                  f"{plural(len(index['classes']), 'class')} -> {output}")
         if config.model.init_from and not resume:
             _initialise(model, config.model.init_from, index, context)
         cuda = context.device.type == "cuda"
@@ -179,20 +202,54 @@ def run(config, resume=False, given=()):
         if resume:
             check_classes(saved["classes"], index["classes"], output / "last.pt", config.data.data)
             state = _restore(saved, model, optimizer, scheduler, context, output, config)
-        if state["epoch"] + 1 >= config.optim.epochs and context.is_main:
-            print(f"{output} has already trained {state['epoch'] + 1} epochs (--epochs "
-                  f"{config.optim.epochs}): nothing to do; a larger --epochs continues it")
+        done = state["epoch"] + 1  # epochs trained, numbered from 0
+        if resume and context.is_main:
+            print(f"{output}: {done} of {config.optim.epochs} epochs trained" + (
+                f"; resuming at epoch {done}" if done < config.optim.epochs else
+                "; nothing to do (a larger --epochs continues it)"))
+        if done >= config.optim.epochs:
+            return config, False
         wrapped = model
         if context.world_size > 1:
             wrapped = nn.parallel.DistributedDataParallel(model, device_ids=[context.device] if cuda else None)
         wrapped = torch.compile(wrapped) if config.compile else wrapped
-        _train_epochs(config, model, wrapped, (train, validation), optimizer, scheduler, state,
-                      context, index)
-    return config
+        state = _train_epochs(config, model, wrapped, (train, validation), optimizer,
+                              scheduler, state, context, index)
+    if context.is_main:
+        epoch, score = best_epoch(state["history"])
+        print(f"best.pt is epoch {epoch} " + (f"(validation top-1 {score:.2%})" if score is not
+                                             None else "(no validation set: the last epoch)"))
+    return config, True
+
+
+def fit_to_machine(config, context):
+    """config with the loader workers it leaves to the machine set (None: the cores each
+    rank of this machine has, at most 8); on a CPU, torch's threads set to those cores
+    (distributed.use_cores)."""
+    cores = use_cores(context)
+    if config.data.workers is not None:
+        return config
+    return dataclasses.replace(config, data=dataclasses.replace(config.data,
+                                                                workers=min(8, cores)))
+
+
+def rank_batch(config, videos, context):
+    """Clips a step on each rank: the global batch split over the ranks, and no more than a
+    rank's share of the videos (small datasets)."""
+    per_rank = max(1, config.data.batch_size // context.world_size)
+    return min(per_rank, -(-videos // context.world_size))
+
+
+def sample_bytes(modalities, storage):
+    """Bytes of one frame position of a clip as the loader hands it over: uint8 RGB
+    I-frames, MVs and residuals as stored (int8 or int16)."""
+    width = 2 if storage == "int16" else 1
+    return sum(IN_CHANNELS[m] * (1 if m == "iframe" else width) for m in modalities)
 
 
 def _train_epochs(config, model, wrapped, videos, optimizer, scheduler, state, context, index):
-    """Epochs from the one after state["epoch"] to the last; checkpoints and metrics each."""
+    """Epochs from the one after state["epoch"] to the last; checkpoints and metrics each.
+    Returns the state after the last."""
     output, (train, validation) = Path(config.output), videos
     train_loader = _loader(config, train, model.modalities, context, train_mode=True)
     validation_loader = _loader(config, validation, model.modalities, context, False) if validation else None
@@ -208,6 +265,7 @@ def _train_epochs(config, model, wrapped, videos, optimizer, scheduler, state, c
         if validation_loader:
             logits, labels = predict(model, validation_loader, context)
             metrics["val_top1"] = accuracy_report(logits, labels, index["classes"])["top1"]
+            metrics["val_loss"] = validation_loss(logits, labels)
         # ties go to the later epoch: further along the schedule, and never an early epoch
         # that happened to reach a saturated validation score first
         improved = metrics.get("val_top1", 0.0) >= state["best_val_top1"] or not validation_loader
@@ -218,8 +276,24 @@ def _train_epochs(config, model, wrapped, videos, optimizer, scheduler, state, c
                if context.device.type == "cuda" else None}
         if context.is_main:
             _save(output, state, improved, model, optimizer, scheduler, rng, config, index)
-            _record(output, writer, metrics)
+            _record(output, writer, metrics, state["history"])
         barrier(context)
+    return state
+
+
+def validation_loss(logits, labels):
+    """Cross-entropy of the videos' fused scores (the logits evaluation ranks by)."""
+    return float(nn.functional.cross_entropy(torch.as_tensor(logits), torch.as_tensor(labels)))
+
+
+def best_epoch(history):
+    """(epoch, its validation top-1 or None) of the epoch best.pt holds: the last of the best
+    validation scores (ties go to the later epoch), or the last epoch without validation."""
+    scored = [m for m in history if "val_top1" in m]
+    if not scored:
+        return history[-1]["epoch"], None
+    best = max(m["val_top1"] for m in scored)
+    return [m["epoch"] for m in scored if m["val_top1"] == best][-1], best
 
 
 def _initialise(model, path, index, context):
@@ -250,9 +324,7 @@ def _loader(config, entries, modalities, context, train_mode):
     pairs = data.flip_pairs and read_flip_pairs(data.flip_pairs, load_index(data.data)["classes"])
     dataset = ClipDataset(data.data, entries, modalities, data.num_segments, data.input_size,
                           train_mode, config.seed, flip=data.flip == "on", flip_pairs=pairs)
-    per_rank = max(1, data.batch_size // context.world_size)
-    per_rank = min(per_rank, -(-len(dataset) // context.world_size))  # small datasets
-    return make_loader(dataset, per_rank, data.workers, context.rank, context.world_size,
+    return make_loader(dataset, rank_batch(config, len(dataset), context), data.workers, context.rank, context.world_size,
                        config.seed, train_mode, pin_memory=context.device.type == "cuda")
 
 
@@ -275,7 +347,9 @@ def _tensorboard(output):
     return SummaryWriter(output / "tensorboard")
 
 
-def _record(output, writer, metrics):
+def _record(output, writer, metrics, history):
+    """An epoch's metrics into metrics.jsonl, TensorBoard and the console, and the run's
+    learning curves (curves.png) redrawn."""
     with open(output / "metrics.jsonl", "a", encoding="utf-8") as file:
         file.write(json.dumps(metrics) + "\n")
     if writer:
@@ -286,3 +360,7 @@ def _record(output, writer, metrics):
     summary = ", ".join(f"{k} {v:.4g}" for k, v in metrics.items()
                         if isinstance(v, float))
     print(f"epoch {metrics['epoch']}: {summary}")
+    try:
+        learning_curves(history, output / CURVES, best_epoch(history)[0])
+    except PictureError as error:  # a picture never costs the run
+        print(f"warning: {error}")

@@ -261,7 +261,7 @@ def test_teamnet_sees_local_motion_that_iframes_cannot_show(tmp_path, motion):
     assert tsn["top1"] <= 0.4, tsn["per_class"]  # chance is 0.25; one frame shows no motion
     assert teamnet["videos"] == 24 and 0 <= teamnet["mean_class_accuracy"] <= 1
     assert set(teamnet["per_class"]) == {"still", "up", "down", "sideways"}
-    assert (tmp_path / "teamnet" / "confusion.png").stat().st_size > 1000
+    assert (tmp_path / "teamnet" / "confusion-best-test-4seg-1crop-32px.png").stat().st_size > 1000
     assert np.array(teamnet["confusion"]).sum() == 24
     lines = (tmp_path / "teamnet" / "metrics.jsonl").read_text().splitlines()
     assert [json.loads(line)["epoch"] for line in lines] == list(range(14))
