@@ -67,7 +67,7 @@ def test_demo_then_train_and_evaluate(runner, tmp_path):
     assert result.exit_code == 0, result.output
     assert "videos           4" in result.output and "classes          3" in result.output
     assert "frames           622" in result.output  # 250 + 132 + 120 + 120
-    assert "25 segments, 1 crop(s) of 112 px" in result.output  # the size it trained at
+    assert "25 segments, 1 crop of 112 px" in result.output  # the size it trained at
     # it ends with a prediction on a raw clip (H.264 with B-frames) and its CAM picture
     tail = result.output.splitlines()[-4:]
     assert tail[0].endswith(f"bikes.mp4  (class activation maps: {tmp_path / 'cams' / 'bikes.png'})")
@@ -92,7 +92,9 @@ def test_demo_then_train_and_evaluate(runner, tmp_path):
     report = json.loads(result.output.strip().splitlines()[-1])
     assert report["protocol"] == {"num_segments": 3, "input_size": 64, "crops": 1,
                                   "model": "teamnet"}
-    assert report["videos"] == 4 and "3 segments, 1 crop(s) of 64 px" in result.output
+    # without --list: the run's test list (its config.json)
+    assert report["videos"] == 2 and "3 segments, 1 crop of 64 px" in result.output
+    assert report["evaluated"] == f"the run's test list {tmp_path / 'test.txt'}"
 
 
 # --- every setting defined once ------------------------------------------------------------
