@@ -426,56 +426,253 @@ def evaluate(as_json, **options):
 
 
 @main.command("predict")
-@click.argument("videos", nargs=-1, required=True,
-                type=click.Path(exists=True, path_type=Path))
+@click.argument("videos", nargs=-1, type=click.Path(exists=True, path_type=Path))
 @options_from(PredictConfig)
+@click.option("--data", type=click.Path(exists=True, file_okay=False, path_type=Path),
+              default=None, help="Score the videos of this extracted dataset (output of "
+              "`teamnet extract`) instead of video files: `evaluate` without labels.")
+@LIST
+@LIST_FORMAT
 @click.option("--json", "as_json", is_flag=True,
               help='One JSON line a video: {"video": PATH, "top": [{"class": NAME, '
                    '"probability": P}, ...]}.')
-def predict_command(videos, as_json, **options):
-    """Classify video files (or every video in folders) with a checkpoint.
+def predict_command(videos, data, video_list, list_format, as_json, **options):
+    """Classify video files (or every video in folders, or an extracted dataset) with a
+    checkpoint.
 
     Each video is re-encoded in a temporary folder the way the checkpoint's dataset was
     (`teamnet encode` settings recorded in it), extracted in memory, and scored with the
     evaluation protocol: the same numbers `teamnet evaluate` gives after encode + extract.
-    Any file ffmpeg reads will do (H.264 with B-frames, audio, rotation, odd sizes).
+    Any file ffmpeg reads will do (H.264 with B-frames, audio, rotation, odd sizes); files
+    that `teamnet encode` wrote with the checkpoint's settings are read as they are.
+    --workers processes prepare videos while the model scores --batch-size of them a step;
+    results come in the order they are done. --window scores a long video window by window.
     """
     from tqdm import tqdm
 
+    from preprocess.discover import select_part
+    from preprocess.machine import usable_cores
+    from preprocess.parallel import run_parallel
+    from teamnet.predict import Predictor, score_all
+    from teamnet.results import ResultFile, file_sha256
+    config = build(PredictConfig, options)
+    _check_predict_options(config, videos, data, video_list)
+    predictor = Predictor(config)
+    notes, failures, pictures = [], [], set()
+    names, make_clip = (_stored_videos(data, video_list, list_format, predictor, notes)
+                        if data else _video_files(videos, predictor))
+    chosen = select_part(list(range(len(names))), config.part)
+    identity = {"checkpoint": str(Path(config.checkpoint).absolute()),
+                "checkpoint_sha256": file_sha256(config.checkpoint),
+                "num_segments": config.num_segments, "crops": config.crops,
+                "top_k": config.top_k, "input_size": predictor.input_size,
+                "window": config.window}
+    parallel = ParallelSettings(workers=max(1, _default(config.workers, usable_cores)),
+                                backend=config.backend, scheduler=config.scheduler)
+    batch = _default(config.batch_size,
+                     lambda: 16 if predictor.context.device.type == "cuda" else 4)
+    with (ResultFile(config.output, identity, config.retry_failed) if config.output
+          else _NoFile()) as results:
+        todo = [i for i in chosen if names[i] not in results.done]
+        if len(todo) < len(chosen):
+            click.echo(f"{len(chosen) - len(todo)} video(s) already in {config.output}",
+                       err=True)
+        parts = _parts(todo, names, config.window, results, failures)  # [(video, span)]
+        windows = {}  # video -> its windows' results so far
+        tasks = [(k, names[video]) if data else (k, names[video], span and span[:2])
+                 for k, (video, span) in enumerate(parts)]
+        clips = run_parallel(make_clip, tasks, parallel, "predict",
+                             unit="window" if config.window else "video")
+        for k, probabilities, item in score_all(predictor, clips, batch):
+            video, span = parts[k]
+            name = names[video]
+            if config.window:
+                done = windows.setdefault(name, {})
+                done[span] = _window_result(span, probabilities, item, predictor)
+                if len(done) == sum(1 for v, _ in parts if v == video):
+                    _finish_windows(name, done, results, failures, config, predictor,
+                                    as_json, tqdm.write)
+                continue
+            if probabilities is None:
+                failures.append((name, item["error"]))
+                results.write({"video": name, "error": item["error"]})
+                continue
+            top = predictor.top(probabilities)
+            results.write({"video": name, "top": [{"class": c, "probability": p}
+                                                  for c, p in top]})
+            picture = None
+            if config.cam:
+                picture, problems = predictor.pictures(
+                    _picture_name(name, pictures), item["clip"], item["gops"])
+                for problem in problems:
+                    tqdm.write(f"warning: {problem}", file=sys.stderr)
+            _print_top(name, top, picture, as_json, tqdm.write)
+    _report(failures, notes=notes)
+
+
+def _check_predict_options(config, videos, data, video_list):
+    if bool(videos) == bool(data):
+        raise click.UsageError("give video files or folders, or --data DATASET (not both)")
+    if video_list and not data:
+        raise click.UsageError("--list selects videos of --data")
+    if config.retry_failed and not config.output:
+        raise click.UsageError("--retry-failed retries the failures an --output file holds")
+    if config.window and (data or config.cam):
+        raise click.UsageError("--window cuts video files into windows: not with --data or "
+                               "--cam")
+    if config.timeline and not config.window:
+        raise click.UsageError("--timeline draws the windows of --window")
+
+
+def _parts(todo, names, window, results, failures):
+    """What the workers do: (video, span) for every video of todo, span None (the whole
+    video) or, with --window, each window's (start, seconds, end). A video whose windows
+    cannot be found is a failure, written at once."""
+    if not window:
+        return [(video, None) for video in todo]
     from preprocess.decode import VideoError
+    from preprocess.in_memory import windows
+    parts = []
+    for video in todo:
+        try:
+            spans, duration = windows(names[video], window)
+            parts += [(video, (start, seconds, min(start + seconds, duration)))
+                      for start, seconds in spans]
+        except VideoError as error:
+            failures.append((names[video], str(error)))
+            results.write({"video": names[video], "error": str(error)})
+    return parts
+
+
+def _window_result(span, probabilities, item, predictor):
+    start, _, end = span
+    result = {"start": round(start, 3), "end": round(end, 3)}
+    if probabilities is None:
+        return {**result, "error": item["error"]}
+    return {**result, "top": [{"class": c, "probability": p}
+                              for c, p in predictor.top(probabilities)]}
+
+
+def _finish_windows(name, done, results, failures, config, predictor, as_json, write):
+    """A video's windows are all scored: its line, its text, its timeline picture."""
+    timeline = [done[span] for span in sorted(done)]
+    results.write({"video": name, "windows": timeline})
+    failed = [w for w in timeline if "error" in w]
+    if failed:
+        failures.append((name, f"{len(failed)} of {len(timeline)} windows failed, the first "
+                         f"at {failed[0]['start']} s: {failed[0]['error']}"))
+    picture = None
+    if config.timeline:
+        from teamnet.pictures import PictureError, timeline_strip
+        path = Path(config.timeline) / f"{Path(name).stem}.png"
+        try:
+            timeline_strip(timeline, predictor.classes, name, path)
+            picture = path
+        except PictureError as error:
+            write(f"warning: {error}", file=sys.stderr)
+    if as_json:
+        write(json.dumps({"video": name, "windows": timeline}))
+        return
+    write(printable(name) + (f"  (timeline: {picture})" if picture else ""))
+    for window in timeline:
+        what = (f"failed: {window['error']}" if "error" in window else
+                f"{window['top'][0]['class']}  {window['top'][0]['probability']:7.2%}")
+        write(printable(f"  {window['start']:7.1f} - {window['end']:7.1f} s  {what}"))
+
+
+class _NoFile:
+    """Stands in for a ResultFile where no --output is given."""
+    done = {}
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *_):
+        return False
+
+    def write(self, record):
+        pass
+
+
+def _default(value, default):
+    return default() if value is None else value
+
+
+def _picture_name(name, taken):
+    """A CAM picture's name for a video: its file name's stem, numbered where taken."""
+    stem = Path(name).stem
+    stem = stem if stem not in taken else f"{stem}-{len(taken)}"
+    taken.add(stem)
+    return stem
+
+
+def _print_top(name, top, picture, as_json, write):
+    if as_json:
+        write(json.dumps({"video": name, "top": [{"class": c, "probability": p}
+                                                 for c, p in top]}))
+        return
+    shown = [(printable(class_name), p) for class_name, p in top]
+    width = max(len(class_name) for class_name, _ in shown)
+    write(printable(name) + (f"  (class activation maps: {picture})" if picture else ""))
+    for rank, (class_name, p) in enumerate(shown, 1):
+        write(f"  {rank:>2}  {class_name:<{width}}  {p:7.2%}")
+
+
+def _video_files(videos, predictor):
+    """(names, FileClips) of the files given (folders: every video in them)."""
+    import functools
+
     from preprocess.discover import find_videos
-    from preprocess.in_memory import MEMORY_SHARD, encoder_of, represent
-    from teamnet.predict import Predictor
-    predictor = Predictor(build(PredictConfig, options))
-    encoder = encoder_of(predictor.data_settings)
+    from preprocess.in_memory import encoder_of, represent
+    from teamnet.predict import FileClips
     paths = [found for path in videos for found in (
         [video.path for video in find_videos(path)] if path.is_dir() else [path])]
-    failures, named = [], set()
-    for path in tqdm(paths, desc="predict", unit="video", disable=len(paths) < 2):
-        name = path.stem if path.stem not in named else f"{path.stem}-{len(named)}"
-        named.add(name)  # one picture per video, even where two share a file name
-        try:
-            file, index = represent(path, predictor.data_settings, encoder,
-                                    predictor.gops_to_keep)
-            with file:
-                probabilities, picture, problems = predictor(index, {MEMORY_SHARD: file}, name)
-        except Exception as error:  # a bad video (or a bug) must not cost the others
-            known = isinstance(error, (VideoError, TeamnetError))
-            failures.append((str(path), str(error) if known else f"internal error: {error!r}"))
-            continue
-        top = predictor.top(probabilities)
-        for problem in problems:
-            tqdm.write(f"warning: {problem}", file=sys.stderr)
-        if as_json:
-            tqdm.write(json.dumps({"video": str(path), "top": [
-                {"class": class_name, "probability": p} for class_name, p in top]}))
-            continue
-        top = [(printable(class_name), p) for class_name, p in top]
-        width = max(len(class_name) for class_name, _ in top)
-        tqdm.write(f"{path}" + (f"  (class activation maps: {picture})" if picture else ""))
-        for rank, (class_name, p) in enumerate(top, 1):
-            tqdm.write(f"  {rank:>2}  {class_name:<{width}}  {p:7.2%}")
-    _report(failures)
+    made = functools.partial(represent, recorded=predictor.data_settings,
+                             encoder=encoder_of(predictor.data_settings))
+    return [str(path) for path in paths], FileClips(made, predictor.make)
+
+
+def _stored_videos(data, video_list, list_format, predictor, notes):
+    """(video ids, StoredClips) of --data (with --list, those it names)."""
+    from preprocess.store import load_index
+    from teamnet.evaluate import data_differences
+    from teamnet.predict import StoredClips
+    from teamnet.splits import listed
+    index = load_index(data)
+    ids = [video["id"] for video in index["videos"]]
+    if video_list:
+        chosen, absent = listed(video_list, ids, list_format)
+        if absent:
+            notes.append((str(video_list), f"{len(absent)} listed video(s) are not in {data}, "
+                          f"such as {absent[0][1]!r} (line {absent[0][0]})"))
+        ids = chosen
+    differ = data_differences(predictor.data_settings, index["settings"])
+    if differ:
+        notes.append((str(data), f"warning: encoded or extracted otherwise than the data the "
+                      f"checkpoint was trained on ({', '.join(differ)})"))
+    return ids, StoredClips(data, predictor.make)
+
+
+@main.command("export")
+@click.option("--checkpoint", required=True, type=click.Path(exists=True, dir_okay=False),
+              help="A checkpoint of `teamnet train`.")
+@click.option("--out", required=True, type=click.Path(dir_okay=False, path_type=Path),
+              help="FILE.pt: weights and what evaluate/predict read, no optimizer state; "
+                   "FILE.pt2: a torch.export program; FILE.onnx: an ONNX model.")
+@click.option("--num-segments", default=25, show_default=True, type=click.IntRange(1),
+              help="Segments a clip, for .pt2 and .onnx (the evaluation protocol's).")
+@click.option("--crops", default=1, show_default=True, type=click.Choice(["1", "3", "10"]),
+              help="Crops a clip, for .pt2 and .onnx.")
+def export_command(checkpoint, out, num_segments, crops):
+    """Export a checkpoint for inference: a smaller checkpoint, or a program with the
+    normalisation inside that takes the stored clips (integers, channels last) and returns
+    the logits; loaded back and checked against the checkpoint's model before it is kept."""
+    from teamnet.export import export
+    difference = export(checkpoint, out, num_segments, int(crops))
+    size = out.stat().st_size / 2**20
+    checked = (f"; logits within {difference:.1e} of the checkpoint's"
+               if out.suffix != ".pt" else "")
+    click.echo(f"wrote {out} ({size:,.1f} MiB{checked})")
 
 
 @main.command()

@@ -63,14 +63,17 @@ def output_size(width, height, settings):
     return even(width), even(height)
 
 
-def ffmpeg_command(source, target, width, height, settings, stream=0, stamp=None):
+def ffmpeg_command(source, target, width, height, settings, stream=0, stamp=None, span=None):
     """The ffmpeg argument list (no shell involved) for one file: its video stream number
     `stream` (decode.main_stream), audio and other streams dropped; stamp (source_stamp)
-    recorded as the output's comment tag."""
+    recorded as the output's comment tag; span (start, seconds or None: to the end) encodes
+    that part only (`predict --window`)."""
     # ffmpeg-python hashes its arguments as UTF-8, which a non-UTF-8 file name is not: it is
     # given stand-ins, replaced by the real names in the argument list it makes
     names = {"SOURCE.mkv": str(source), "TARGET.mp4": str(target)}
-    video = ffmpeg.input("SOURCE.mkv")[f"v:{stream}"].filter("scale", width, height).filter(
+    start, seconds = span or (None, None)
+    trim = {**({"ss": start} if start else {}), **({"t": seconds} if seconds else {})}
+    video = ffmpeg.input("SOURCE.mkv", **trim)[f"v:{stream}"].filter("scale", width, height).filter(
         "setsar", 1)
     output = ffmpeg.output(
         video, "TARGET.mp4", format="mp4", vcodec="mpeg4", pix_fmt="yuv420p",
@@ -107,10 +110,10 @@ def recorded_stamp(encoded):
     return comment if comment.startswith(STAMP) else None
 
 
-def encode_video(source, target, settings):
-    """Re-encode one file; the output appears only once complete and verified. An output
-    whose source was replaced since (another size or modification time than it records) is
-    encoded again."""
+def encode_video(source, target, settings, span=None):
+    """Re-encode one file (span: a part of it, as ffmpeg_command takes); the output appears
+    only once complete and verified. An output whose source was replaced since (another size
+    or modification time than it records) is encoded again."""
     try:
         stamp = source_stamp(source)
         if target.exists() and recorded_stamp(target) in (None, stamp):
@@ -119,7 +122,7 @@ def encode_video(source, target, settings):
         width, height = output_size(info.width, info.height, settings)
         with atomic_output(target) as temporary:
             command = ffmpeg_command(source, temporary, width, height, settings, info.stream,
-                                     stamp)
+                                     stamp, span)
             done = subprocess.run(command, capture_output=True, text=True, errors="replace")
             if done.returncode != 0:
                 message = done.stderr.strip().splitlines()[-1:] or [f"exit {done.returncode}"]

@@ -15,7 +15,7 @@ import h5py
 from .atomic import is_dead, owner_tag
 from .decode import VideoError, probe
 from .discover import DatasetError, Video
-from .encode import encode_video, find_ffmpeg, from_recorded
+from .encode import encode_video, find_ffmpeg, from_recorded, settings_of
 from .extract import extract_video
 from .settings import ExtractSettings
 from .store.index import entry
@@ -33,10 +33,11 @@ def encoder_of(recorded, ffmpeg=None):
     return replace(from_recorded(recorded["encode"]), ffmpeg=find_ffmpeg(ffmpeg))
 
 
-def encode_to(source, folder, encoder):
-    """Re-encode a video file into folder/video.mp4; its path, or VideoError with the reason."""
+def encode_to(source, folder, encoder, span=None):
+    """Re-encode a video file (span: a part of it, as encode.ffmpeg_command takes) into
+    folder/video.mp4; its path, or VideoError with the reason."""
     encoded = Path(folder) / "video.mp4"
-    result = encode_video(Path(source).absolute(), encoded, encoder)
+    result = encode_video(Path(source).absolute(), encoded, encoder, span)
     if result.status == "failed":
         raise VideoError(result.reason)
     return encoded
@@ -76,12 +77,47 @@ def extract_in_memory(encoded, recorded, choose=None):
                   "by_id": {"video": entry("video", attrs, MEMORY_SHARD, "", 0)}}
 
 
-def represent(source, recorded, encoder, choose=None):
-    """encode_to then extract_in_memory (choose: as there), in a temporary folder removed
-    afterwards."""
+def encoded_as(path, recorded):
+    """Whether a file is `teamnet encode` output with the encoding a dataset records: an .mp4
+    under a folder whose encode-settings.json names that encoding. Such a file is scored as
+    stored: encoding it again would change it (generation loss)."""
+    path = Path(path).absolute()
+    if path.suffix.lower() != ".mp4":
+        return False
+    for folder in path.parents:
+        found = settings_of(folder)
+        if found is not None:
+            strip = lambda settings: {k: v for k, v in settings.items() if k != "ffmpeg"}  # noqa: E731
+            return strip(found) == strip(recorded["encode"])
+    return False
+
+
+def represent(source, recorded, encoder, choose=None, span=None):
+    """An in-memory (h5py file, index) of a video file, as extract_in_memory gives (choose:
+    as there): re-encoded first in a temporary folder, removed afterwards, unless it already
+    is an output of `teamnet encode` with the recorded encoding (encoded_as). span (start,
+    seconds or None): that part of the file alone, always re-encoded."""
+    if span is None and encoded_as(source, recorded):
+        return extract_in_memory(source, recorded, choose)
     # named after this process: a later run removes what a killed one left (its pid gone)
     for left in Path(tempfile.gettempdir()).glob(f"{WORK_PREFIX}*"):
         if is_dead(left.name[len(WORK_PREFIX):].rsplit("-", 1)[0]):
             shutil.rmtree(left, ignore_errors=True)
     with tempfile.TemporaryDirectory(prefix=f"{WORK_PREFIX}{owner_tag()}-") as work:
-        return extract_in_memory(encode_to(source, work, encoder), recorded, choose)
+        return extract_in_memory(encode_to(source, work, encoder, span), recorded, choose)
+
+
+def windows(source, seconds):
+    """(spans, duration): the spans (start, seconds) of consecutive windows of `seconds`
+    covering a video file, the last one running to the end (longer, never a sliver), and
+    the file's duration in seconds."""
+    info = probe(source)
+    if not info.fps or not info.frames:
+        raise VideoError("its duration is unknown (no frame rate or frame count in the "
+                         "container), and --window needs it; re-mux it (ffmpeg -i IN -c copy "
+                         "OUT.mkv)")
+    duration = info.frames / info.fps
+    count = max(1, int(duration // seconds))
+    # the last window asks for a second more than is left: ffmpeg stops at the end
+    return [(k * seconds, seconds if k < count - 1 else duration - k * seconds + 1.0)
+            for k in range(count)], duration

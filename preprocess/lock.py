@@ -93,3 +93,16 @@ def folder_lock(folder, part=None):
             _acquire(stack, folder / f"{LOCK_NAME[:-5]}-part-{part[0]}of{part[1]}.lock", True,
                      f"{folder} (part {part[0]}/{part[1]})")
         yield
+
+
+@contextmanager
+def file_lock(path):
+    """Hold one output file for one run: an exclusive lock on a hidden file beside it
+    (.NAME.lock), so that the file itself may be replaced (atomically) while held."""
+    path = Path(path)
+    if os.environ.get(NO_LOCK) == "1":
+        yield
+        return
+    with ExitStack() as stack:
+        _acquire(stack, path.with_name(f".{path.name}.lock"), True, path)
+        yield

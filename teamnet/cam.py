@@ -51,10 +51,19 @@ def first_crop(clips, crops):
     return {m: x[:, :x.shape[1] // crops] for m, x in clips.items()}
 
 
-def write_cam_pictures(model, dataset, context, names, classes, folder, cam_class=None):
-    """One CAM grid PNG per item of dataset (names[i]: the video's name in titles and file
-    names); returns (paths written, [message] of those that could not be). cam_class: a class
-    name, or None for the predicted."""
+def dataset_clips(dataset, names):
+    """(name, clip, gops) of every item of an evaluation ClipDataset (names[i]: item i's):
+    what write_cam_pictures draws."""
+    for i, name in enumerate(names):
+        clip, _, _ = dataset[(0, i)]
+        gops, _ = sample_clip(dataset.num_p[i], dataset.segments, dataset.needs_p_frames)
+        yield name, clip, gops
+
+
+def write_cam_pictures(model, clips, crops, context, classes, folder, cam_class=None):
+    """One CAM grid PNG per (name, clip {modality: (T x crops, S, S, C)}, gops (T,)) of
+    clips, named after the video; returns (paths written, [message] of those that could not
+    be). cam_class: a class name, or None for the predicted."""
     folder = Path(folder)
     try:
         folder.mkdir(parents=True, exist_ok=True)
@@ -62,14 +71,12 @@ def write_cam_pictures(model, dataset, context, names, classes, folder, cam_clas
         return [], [f"could not write pictures into {folder}: {error.strerror or error}"]
     label = None if cam_class is None else [classes.index(cam_class)]
     written, problems = [], []
-    for i, name in enumerate(names):
-        clip, _, _ = dataset[(0, i)]
-        clip = first_crop({m: x[None] for m, x in clip.items()}, dataset.crops)
+    for name, clip, gops in clips:
+        clip = first_crop({m: x[None] for m, x in clip.items()}, crops)
         probabilities, labels, maps = class_maps(model, clip, context, label)
         k = int(labels[0])
         title = f"{name}: {classes[k]} ({float(probabilities[0, k]):.1%})"
         path = folder / (name.replace("/", "__") + ".png")
-        gops, _ = sample_clip(dataset.num_p[i], dataset.segments, dataset.needs_p_frames)
         try:
             cam_grid({m: x[0].numpy() for m, x in clip.items()},
                      {m: x[0].numpy() for m, x in maps.items()}, title, path, gops)

@@ -12,7 +12,7 @@ the settings never imports torch.
 from dataclasses import asdict, dataclass, field, fields, is_dataclass
 
 from preprocess.errors import SettingsError
-from preprocess.settings import option_name, setting
+from preprocess.settings import option_name, parse_part, setting
 
 MODELS = ("teamnet", "tsn", "coviar")
 MODALITIES = ("iframe", "mv", "residual")
@@ -271,6 +271,29 @@ class PredictConfig:
     device: str = _device()
     cam: str = _cam()
     cam_class: str = _cam_class()
+    workers: int = setting(None, "Processes that re-encode and extract videos (or read "
+                           "--data) while the model scores; 0 or 1: this process [default: "
+                           "the cores available here].", minimum=0)
+    backend: str = setting("joblib", "joblib: those processes here; dask: the workers of "
+                           "--scheduler (or a local cluster of --workers), which must see the "
+                           "videos at the same paths.", choices=("joblib", "dask"))
+    scheduler: str = setting(None, "Dask scheduler, e.g. tcp://head:8786 (with --backend "
+                             "dask).", metavar="ADDRESS")
+    batch_size: int = setting(None, "Videos the model scores a step [default: 16 on a GPU, "
+                              "4 on a CPU].", minimum=1)
+    output: str = setting(None, "Also write one JSON line a video here (FILE.jsonl), as each "
+                          "is done; a rerun with the same file skips the videos it holds.",
+                          metavar="FILE")
+    retry_failed: bool = setting(False, "With --output: do the videos that failed again.")
+    part: tuple = setting(None, "Only the I-th of N deterministic shares of the videos (one "
+                          "predict a node over a shared list, each with its own --output).",
+                          parse=parse_part, metavar="I/N")
+    window: float = setting(None, "Score consecutive windows of this many seconds (each "
+                            "re-encoded and scored with the protocol), giving each video a "
+                            "timeline of classes; the last window runs to the end.",
+                            minimum=1.0, metavar="SECONDS")
+    timeline: str = setting(None, "With --window: a PNG strip of each video's timeline in this "
+                            "folder.", path="output", metavar="DIR")
 
 
 # What a resumed run may change: how long it runs and where, never what it learns from or how.

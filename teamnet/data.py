@@ -122,3 +122,15 @@ def make_loader(dataset, batch_size, workers, rank=0, world_size=1, seed=0, trai
     return DataLoader(dataset, batch_size=batch_size, sampler=sampler, num_workers=workers,
                       pin_memory=pin_memory, drop_last=train, persistent_workers=workers > 0,
                       prefetch_factor=4 if workers > 0 else None, generator=generator)
+
+
+def stop_workers(loader):
+    """Stop a loader's persistent worker processes now rather than whenever the loader is
+    garbage collected (a reference cycle can keep it for a while): forked children hold what
+    the parent had open, the run folder's lock (flock) included, so a run that returned
+    would still block the next one in the same process."""
+    iterator = getattr(loader, "_iterator", None)
+    if iterator is not None and hasattr(iterator, "_shutdown_workers"):
+        iterator._shutdown_workers()
+    if loader is not None:
+        loader._iterator = None

@@ -11,7 +11,7 @@ import torch
 from preprocess.store import load_index
 
 from . import checkpoint
-from .cam import check_cam_class, write_cam_pictures
+from .cam import check_cam_class, dataset_clips, write_cam_pictures
 from .checkpoint import CheckpointError
 from .data import ClipDataset, make_loader, with_p_frames
 from .distributed import all_gather, setup, use_cores
@@ -186,8 +186,8 @@ def evaluate_checkpoint(config):
         dataset = ClipDataset(config.data, shown, model.modalities, config.num_segments,
                               config.input_size, train=False, crops=config.crops)
         written, problems = write_cam_pictures(
-            model, dataset, context, [video for video, _ in shown], index["classes"],
-            config.cam, config.cam_class)
+            model, dataset_clips(dataset, [video for video, _ in shown]), config.crops,
+            context, index["classes"], config.cam, config.cam_class)
         report["cam_pictures"] = [str(path) for path in written]
         report["warnings"] += problems
     return report

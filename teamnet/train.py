@@ -22,7 +22,7 @@ from preprocess.store import load_index
 from preprocess.text import plural
 
 from . import checkpoint
-from .data import ClipDataset, make_loader, with_p_frames
+from .data import ClipDataset, make_loader, stop_workers, with_p_frames
 from .distributed import all_gather, barrier, setup, use_cores
 from .evaluate import check_classes, predict
 from .memory import check_step_memory
@@ -278,6 +278,8 @@ def _train_epochs(config, model, wrapped, videos, optimizer, scheduler, state, c
             _save(output, state, improved, model, optimizer, scheduler, rng, config, index)
             _record(output, writer, metrics, state["history"])
         barrier(context)
+    for loader in (train_loader, validation_loader):
+        stop_workers(loader)
     return state
 
 

@@ -1,5 +1,6 @@
 """Beyond one machine: the same work on a real Dask cluster, and split into --part jobs."""
 import filecmp
+import json
 import os
 
 import pytest
@@ -101,3 +102,35 @@ def test_parts_cover_everything_once():
     for bad in ("0/4", "5/4", "x", "1-4"):
         with pytest.raises(SettingsError, match="part"):
             parse_part(bad)
+
+
+def test_predict_on_a_dask_cluster_and_in_parts_gives_the_local_scores(raw, reference,
+                                                                        scheduler, tmp_path):
+    runner = CliRunner()
+    run = tmp_path / "run"
+    assert runner.invoke(main, ["train", "--data", str(reference / "ext"), "--output", str(run),
+                                "--epochs", "1", "--pretrained", "none", "--iframe-arch",
+                                "resnet18", "--num-segments", "2", "--input-size", "32",
+                                "--workers", "0", "--val-fraction", "0"]).exit_code == 0
+    videos = sorted(str(p) for p in raw.glob("*/*.mkv"))
+    common = ["predict", "--checkpoint", str(run / "best.pt"), "--num-segments", "3", "--json"]
+
+    def scores(*options):
+        result = runner.invoke(main, [*common, *options])
+        assert result.exit_code == 0, result.output
+        lines = [json.loads(line) for line in result.stdout.splitlines() if line.startswith("{")]
+        return {line["video"]: line["top"] for line in lines}
+    local = scores("--workers", "1", *videos)
+    assert sorted(local) == videos
+    cluster = scores("--backend", "dask", "--scheduler", scheduler, *videos)
+    assert cluster.keys() == local.keys()
+    for video, top in cluster.items():
+        assert [t["class"] for t in top] == [t["class"] for t in local[video]]
+        assert [t["probability"] for t in top] == pytest.approx(
+            [t["probability"] for t in local[video]], abs=1e-6)
+    parts = {}
+    for part in ("1/3", "2/3", "3/3"):  # one predict a node over a shared list
+        got = scores("--part", part, "--workers", "1", *videos)
+        assert not parts.keys() & got.keys()
+        parts.update(got)
+    assert parts.keys() == local.keys()

@@ -230,7 +230,7 @@ def test_a_video_listed_twice_counts_once_and_never_with_two_classes(ucf101, tmp
     assert read_list(twice, index, "test", "generic", report=said.append) == [
         ("Biking/v_Biking_g09_c01", 1), ("Biking/v_Biking_g09_c02", 1)]
     again = "'Biking/v_Biking_g09_c01' listed again (first at line 1)"
-    assert said == ["twice.txt: 2 videos of 1 classes (2 skipped)",
+    assert said == ["twice.txt: 2 videos of 1 class (2 skipped)",
                     f"  skipped twice.txt:3: {again}", f"  skipped twice.txt:4: {again}"]
     twice.write_text(f"{clip} Biking\n{clip} ApplyEyeMakeup\n")
     with pytest.raises(SplitError, match="twice.txt:2: 'Biking/v_Biking_g09_c01' is labelled "

@@ -1,5 +1,11 @@
 """Looking at what the model sees: `teamnet predict` on raw videos, CAM pictures, `show`."""
 import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -24,6 +30,7 @@ from teamnet.predict import probabilities_of
 from teamnet.sampling import sample_clip
 from teamnet.transforms import eval_crops, normalise
 
+TEAMNET_CLI = str(Path(sys.executable).parent / "teamnet")
 SMALL = ["--pretrained", "none", "--iframe-arch", "resnet18", "--num-segments", "4",
          "--input-size", "32", "--batch-size", "8", "--workers", "0", "--val-fraction", "0"]
 
@@ -163,7 +170,9 @@ def test_mv_class_activation_maps_find_the_moving_patch(tmp_path_factory):
     assert report["top1"] >= 0.9, report["per_class"]
     pictures = sorted((root / "cams").iterdir())
     assert [p.name for p in pictures] == ["still__still12.png", "still__still13.png"]
-    assert imread(pictures[0]).shape[1] > 800  # a column for each of 8 segments
+    # a column a GOP: the 8 segments of a 48-frame video fall on its 4 GOPs, each shown once
+    # (1.6 inches a column and 1.6 for the labels and colour bar, at 100 dpi)
+    assert imread(pictures[0]).shape[1] == (4 * 1.6 + 1.6) * 100
 
     # where the maximum of the MV map is, in frame pixels, for the centre GOPs' 5th P-frames
     saved = checkpoint.load(run / "best.pt")
@@ -306,3 +315,184 @@ def test_a_long_video_is_represented_by_its_clip_s_gops_alone(tmp_path, ffmpeg_b
     whole, _ = extract_in_memory(tmp_path / "long.mp4", recorded)
     with whole:
         np.testing.assert_array_equal(whole["videos/00000/mvs"][49], kept)
+
+
+# --- predicting at scale: workers, batches, a results file, stored and encoded input ------
+
+def predicted(output):
+    """{video: [probabilities in class order]} of predict's JSON lines (or --output file)."""
+    lines = [json.loads(line) for line in output.splitlines() if line.startswith("{")]
+    return {line["video"]: {t["class"]: t["probability"] for t in line["top"]}
+            for line in lines if "top" in line}
+
+
+def test_workers_and_batches_give_evaluate_s_scores(trained, tmp_path):
+    run, (data, _, test_list) = trained
+    videos = [line.strip()[:-len(".mp4")] for line in test_list.read_text().splitlines()][:10]
+    classes = load_index(data)["classes"]
+    expected = evaluate_scores(run, data, videos)
+    raw = [data.parent / "raw" / f"{video}.mkv" for video in videos]
+    result = CliRunner().invoke(main, ["predict", "--checkpoint", str(run / "best.pt"), "--json",
+                                       "--top-k", "4", "--workers", "2", "--batch-size", "3",
+                                       *map(str, raw)])
+    assert result.exit_code == 0, result.output
+    got = predicted(result.stdout)
+    assert sorted(got) == sorted(map(str, raw))  # every video once, in any order
+    for path, probabilities in zip(raw, expected):
+        np.testing.assert_allclose([got[str(path)][c] for c in classes], probabilities,
+                                   atol=1e-5)
+    # the extracted dataset itself (`evaluate` without labels), and the encoded files as stored
+    for source in (["--data", str(data), "--list", str(test_list)],
+                   [str(data.parent / "encoded" / f"{video}.mp4") for video in videos]):
+        result = CliRunner().invoke(main, ["predict", "--checkpoint", str(run / "best.pt"),
+                                           "--json", "--top-k", "4", "--workers", "1", *source])
+        assert result.exit_code == 0, result.output
+        got = predicted(result.stdout)
+        names = videos if "--data" in source else source
+        for name, probabilities in zip(names, expected):
+            np.testing.assert_allclose([got[name][c] for c in classes], probabilities,
+                                       atol=1e-6)
+
+
+def test_encoded_input_is_not_encoded_again(trained, tmp_path, ffmpeg_binary, monkeypatch):
+    run, (data, _, _) = trained
+    log = tmp_path / "ffmpeg-runs.txt"
+    wrapper = tmp_path / "ffmpeg"  # the real ffmpeg, each run counted
+    wrapper.write_text(f'#!/bin/sh\necho run >> "{log}"\nexec "{ffmpeg_binary}" "$@"\n')
+    wrapper.chmod(0o755)
+    monkeypatch.setenv("TEAMNET_FFMPEG", str(wrapper))
+    encoded = sorted((data.parent / "encoded" / "up").glob("*.mp4"))[:3]
+    raw = [data.parent / "raw" / "up" / f"{path.stem}.mkv" for path in encoded]
+    for paths, runs in ((encoded, 0), (raw, 3)):
+        log.unlink(missing_ok=True)
+        result = CliRunner().invoke(main, ["predict", "--checkpoint", str(run / "best.pt"),
+                                           "--json", "--workers", "0", *map(str, paths)])
+        assert result.exit_code == 0, result.output
+        assert len(predicted(result.stdout)) == 3
+        assert (len(log.read_text().splitlines()) if log.exists() else 0) == runs
+
+
+def test_a_results_file_resumes_after_a_kill_and_refuses_another_protocol(trained, tmp_path):
+    run, (data, _, _) = trained
+    raw = sorted(str(p) for p in (data.parent / "raw").glob("*/*.mkv"))[:12]
+    broken = tmp_path / "broken.mkv"
+    broken.write_bytes(b"\x1aE\xdf\xa3 not a video at all" * 50)
+    videos = [*raw[:6], str(broken), *raw[6:]]
+    output = tmp_path / "scores.jsonl"
+    command = [TEAMNET_CLI, "predict", "--checkpoint", str(run / "best.pt"), "--output",
+               str(output), "--workers", "1", "--batch-size", "1", *videos]
+    killed = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+                              start_new_session=True)
+    deadline = time.monotonic() + 300
+    while time.monotonic() < deadline and (
+            not output.exists() or len(output.read_bytes().splitlines()) < 4):
+        time.sleep(0.02)
+    os.killpg(killed.pid, signal.SIGKILL)
+    killed.wait()
+    first = output.read_bytes()
+    assert 4 <= len(first.splitlines()) < 1 + len(videos)  # cut short
+    with open(output, "ab") as file:  # as if the kill had cut a line in two
+        file.write(b'{"video": "torn')
+    resumed = subprocess.run(command, capture_output=True, text=True, timeout=600)
+    assert resumed.returncode == 1  # the broken file is named
+    assert f"{broken}: " in resumed.stderr and "already in" in resumed.stderr
+    lines = [json.loads(line) for line in output.read_text().splitlines()]
+    assert list(lines[0]) == ["teamnet_predict"]
+    assert sorted(line["video"] for line in lines[1:]) == sorted(videos)  # each once
+    assert [line for line in lines[1:] if "error" in line] == [
+        {"video": str(broken), "error": next(line["error"] for line in lines[1:]
+                                               if "error" in line)}]
+    assert len(predicted(output.read_text())) == len(raw)
+    other = CliRunner().invoke(main, ["predict", "--checkpoint", str(run / "best.pt"),
+                                      "--output", str(output), "--num-segments", "8", raw[0]])
+    assert other.exit_code == 1 and "num_segments 25 there, 8 here" in other.output
+    again = CliRunner().invoke(main, ["predict", "--checkpoint", str(run / "best.pt"),
+                                      "--output", str(output), "--retry-failed", *videos])
+    assert again.exit_code == 1 and f"{len(raw)} video(s) already in" in again.output
+    assert sum('"error"' in line for line in output.read_text().splitlines()) == 1
+
+
+@pytest.mark.slow
+def test_windows_of_two_joined_clips_are_the_clips_scores(motion, tmp_path):
+    import av
+    data, train_list, test_list = motion
+    run = tmp_path / "run"  # trained as far as the motion tests do (top-1 >= 0.9)
+    result = CliRunner().invoke(main, ["train", "--data", str(data), "--train-list",
+                                       str(train_list), "--output", str(run), "--epochs", "14",
+                                       "--lr-steps", "10", *SMALL])
+    assert result.exit_code == 0, result.output
+    raw = data.parent / "raw"
+    candidates = [raw / f"{line.strip()[:-len('.mp4')]}.mkv"
+                  for line in test_list.read_text().splitlines()]
+    alone = CliRunner().invoke(main, ["predict", "--checkpoint", str(run / "best.pt"), "--json",
+                                      "--top-k", "4", "--workers", "0",
+                                      *map(str, candidates)])
+    scores = predicted(alone.stdout)
+    top = {path: max(scores[str(path)], key=scores[str(path)].get) for path in candidates}
+    first = candidates[0]  # and a clip the model takes for another class
+    second = next(path for path in candidates if top[path] != top[first])
+    frames = []
+    for clip in (first, second):
+        with av.open(str(clip)) as container:
+            frames += [frame.to_ndarray(format="rgb24") for frame in container.decode(video=0)]
+    joined = synthetic.write_video(tmp_path / "joined.mkv", np.stack(frames))  # lossless
+    seconds = len(frames) / 2 / 25  # one clip a window (25 fps)
+    result = CliRunner().invoke(main, ["predict", "--checkpoint", str(run / "best.pt"), "--json",
+                                       "--top-k", "4", "--workers", "2", "--window",
+                                       str(seconds), "--timeline", str(tmp_path / "timeline"),
+                                       "--output", str(tmp_path / "windows.jsonl"), str(joined)])
+    assert result.exit_code == 0, result.output
+    (line,) = [json.loads(text) for text in result.stdout.splitlines() if text.startswith("{")]
+    windows = line["windows"]
+    assert [(w["start"], w["end"]) for w in windows] == [(0, seconds), (seconds, 2 * seconds)]
+    for window, clip in zip(windows, (first, second)):
+        got = {t["class"]: t["probability"] for t in window["top"]}
+        for name, probability in scores[str(clip)].items():
+            assert got[name] == pytest.approx(probability, abs=1e-5)
+    assert windows[0]["top"][0]["class"] != windows[1]["top"][0]["class"]
+    assert (tmp_path / "timeline" / "joined.png").stat().st_size > 2000
+    saved = [json.loads(text) for text in (tmp_path / "windows.jsonl").read_text().splitlines()]
+    assert saved[1] == line and saved[0]["teamnet_predict"]["window"] == seconds
+
+
+def test_exports_give_the_checkpoint_s_logits(trained, tmp_path):
+    run, (data, _, test_list) = trained
+    from teamnet.export import Deployed
+    saved = checkpoint.load(run / "best.pt")
+    trained_config = checkpoint.trained_config(saved, run)
+    model = build_model(trained_config.model, len(saved["classes"]), initialise=False)
+    model.load_state_dict(saved["model"])
+    model.eval()
+    videos = [line.strip()[:-len(".mp4")] for line in test_list.read_text().splitlines()][:3]
+    dataset = ClipDataset(data, [(v, 0) for v in videos], model.modalities, 6, 32, train=False)
+    clips = tuple(torch.stack([dataset[(0, i)][0][m] for i in range(3)])
+                  for m in model.modalities)  # real clips, as the loader makes them
+    with torch.no_grad():
+        expected = model(normalise(dict(zip(model.modalities, clips)), "cpu"))["logits"]
+    for suffix in (".pt2", ".onnx"):
+        out = tmp_path / f"model{suffix}"
+        result = CliRunner().invoke(main, ["export", "--checkpoint", str(run / "best.pt"),
+                                           "--out", str(out), "--num-segments", "6"])
+        assert result.exit_code == 0, result.output
+        assert out.is_file() and not list(tmp_path.glob(".*"))  # nothing left beside it
+        if suffix == ".pt2":
+            got = torch.export.load(out).module()(*clips)
+        else:
+            import onnxruntime
+            session = onnxruntime.InferenceSession(str(out))
+            got = torch.from_numpy(session.run(None, {
+                name: x.numpy() for name, x in zip(model.modalities, clips)})[0])
+        torch.testing.assert_close(got, expected, atol=1e-4, rtol=1e-4)
+        assert isinstance(Deployed(model, 1), torch.nn.Module)
+    small = tmp_path / "small.pt"
+    result = CliRunner().invoke(main, ["export", "--checkpoint", str(run / "best.pt"),
+                                       "--out", str(small)])
+    assert result.exit_code == 0, result.output
+    assert small.stat().st_size < 0.6 * (run / "best.pt").stat().st_size  # no momentum
+    scores = [CliRunner().invoke(main, ["evaluate", "--checkpoint", str(path), "--data",
+                                        str(data), "--list", str(test_list), "--workers", "0",
+                                        "--json"]) for path in (run / "best.pt", small)]
+    assert all(s.exit_code == 0 for s in scores), scores[1].output
+    reports = [json.loads(s.output.splitlines()[-1]) for s in scores]
+    assert reports[0]["confusion"] == reports[1]["confusion"]
+    assert reports[0]["top1"] == reports[1]["top1"]

@@ -1,0 +1,110 @@
+"""`teamnet predict --output FILE.jsonl`: one JSON line a video, safe to interrupt and resume.
+
+The first line says what wrote the file ({"teamnet_predict": {checkpoint, its SHA-256, the
+protocol}}); every other line is one video's result, {"video", "top"} or {"video", "error"},
+written with one write() of the whole line as soon as the video is done. A kill at any moment
+leaves whole lines (at most the last one torn, which the next run drops), and a rerun with the
+same --output skips the videos it holds. A file written with another checkpoint or protocol
+is refused by name: its lines would not be comparable.
+"""
+import hashlib
+import json
+import os
+from pathlib import Path
+
+from preprocess.atomic import atomic_output
+from preprocess.errors import SettingsError
+from preprocess.lock import file_lock
+
+HEADER = "teamnet_predict"
+
+
+def file_sha256(path, block=1 << 22):
+    digest = hashlib.sha256()
+    with open(path, "rb") as file:
+        while chunk := file.read(block):
+            digest.update(chunk)
+    return digest.hexdigest()
+
+
+def _line(record):
+    text = json.dumps(record, ensure_ascii=False)
+    try:
+        return (text + "\n").encode("utf-8")
+    except UnicodeEncodeError:  # a non-UTF-8 file name (surrogate escapes): \u escapes
+        return (json.dumps(record) + "\n").encode("ascii")
+
+
+class ResultFile:
+    """Open (locked) for one run: .done holds the results already in it, {video: record};
+    write(record) appends one. identity: what the header must say; retry_failed: drop the
+    videos that failed, to do them again."""
+
+    def __init__(self, path, identity, retry_failed=False):
+        self.path, self.identity, self.retry_failed = Path(path), identity, retry_failed
+        self.done, self._descriptor, self._lock = {}, None, None
+
+    def __enter__(self):
+        self._lock = file_lock(self.path)
+        self._lock.__enter__()
+        try:
+            self._open()
+        except BaseException:
+            self._lock.__exit__(None, None, None)
+            raise
+        return self
+
+    def _open(self):
+        lines = self._read()
+        if not lines:
+            lines = [_line({HEADER: self.identity})]
+        kept = [line for line in lines[1:]
+                if not (self.retry_failed and "error" in json.loads(line))]
+        if kept != lines[1:] or not self.path.exists() or self._torn:
+            with atomic_output(self.path) as temporary:  # never a file half rewritten
+                temporary.write_bytes(b"".join([lines[0], *kept]))
+        for line in kept:
+            record = json.loads(line)
+            self.done[record["video"]] = record
+        self._descriptor = os.open(self.path, os.O_WRONLY | os.O_APPEND)
+
+    def _read(self):
+        """The file's whole lines (bytes), header checked; a torn last line left out."""
+        self._torn = False
+        if not self.path.exists():
+            return []
+        data = self.path.read_bytes()
+        if data and not data.endswith(b"\n"):  # a write cut by a kill or a full disk
+            data, self._torn = data[:data.rfind(b"\n") + 1], True
+        lines = data.splitlines(keepends=True)
+        for number, line in enumerate(lines, 1):
+            try:
+                record = json.loads(line)
+            except ValueError:
+                record = None
+            if not isinstance(record, dict) or (number == 1) != (HEADER in record) or (
+                    number > 1 and "video" not in record):
+                raise SettingsError(f"{self.path}:{number}: not a line `teamnet predict "
+                                    "--output` writes; give another --output")
+        if lines:
+            self._check(json.loads(lines[0])[HEADER])
+        return lines
+
+    def _check(self, recorded):
+        differ = sorted(key for key in {*recorded, *self.identity} if key != "checkpoint"
+                        and recorded.get(key) != self.identity.get(key))
+        if differ:
+            shown = ", ".join(f"{key} {recorded.get(key)!r} there, {self.identity.get(key)!r} "
+                              "here" for key in differ)
+            raise SettingsError(f"{self.path} holds results of another checkpoint or "
+                                f"protocol ({shown}; written with {recorded.get('checkpoint')})"
+                                ": give another --output, or the options that wrote it")
+
+    def write(self, record):
+        os.write(self._descriptor, _line(record))  # one write: whole lines only
+        self.done[record["video"]] = record
+
+    def __exit__(self, *failure):
+        if self._descriptor is not None:
+            os.close(self._descriptor)
+        return self._lock.__exit__(*failure)
