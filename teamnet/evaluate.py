@@ -13,6 +13,7 @@ from preprocess.store import load_index
 from . import checkpoint
 from .cam import check_cam_class, dataset_clips, write_cam_pictures
 from .checkpoint import CheckpointError
+from .compiled import compile_regions
 from .data import ClipDataset, make_loader, with_p_frames
 from .distributed import all_gather, setup, use_cores
 from .metrics import accuracy_report, save_confusion_image
@@ -150,6 +151,8 @@ def evaluate_checkpoint(config):
     model = build_model(trained.model, len(index["classes"]), initialise=False)
     checkpoint.load_model_state(model, saved["model"], config.checkpoint)
     model.to(context.device)
+    if config.compile:
+        compile_regions(model)
     dataset = ClipDataset(config.data, entries, model.modalities, config.num_segments,
                           config.input_size, train=False, crops=config.crops)
     per_rank = max(1, config.batch_size // context.world_size)

@@ -39,14 +39,16 @@ class Deployed(nn.Module):
         return logits.reshape(n, self.crops, -1).mean(dim=1)
 
 
-def example_clips(modalities, segments, size, crops, batch=2, seed=0):
-    """Random clips of the loader's dtypes: uint8 I-frames, int8 MVs and residuals."""
+def example_clips(modalities, segments, size, crops, storage="int8", batch=2, seed=0):
+    """Random clips of the loader's dtypes: uint8 I-frames, MVs and residuals as stored
+    (int8 or int16): the dtypes a program is exported for."""
     generator = torch.Generator().manual_seed(seed)
-    shapes = {"iframe": 3, "mv": 2, "residual": 3}
+    channels = {"iframe": 3, "mv": 2, "residual": 3}
+    stored = torch.int16 if storage == "int16" else torch.int8
     return tuple(torch.randint(0 if m == "iframe" else -128, 256 if m == "iframe" else 128,
-                               (batch, segments * crops, size, size, shapes[m]),
+                               (batch, segments * crops, size, size, channels[m]),
                                generator=generator,
-                               dtype=torch.uint8 if m == "iframe" else torch.int8)
+                               dtype=torch.uint8 if m == "iframe" else stored)
                  for m in modalities)
 
 
@@ -66,7 +68,8 @@ def export(checkpoint_path, out, segments=25, crops=1):
     model = build_model(trained.model, len(saved["classes"]), initialise=False)
     checkpoint.load_model_state(model, saved["model"], checkpoint_path)
     deployed = Deployed(model, crops).eval()
-    clips = example_clips(model.modalities, segments, trained.data.input_size, crops)
+    storage = (saved.get("data_settings") or {}).get("storage", "int8")
+    clips = example_clips(model.modalities, segments, trained.data.input_size, crops, storage)
     with torch.no_grad():
         expected = deployed(*clips)
     # written beside out under a name of the same suffix (the exporters check it), renamed

@@ -19,6 +19,7 @@ from preprocess.store import StoreError, load_index
 from . import checkpoint
 from .cam import check_cam_class, write_cam_pictures
 from .checkpoint import CheckpointError
+from .compiled import compile_regions
 from .data import ClipDataset
 from .distributed import setup, use_cores
 from .evaluate import clip_logits
@@ -148,6 +149,8 @@ class Predictor:
         self.model = build_model(trained.model, len(self.classes), initialise=False)
         checkpoint.load_model_state(self.model, saved["model"], config.checkpoint)
         self.model.to(self.context.device).eval()
+        if config.compile:
+            compile_regions(self.model)
         self.make = ClipMaker(self.model.modalities, config.num_segments, self.input_size,
                               config.crops, self.data_settings["p_stride"])
 

@@ -22,6 +22,7 @@ from preprocess.store import load_index
 from preprocess.text import plural
 
 from . import checkpoint
+from .compiled import compile_regions
 from .data import ClipDataset, make_loader, stop_workers, with_p_frames
 from .distributed import all_gather, barrier, setup, use_cores
 from .evaluate import check_classes, predict
@@ -212,7 +213,8 @@ def run(config, resume=False, given=()):
         wrapped = model
         if context.world_size > 1:
             wrapped = nn.parallel.DistributedDataParallel(model, device_ids=[context.device] if cuda else None)
-        wrapped = torch.compile(wrapped) if config.compile else wrapped
+        if config.compile:  # in place, piece by piece (teamnet/compiled.py)
+            compile_regions(model)
         state = _train_epochs(config, model, wrapped, (train, validation), optimizer,
                               scheduler, state, context, index)
     if context.is_main:

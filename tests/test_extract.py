@@ -146,7 +146,8 @@ def test_work_is_handed_out_largest_first():
 def test_killed_extraction_resumes_to_the_same_result(tmp_path, encoded_dataset):
     encoded, complete = encoded_dataset
     target = tmp_path / "killed"
-    process = run_cli("extract", encoded, target, "--shard-size", "1")
+    # one worker: shards appear in order, so the kill lands after the second one
+    process = run_cli("extract", encoded, target, "--shard-size", "1", "--workers", "1")
     deadline = time.monotonic() + 120
     while not (target / store.shard_name(1)).exists() and time.monotonic() < deadline:
         time.sleep(0.005)
