@@ -78,6 +78,11 @@ def ffmpeg_command(source, target, width, height, settings, stream=0, stamp=None
     output = ffmpeg.output(
         video, "TARGET.mp4", format="mp4", vcodec="mpeg4", pix_fmt="yuv420p",
         g=settings.gop, bf=0, sc_threshold=NO_SCENE_CUTS, **{"q:v": settings.qscale},
+        # one encoder thread: ffmpeg's mpeg4 encoder cuts each frame into a slice a thread,
+        # and its default thread count follows the machine's cores, so the same file encoded
+        # on two machines differed (measured: 1, 2, 4 and auto threads gave four different
+        # decodes); one slice makes the encoding the same everywhere
+        threads=1,
         **({"metadata": f"comment={stamp}"} if stamp else {}))
     command = output.global_args("-nostdin", "-hide_banner", "-loglevel", "error").compile(
         cmd=settings.ffmpeg, overwrite_output=True)

@@ -158,3 +158,34 @@ def test_ffmpeg_lookup_order(tmp_path, monkeypatch):
     assert find_ffmpeg(bundled) == bundled
     with pytest.raises(SetupError, match="--ffmpeg=/no/such"):
         find_ffmpeg("/no/such")
+
+
+ENCODE_ON = """
+import hashlib, os, sys
+from pathlib import Path
+import av
+os.sched_setaffinity(0, set(range(int(sys.argv[3]))))
+from preprocess.encode import encode_video, find_ffmpeg
+from preprocess.settings import EncodeSettings
+target = Path(sys.argv[2])
+result = encode_video(Path(sys.argv[1]), target, EncodeSettings(ffmpeg=find_ffmpeg()))
+assert result.status == "encoded", result
+with av.open(str(target)) as container:
+    digest = hashlib.sha256(b"".join(bytes(p) for p in container.demux(video=0)))
+print(digest.hexdigest())
+"""
+
+
+@pytest.mark.skipif(len(os.sched_getaffinity(0)) < 2, reason="needs two cores to compare")
+def test_the_encoding_does_not_depend_on_the_machine_s_cores(tmp_path, clips):
+    # ffmpeg's mpeg4 encoder made one slice a thread, and its threads followed the cores:
+    # the same file encoded on two machines gave two bitstreams (and representations)
+    import subprocess
+    import sys
+    from pathlib import Path
+    root = Path(__file__).parent.parent
+    made = [subprocess.run([sys.executable, "-c", ENCODE_ON, str(clips / "bikes.mp4"),
+                            str(tmp_path / f"on{cores}.mp4"), str(cores)], cwd=root,
+                           capture_output=True, text=True, check=True).stdout.strip()
+            for cores in (1, 2)]
+    assert made[0] == made[1]  # the same packets, byte for byte
