@@ -13,22 +13,12 @@ import time
 
 import torch
 
+from model_speed import timed
 from teamnet.fusion import TEAM
 
 # (I-frame, MV, residual) channels and the stride after each position (ResNet-50 / -18)
 POSITIONS = {"stem": ((64, 64, 64), 4), "res2": ((256, 64, 64), 4),
              "res3": ((512, 128, 128), 8), "res4": ((1024, 256, 256), 16)}
-
-
-def seconds(step, steps, sync):
-    step()
-    step()
-    sync()
-    start = time.perf_counter()
-    for _ in range(steps):
-        step()
-    sync()
-    return (time.perf_counter() - start) / steps
 
 
 def main():
@@ -41,6 +31,7 @@ def main():
     args = parser.parse_args()
     device = torch.device("cuda" if torch.cuda.is_available() else "cpu")
     sync = torch.cuda.synchronize if device.type == "cuda" else (lambda: None)
+    seconds = lambda step: timed(step, args.steps, device)[1]  # noqa: E731
     dtype = torch.bfloat16 if args.bf16 else torch.float32
     rows = {}
     for name, (channels, stride) in POSITIONS.items():
@@ -57,9 +48,9 @@ def main():
         gates = [torch.rand(f.shape[0], f.shape[1], 1, 1, device=device, dtype=dtype)
                  for f in features]
         with torch.no_grad():
-            eager = seconds(lambda: team(*features), args.steps, sync)
-            fused = seconds(lambda: compiled(*features), args.steps, sync)
-            floor = seconds(lambda: [f * g for f, g in zip(features, gates)], args.steps, sync)
+            eager = seconds(lambda: team(*features))
+            fused = seconds(lambda: compiled(*features))
+            floor = seconds(lambda: [f * g for f, g in zip(features, gates)])
         rows[name] = {"eager_ms": 1e3 * eager, "compiled_ms": 1e3 * fused,
                       "one_multiply_ms": 1e3 * floor, "compile_s": compile_s}
         print(f"{name}: eager {1e3 * eager:.2f} ms, compiled {1e3 * fused:.2f} ms, "
