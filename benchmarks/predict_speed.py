@@ -8,11 +8,13 @@ input against raw input, and peak memory on long inputs.
 throughput: --videos short clips (2 s pieces of the sample clips, copies under new names) are
 predicted as `teamnet predict` does it (preprocess.parallel.run_parallel over FileClips, the
 model scoring --batch videos a step in this process), once per --workers value, timed from
-the first task to the last score (worker start-up included). The ceiling is --workers x the
-rate of one process held to one core that only re-encodes and extracts the same clips,
-measured in the same run, or the model's own rate where that is lower; each worker count is warmed up first (its processes start once a run). The model is small (ResNet-18 branches, 32 px, 8 segments), so that preprocessing, the
-part workers parallelise, is what is measured; `stages` shows the paper's model on a CPU.
-Then the same clips as `teamnet encode` wrote them are predicted, which skips the re-encode.
+the first task to the last score; each worker count is warmed up first (its processes start
+once a run). The ceiling is --workers x the rate of one process held to one core that only
+re-encodes and extracts the same clips, measured in the same run, or the model's own rate
+where that is lower. The model is small (ResNet-18 branches, 32 px, 8 segments), so that
+preprocessing, the part workers parallelise, is what is measured; `stages` shows the paper's
+model on a CPU. Then the same clips as `teamnet encode` wrote them are predicted, which
+skips the re-encode.
 
 memory: a 640x360 H.264 input of each --minutes length (the sample clip looped) is
 predicted in a process of its own (--workers 0); its peak resident memory, and ffmpeg's,

@@ -84,11 +84,12 @@ def encoded_as(path, recorded):
     path = Path(path).absolute()
     if path.suffix.lower() != ".mp4":
         return False
+    def encoding(settings):  # the binary that encoded is not part of the encoding
+        return {key: value for key, value in settings.items() if key != "ffmpeg"}
     for folder in path.parents:
         found = settings_of(folder)
         if found is not None:
-            strip = lambda settings: {k: v for k, v in settings.items() if k != "ffmpeg"}  # noqa: E731
-            return strip(found) == strip(recorded["encode"])
+            return encoding(found) == encoding(recorded["encode"])
     return False
 
 

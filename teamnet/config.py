@@ -188,8 +188,8 @@ class TrainConfig:
             raise SettingsError(
                 f"--lr-steps: {trained} trained and the learning rate of epoch "
                 f"{next_epoch} is set, so the steps at epochs up to {next_epoch} "
-                f"are fixed (this run's: {show_words(taken(mine['lr_steps']))}); only steps at epoch "
-                f"{next_epoch + 1} or later can change")
+                f"are fixed (this run's: {show_words(taken(mine['lr_steps']))}); only steps at "
+                f"epoch {next_epoch + 1} or later can change")
         return TrainConfig.from_options({**mine, **{name: theirs[name] for name in changed}})
 
     @classmethod

@@ -300,24 +300,17 @@ def test_a_compiled_team_module_equals_the_eager_one(arrangement):
 
 @pytest.mark.slow
 def test_regional_compilation_equals_eager_and_keeps_the_names():
+    # One branch, inference (TEAM modules compiled: the test above; training compiles twice
+    # as many graphs, minutes on a CI machine's CPU)
     from teamnet.compiled import compile_regions, regions
     torch.manual_seed(0)
-    model = TEAMNet(5, "resnet18", "resnet18")
+    model = TSN(5, "mv", "resnet18").eval()
     names = list(model.state_dict())
-    inputs = clip(batch=2, segments=2, size=64)
-    labels = torch.tensor([1, 3])
+    inputs = {"mv": clip(batch=2, segments=2, size=64)["mv"]}
     eager = copy.deepcopy(model)
     compile_regions(model)
     assert list(model.state_dict()) == names  # checkpoints load either way
-    assert len(list(regions(model))) == 3 * (1 + 8) + len(model.teams) + 3
-    for net in (model, eager):
-        net.eval()
+    assert len(list(regions(model))) == 1 + 8 + 1  # stem, 8 residual blocks, head
     with torch.no_grad():
         torch.testing.assert_close(model(inputs)["logits"], eager(inputs)["logits"],
                                    rtol=1e-4, atol=1e-4)
-    for net in (model, eager):  # a training step: the same loss and gradients
-        net.train()
-        torch.manual_seed(1)  # the same dropout masks
-        net.loss(net(inputs), labels).backward()
-    for (name, a), b in zip(model.named_parameters(), eager.parameters()):
-        torch.testing.assert_close(a.grad, b.grad, rtol=1e-3, atol=1e-4, msg=name)
