@@ -8,6 +8,7 @@ import json
 import shutil
 import sys
 import tempfile
+from collections import Counter
 from dataclasses import MISSING, fields
 from pathlib import Path
 
@@ -454,7 +455,7 @@ def predict_command(videos, data, video_list, list_format, as_json, **options):
     from preprocess.machine import usable_cores
     from preprocess.parallel import run_parallel
     from teamnet.predict import Predictor, score_all
-    from teamnet.results import ResultFile, file_sha256
+    from teamnet.results import ResultFile
     config = build(PredictConfig, options)
     _check_predict_options(config, videos, data, video_list)
     predictor = Predictor(config)
@@ -462,23 +463,18 @@ def predict_command(videos, data, video_list, list_format, as_json, **options):
     names, make_clip = (_stored_videos(data, video_list, list_format, predictor, notes)
                         if data else _video_files(videos, predictor))
     chosen = select_part(list(range(len(names))), config.part)
-    identity = {"checkpoint": str(Path(config.checkpoint).absolute()),
-                "checkpoint_sha256": file_sha256(config.checkpoint),
-                "num_segments": config.num_segments, "crops": config.crops,
-                "top_k": config.top_k, "input_size": predictor.input_size,
-                "window": config.window}
     parallel = ParallelSettings(workers=max(1, _default(config.workers, usable_cores)),
                                 backend=config.backend, scheduler=config.scheduler)
     batch = _default(config.batch_size,
                      lambda: 16 if predictor.context.device.type == "cuda" else 4)
-    with (ResultFile(config.output, identity, config.retry_failed) if config.output
-          else _NoFile()) as results:
+    with (ResultFile(config.output, _identity(config, predictor), config.retry_failed)
+          if config.output else _NoFile()) as results:
         todo = [i for i in chosen if names[i] not in results.done]
         if len(todo) < len(chosen):
             click.echo(f"{len(chosen) - len(todo)} video(s) already in {config.output}",
                        err=True)
         parts = _parts(todo, names, config.window, results, failures)  # [(video, span)]
-        windows = {}  # video -> its windows' results so far
+        windows, count = {}, Counter(video for video, _ in parts)  # results so far, needed
         tasks = [(k, names[video]) if data else (k, names[video], span and span[:2])
                  for k, (video, span) in enumerate(parts)]
         clips = run_parallel(make_clip, tasks, parallel, "predict",
@@ -489,7 +485,7 @@ def predict_command(videos, data, video_list, list_format, as_json, **options):
             if config.window:
                 done = windows.setdefault(name, {})
                 done[span] = _window_result(span, probabilities, item, predictor)
-                if len(done) == sum(1 for v, _ in parts if v == video):
+                if len(done) == count[video]:
                     _finish_windows(name, done, results, failures, config, predictor,
                                     as_json, tqdm.write)
                 continue
@@ -497,17 +493,26 @@ def predict_command(videos, data, video_list, list_format, as_json, **options):
                 failures.append((name, item["error"]))
                 results.write({"video": name, "error": item["error"]})
                 continue
-            top = predictor.top(probabilities)
-            results.write({"video": name, "top": [{"class": c, "probability": p}
-                                                  for c, p in top]})
+            record = {"video": name, "top": _ranked(predictor.top(probabilities))}
+            results.write(record)
             picture = None
             if config.cam:
                 picture, problems = predictor.pictures(
                     _picture_name(name, pictures), item["clip"], item["gops"])
                 for problem in problems:
                     tqdm.write(f"warning: {problem}", file=sys.stderr)
-            _print_top(name, top, picture, as_json, tqdm.write)
+            _print_top(record, picture, as_json, tqdm.write)
     _report(failures, notes=notes)
+
+
+def _identity(config, predictor):
+    """What a results file records of the run that writes it (teamnet/results.py)."""
+    from teamnet.results import file_sha256
+    return {"checkpoint": str(Path(config.checkpoint).absolute()),
+            "checkpoint_sha256": file_sha256(config.checkpoint),
+            "num_segments": config.num_segments, "crops": config.crops,
+            "top_k": config.top_k, "input_size": predictor.input_size,
+            "window": config.window}
 
 
 def _check_predict_options(config, videos, data, video_list):
@@ -549,14 +554,19 @@ def _window_result(span, probabilities, item, predictor):
     result = {"start": round(start, 3), "end": round(end, 3)}
     if probabilities is None:
         return {**result, "error": item["error"]}
-    return {**result, "top": [{"class": c, "probability": p}
-                              for c, p in predictor.top(probabilities)]}
+    return {**result, "top": _ranked(predictor.top(probabilities))}
+
+
+def _ranked(top):
+    """predict's JSON form of [(class, probability)], most probable first."""
+    return [{"class": class_name, "probability": p} for class_name, p in top]
 
 
 def _finish_windows(name, done, results, failures, config, predictor, as_json, write):
     """A video's windows are all scored: its line, its text, its timeline picture."""
     timeline = [done[span] for span in sorted(done)]
-    results.write({"video": name, "windows": timeline})
+    record = {"video": name, "windows": timeline}
+    results.write(record)
     failed = [w for w in timeline if "error" in w]
     if failed:
         failures.append((name, f"{len(failed)} of {len(timeline)} windows failed, the first "
@@ -571,7 +581,7 @@ def _finish_windows(name, done, results, failures, config, predictor, as_json, w
         except PictureError as error:
             write(f"warning: {error}", file=sys.stderr)
     if as_json:
-        write(json.dumps({"video": name, "windows": timeline}))
+        write(json.dumps(record))
         return
     write(printable(name) + (f"  (timeline: {picture})" if picture else ""))
     for window in timeline:
@@ -606,14 +616,15 @@ def _picture_name(name, taken):
     return stem
 
 
-def _print_top(name, top, picture, as_json, write):
+def _print_top(record, picture, as_json, write):
+    """One video's result ({"video", "top"}): its JSON line, or a table."""
     if as_json:
-        write(json.dumps({"video": name, "top": [{"class": c, "probability": p}
-                                                 for c, p in top]}))
+        write(json.dumps(record))
         return
-    shown = [(printable(class_name), p) for class_name, p in top]
+    shown = [(printable(t["class"]), t["probability"]) for t in record["top"]]
     width = max(len(class_name) for class_name, _ in shown)
-    write(printable(name) + (f"  (class activation maps: {picture})" if picture else ""))
+    write(printable(record["video"])
+          + (f"  (class activation maps: {picture})" if picture else ""))
     for rank, (class_name, p) in enumerate(shown, 1):
         write(f"  {rank:>2}  {class_name:<{width}}  {p:7.2%}")
 

@@ -1,6 +1,5 @@
 """Evaluation the way the paper reports it: 25 segments, centre crop, video score = mean of the
 segments' scores; top-1, top-5, mean class accuracy, per-class accuracy, confusion matrix."""
-import json
 import re
 import time
 from pathlib import Path
@@ -19,7 +18,7 @@ from .distributed import all_gather, setup, use_cores
 from .metrics import accuracy_report, save_confusion_image
 from .pictures import PictureError
 from .model import build_model
-from .splits import SplitError, read_list
+from .splits import SplitError, read_list, read_split_record
 from .transforms import normalise
 
 
@@ -27,7 +26,7 @@ def clip_logits(model, clips, crops, context):
     """Logits (N, K) of a batch whose clips hold `crops` crops one after another along T:
     each crop runs as a clip of its own (temporal shifts stay within its segments), and the
     crops' logits are averaged (the same as averaging every segment of every crop)."""
-    n = len(next(iter(clips.values())))
+    n = next(iter(clips.values())).shape[0]  # not len(): export keeps the batch size free
     clips = {m: x.reshape(n * crops, x.shape[1] // crops, *x.shape[2:]) for m, x in clips.items()}
     with context.autocast():
         logits = model(normalise(clips, context.device))["logits"].float()  # (N*crops, K)
@@ -101,9 +100,7 @@ def evaluated_videos(config, trained, index, say):
             test, trained.data.split)
     split = Path(config.checkpoint).with_name("split.json")
     if split.is_file():
-        parts = json.loads(split.read_text(encoding="utf-8"))
-        seen = {item if isinstance(item, str) else item["id"]
-                for part in ("train", "validation") for item in parts.get(part, ())}
+        seen = {video for part in read_split_record(split).values() for video, _ in part}
         untrained = [entry for entry in everything if entry[0] not in seen]
         if untrained:
             return (untrained, f"the {len(untrained)} video(s) of {config.data} in neither "

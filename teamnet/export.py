@@ -16,8 +16,9 @@ from torch import nn
 from preprocess.errors import SettingsError, SetupError
 
 from . import checkpoint
+from .distributed import Context
+from .evaluate import clip_logits
 from .model import build_model
-from .transforms import normalise
 
 KINDS = (".pt", ".pt2", ".onnx")
 KEPT = ("model", "config", "classes", "data_settings", "epoch")  # what inference reads
@@ -25,18 +26,17 @@ TOLERANCE = 1e-4
 
 
 class Deployed(nn.Module):
-    """The model with normalisation inside and the protocol's crops averaged."""
+    """The model as evaluation runs it (evaluate.clip_logits: normalisation inside, the
+    protocol's crops averaged), on the CPU it is exported on, clips given in turn."""
 
     def __init__(self, model, crops):
         super().__init__()
         self.model, self.crops, self.modalities = model, crops, model.modalities
+        self.context = Context(0, 0, 1, torch.device("cpu"))
 
     def forward(self, *clips):
-        n = clips[0].shape[0]
-        inputs = {m: x.reshape(n * self.crops, x.shape[1] // self.crops, *x.shape[2:])
-                  for m, x in zip(self.modalities, clips)}
-        logits = self.model(normalise(inputs, clips[0].device, non_blocking=False))["logits"]
-        return logits.reshape(n, self.crops, -1).mean(dim=1)
+        return clip_logits(self.model, dict(zip(self.modalities, clips)), self.crops,
+                           self.context)
 
 
 def example_clips(modalities, segments, size, crops, storage="int8", batch=2, seed=0):

@@ -55,29 +55,27 @@ class ResultFile:
         return self
 
     def _open(self):
-        lines = self._read()
-        if not lines:
-            lines = [_line({HEADER: self.identity})]
-        kept = [line for line in lines[1:]
-                if not (self.retry_failed and "error" in json.loads(line))]
-        if kept != lines[1:] or not self.path.exists() or self._torn:
+        lines = self._read()  # [(bytes, record)]
+        header = lines[0][0] if lines else _line({HEADER: self.identity})
+        kept = [(line, record) for line, record in lines[1:]
+                if not (self.retry_failed and "error" in record)]
+        if len(kept) < len(lines) - 1 or not lines or self._torn:
             with atomic_output(self.path) as temporary:  # never a file half rewritten
-                temporary.write_bytes(b"".join([lines[0], *kept]))
-        for line in kept:
-            record = json.loads(line)
-            self.done[record["video"]] = record
+                temporary.write_bytes(b"".join([header, *(line for line, _ in kept)]))
+        self.done = {record["video"]: record for _, record in kept}
         self._descriptor = os.open(self.path, os.O_WRONLY | os.O_APPEND)
 
     def _read(self):
-        """The file's whole lines (bytes), header checked; a torn last line left out."""
+        """The file's whole lines as (bytes, record), header checked; a torn last line left
+        out."""
         self._torn = False
         if not self.path.exists():
             return []
         data = self.path.read_bytes()
         if data and not data.endswith(b"\n"):  # a write cut by a kill or a full disk
             data, self._torn = data[:data.rfind(b"\n") + 1], True
-        lines = data.splitlines(keepends=True)
-        for number, line in enumerate(lines, 1):
+        lines = []
+        for number, line in enumerate(data.splitlines(keepends=True), 1):
             try:
                 record = json.loads(line)
             except ValueError:
@@ -86,8 +84,9 @@ class ResultFile:
                     number > 1 and "video" not in record):
                 raise SettingsError(f"{self.path}:{number}: not a line `teamnet predict "
                                     "--output` writes; give another --output")
+            lines.append((line, record))
         if lines:
-            self._check(json.loads(lines[0])[HEADER])
+            self._check(lines[0][1][HEADER])
         return lines
 
     def _check(self, recorded):

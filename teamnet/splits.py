@@ -17,6 +17,7 @@ real names begin with '#' (HMDB-51's "#20_Rhythm_clap_u_nm_np1_fr_goo_1.avi").
   0-based integer or a class name, by default the video's folder class. A path may contain
   spaces: the last word is taken as the label only if it is an integer or a class name.
 """
+import json
 import re
 from pathlib import Path
 
@@ -355,3 +356,11 @@ def hold_out(entries, fraction, seed, pattern="auto"):
         validation += [e for g in held for e in groups[g]]
         train += [e for g in order if g not in held for e in groups[g]]
     return sorted(train), sorted(validation)
+
+
+def read_split_record(path):
+    """{part: [(video id, class or None)]} of a run's split.json (train, validation); the
+    class is None in the split.json of an earlier version, which listed ids alone."""
+    split = json.loads(Path(path).read_text(encoding="utf-8"))
+    return {part: [(item, None) if isinstance(item, str) else (item["id"], item["class"])
+                   for item in split[part]] for part in ("train", "validation")}

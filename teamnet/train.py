@@ -31,7 +31,7 @@ from .metrics import accuracy_report
 from .model import IN_CHANNELS, build_model, load_weights
 from .pictures import PictureError, learning_curves
 from .progress import EpochLog
-from .splits import SplitError, hold_out, read_flip_pairs, read_list
+from .splits import SplitError, hold_out, read_flip_pairs, read_list, read_split_record
 from .transforms import normalise
 
 
@@ -100,12 +100,11 @@ def split_record(train, validation, classes):
 def _saved_split(saved, index, data):
     """(train, validation) of a run's split.json, every video still in the dataset with the
     class it had (an id alone: split.json of an earlier version)."""
-    split = json.loads(saved.read_text(encoding="utf-8"))
+    split = read_split_record(saved)
     parts = []
     for part in ("train", "validation"):
         entries = []
-        for item in split[part]:
-            video, recorded = (item, None) if isinstance(item, str) else (item["id"], item["class"])
+        for video, recorded in split[part]:
             found = index["by_id"].get(video)
             if found is None or recorded not in (None, found["class"]):
                 now = "is no longer in" if found is None else f"is {found['class']!r} in"

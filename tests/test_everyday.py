@@ -18,6 +18,7 @@ from preprocess.text import plural
 from teamnet.config import DataConfig, ModelConfig, TrainConfig
 from teamnet.distributed import Context
 from teamnet.memory import saved_activation_bytes, step_memory
+from teamnet.model import build_model
 from teamnet.pictures import cam_grid, learning_curves
 from teamnet.train import best_epoch, fit_to_machine
 
@@ -112,8 +113,7 @@ def test_the_estimate_grows_with_the_batch_and_counts_every_part():
     two, parameters = saved_activation_bytes(model, 4, 2, 2, 64)
     four, _ = saved_activation_bytes(model, 4, 4, 2, 64)
     assert four == pytest.approx(2 * two, rel=0.05)  # linear in the clips (but small weights)
-    assert parameters == sum(p.numel() * 4 for p in __import__("teamnet.model").model
-                             .build_model(model, 4).parameters())
+    assert parameters == sum(p.numel() * 4 for p in build_model(model, 4).parameters())
     config = TrainConfig(data=DataConfig(data="D", workers=2, num_segments=2, input_size=64),
                          model=model)
     need = step_memory(config, 4, 2, 8)
