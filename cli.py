@@ -385,8 +385,9 @@ def _evaluate(config, as_json=False):
     per_class, protocol = report["per_class"], report["protocol"]
     click.echo(f"\n{printable(report['evaluated'])}: {plural(report['videos'], 'video')}, "
                f"{plural(protocol['num_segments'], 'segment')}, "
-               f"{plural(protocol['crops'], 'crop')} of {protocol['input_size']} px, "
-               f"{report['videos_per_s']:.1f} videos/s")
+               f"{plural(protocol['crops'], 'crop')} of {protocol['input_size']} px"
+               + ("" if protocol["view"] == "tsn" else f" ({protocol['view']} view)")
+               + f", {report['videos_per_s']:.1f} videos/s")
     click.echo(f"  top-1 {report['top1']:.2%}   top-5 {report['top5']:.2%}   "
                f"mean class accuracy {report['mean_class_accuracy']:.2%}")
     names = {name: printable(name) for name in per_class}
@@ -424,6 +425,48 @@ def evaluate(as_json, **options):
         _evaluate(config, as_json)
     finally:
         cleanup()
+
+
+@main.command()
+@click.argument("files", nargs=-1, required=True,
+                type=click.Path(exists=True, dir_okay=False, path_type=Path))
+@click.option("--weights", default=None, metavar="W,W,...",
+              help="Weight of the 1st, 2nd, ... file of each list, e.g. 2,1,1 (CoViAR's "
+                   "I-frame, MV and residual models) [default: 1 each].")
+@click.option("--branch", default="fused", show_default=True,
+              type=click.Choice(["fused", "iframe", "mv", "residual"]),
+              help="Which logits of each file: the model's fused ones or one branch's.")
+@click.option("--json", "as_json", is_flag=True, help="Also print one JSON object, last line.")
+def fuse(files, weights, branch, as_json):
+    """Late fusion of score files of `teamnet evaluate --scores`: accuracy of the weighted sum
+    of their logits, and the mean over lists.
+
+    Files that hold the same videos (one list, e.g. UCF-101's split 1) are fused together;
+    give every model's file for each list (split1-tsn.npz split1-team.npz split2-tsn.npz
+    split2-team.npz ...) to get each split's accuracy and their mean.
+    """
+    from teamnet.scores import fuse as fuse_files
+    try:
+        parsed = [float(w) for w in weights.split(",")] if weights else None
+    except ValueError:
+        raise click.BadParameter(f"{weights!r} is not a list of numbers like 2,1,1",
+                                 param_hint="--weights") from None
+    result = fuse_files(files, parsed, branch)
+    for group in result["groups"]:
+        report = group["report"]
+        click.echo(f"{' + '.join(printable(f) for f in group['files'])}: "
+                   f"{plural(report['videos'], 'video')}, top-1 {report['top1']:.2%}, "
+                   f"top-5 {report['top5']:.2%}, mean class accuracy "
+                   f"{report['mean_class_accuracy']:.2%}")
+    if len(result["groups"]) > 1:
+        mean = result["mean"]
+        click.echo(f"mean over {len(result['groups'])} lists: top-1 {mean['top1']:.2%}, "
+                   f"top-5 {mean['top5']:.2%}, mean class accuracy "
+                   f"{mean['mean_class_accuracy']:.2%}")
+    if as_json:
+        for group in result["groups"]:
+            group["report"].pop("confusion")
+        click.echo(json.dumps(result))
 
 
 @main.command("predict")

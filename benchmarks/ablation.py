@@ -1,7 +1,10 @@
-"""The paper's ablations as one command: TEAM arrangements (Table 3: c, s, c+s, s->c, c->s)
-and TEAM positions (Table 4), each over several seeds, as a Markdown table and a bar chart.
+"""The paper's ablations as one command: TEAM arrangements (Table 3: c, s, c+s, s->c, c->s),
+TEAM positions (Table 4) and the models of Table 1 (I-frame and MV TSN, CoViAR's late fusion,
+TEAM-Net without TEAM, with c, s, c->s), each over several seeds, as Markdown tables and a
+bar chart.
 
     python benchmarks/ablation.py --seeds 2 --out docs/figures/ablation      # motion set
+    python benchmarks/ablation.py --set which --grids models --seeds 3 --out docs/figures/fusion
     python benchmarks/ablation.py --data DIR --train-list L --test-list T \\
         --train-options "--epochs 30 --lr-steps 20,25 --batch-size 32" --torchrun 8
 
@@ -33,7 +36,18 @@ ARRANGEMENTS = ("c", "s", "c+s", "s->c", "c->s")  # teamnet.config's, without im
 DEFAULT_POSITIONS = ("stem", "res2", "res3", "res4")
 POSITIONS = ["none", "stem", "stem res2", "stem res2 res3", "stem res2 res3 res4",
              "stem res2 res3 res4 res5"]
-SETS = ("pan", "patch", "direction")  # tests/motion_dataset.py's CLASSES
+SETS = ("pan", "patch", "direction", "which")  # tests/motion_dataset.py's CLASSES
+# Table 1's comparison: late fusion against TEAM-Net with and without TEAM's kinds of fusion.
+# CoViAR trains with TEAM-Net's recipe here, so that only the fusion differs.
+MODELS = {"I-frame TSN": ["--model", "tsn", "--modality", "iframe"],
+          "MV TSN": ["--model", "tsn", "--modality", "mv"],
+          "CoViAR (late fusion)": ["--model", "coviar", "--recipe", "teamnet"],
+          "TEAM-Net, no TEAM": ["--team-positions", "none"],
+          "TEAM-Net c": ["--team-arrangement", "c"],
+          "TEAM-Net s": ["--team-arrangement", "s"],
+          "TEAM-Net c->s": ["--team-arrangement", "c->s"]}
+GRIDS = ("arrangement", "positions", "models")
+SET_OPTIONS = {"which": ["--crop-scales", "1"]}  # its quadrants must stay in every crop
 
 
 def option(args, name, default):
@@ -47,6 +61,8 @@ def cost(options, classes):
     from teamnet.config import ModelConfig
     from teamnet.model import build_model
     config = ModelConfig(
+        model=option(options, "--model", "teamnet"), modality=option(options, "--modality",
+                                                                     "iframe"),
         iframe_arch=option(options, "--iframe-arch", "resnet50"),
         pframe_arch=option(options, "--pframe-arch", "resnet18"), pretrained="none",
         team_positions=tuple(w for w in option(options, "--team-positions", " ".join(
@@ -109,6 +125,10 @@ def arguments():
     parser.add_argument("--positions", nargs="*", default=POSITIONS, metavar="P",
                         help="TEAM position sets to compare, each one quoted string "
                              "[default: none, stem, ... up to res5]")
+    parser.add_argument("--grids", nargs="*", choices=GRIDS, default=["arrangement",
+                                                                      "positions"],
+                        help="what to compare: TEAM arrangements, TEAM positions, models "
+                             "[default: arrangement positions]")
     parser.add_argument("--seeds", type=int, default=3, help="seeds 0 .. N-1 per setting "
                         "[default: 3]")
     parser.add_argument("--data", type=Path, help="an extracted dataset [default: the "
@@ -152,13 +172,17 @@ def ablate(args, work):
     from motion_runs import BASE, motion_dataset, test
     options = shlex.split(args.train_options) + ["--val-fraction", "0"]
     if args.data is None:
-        args.data, args.train_list, args.test_list = motion_dataset.build(work / "set", args.set)
-        options = BASE + options
+        args.data, args.train_list, args.test_list = motion_dataset.build(
+            work / "set", args.set, **({"per_class_train": 16, "per_class_test": 8}
+                                       if args.set == "which" else {}))
+        options = BASE + SET_OPTIONS.get(args.set, []) + options
     base = {"data": args.data, "train_list": args.train_list, "options": options}
     classes = len(json.loads((Path(args.data) / "index.json").read_text())["classes"])
     grids = {"arrangement (at " + " ".join(DEFAULT_POSITIONS) + ")": {
                  a: ["--team-arrangement", a] for a in args.arrangements},
-             "positions (c->s)": {p: ["--team-positions", p] for p in args.positions}}
+             "positions (c->s)": {p: ["--team-positions", p] for p in args.positions},
+             "models": MODELS}
+    grids = {title: grid for title, grid in grids.items() if title.split()[0] in args.grids}
     tables, done = {}, {}
     for title, grid in grids.items():
         rows = tables.setdefault(title, {})

@@ -12,7 +12,7 @@ from torch import nn
 
 from preprocess.errors import SetupError
 
-from .config import ARCHS
+from .config import ARCHS, IMAGENET_WEIGHTS
 
 
 class TemporalShift(nn.Module):
@@ -40,12 +40,34 @@ def _stage_channels(layer):
     return (last.conv3 if hasattr(last, "conv3") else last.conv2).out_channels
 
 
+def imagenet_weights(pretrained, arch):
+    """torchvision's weights enum for a name of config.IMAGENET_WEIGHTS ("imagenet", in
+    configs of earlier versions, is V1), or None for a file or folder. An arch without the
+    named version (V2 of ResNet-18 and -34) takes V1, its only one."""
+    name = {"imagenet": IMAGENET_WEIGHTS[0]}.get(pretrained, pretrained)
+    if name not in IMAGENET_WEIGHTS:
+        return None
+    versions = torchvision.models.get_model_weights(arch)
+    return getattr(versions, name, versions.IMAGENET1K_V1)
+
+
+def weights_name(pretrained, arch):
+    """What a branch of arch starts from, in words: "ResNet18_Weights.IMAGENET1K_V1" or the
+    file it reads."""
+    weights = imagenet_weights(pretrained, arch)
+    if weights is not None:
+        return str(weights)
+    path = Path(pretrained)
+    return str(path / f"{arch}.pth" if path.is_dir() else path)
+
+
 def resnet_state_dict(pretrained, arch):
-    """Weights for one ResNet: "imagenet" (torchvision, needs a network connection once) or
-    a torchvision-format state dict file, or a folder holding <arch>.pth."""
-    if pretrained == "imagenet":
+    """Weights for one ResNet: torchvision's ImageNet weights (a name of
+    config.IMAGENET_WEIGHTS; needs a network connection once), a torchvision-format state dict
+    file, or a folder holding <arch>.pth."""
+    weights = imagenet_weights(pretrained, arch)
+    if weights is not None:
         try:
-            weights = torchvision.models.get_model_weights(arch).DEFAULT
             return weights.get_state_dict(progress=False)
         except Exception as error:  # offline machines end here
             raise SetupError(
@@ -83,6 +105,7 @@ class Branch(nn.Module):
             # A new first layer for 2-channel motion vectors, PyTorch's default initialisation
             # (Kaiming-uniform), as the reference did; ImageNet filters expect RGB.
             net.conv1 = nn.Conv2d(in_channels, 64, kernel_size=7, stride=2, padding=3, bias=False)
+        self.arch = arch
         self.input_norm = nn.BatchNorm2d(in_channels) if input_norm else nn.Identity()
         layers = [net.layer1, net.layer2, net.layer3, net.layer4]
         if temporal_shift:

@@ -9,18 +9,32 @@ Defaults are the paper's Kinetics recipe (section 4.1; docs/REPRESENTATION.md se
 The lists of choices are defined here too (the model code imports them), so that reading
 the settings never imports torch.
 """
-from dataclasses import asdict, dataclass, field, fields, is_dataclass
+from dataclasses import asdict, dataclass, field, fields, is_dataclass, replace
 
 from preprocess.errors import SettingsError
 from preprocess.settings import option_name, parse_part, setting
 
 MODELS = ("teamnet", "tsn", "coviar")
-MODALITIES = ("iframe", "mv", "residual")
+MODALITIES = ("iframe", "mv", "residual")  # what partial decoding gives
+# TSN's inputs: those, or "rgb", decoded frames of any position in the GOP, rebuilt exactly
+# from the stored I-frame, accumulated MV and residual (TSN on full decoding, paper Table 1)
+INPUTS = (*MODALITIES, "rgb")
 ARCHS = ("resnet18", "resnet34", "resnet50", "resnet101", "resnet152")
 POSITIONS = ("stem", "res2", "res3", "res4", "res5")  # the stages TEAM can follow
 ARRANGEMENTS = ("c", "s", "c+s", "s->c", "c->s")  # paper Table 3
 LIST_FORMATS = ("auto", "ucf101", "hmdb51", "kinetics", "ssv2", "generic")
 CROPS = (1, 3, 10)
+RECIPES = ("teamnet", "coviar")
+TEST_VIEWS = ("tsn", "team-net", "coviar")
+# What each recipe sets where the command line leaves it (docs/REPRESENTATION.md section 10):
+# TEAM-Net's (the paper's, SGD) and the official CoViAR code's (Adam, no dropout, no clip)
+RECIPE_DEFAULTS = {"teamnet": {"dropout": 0.5, "lr": 0.01, "weight_decay": 5e-4,
+                               "clip_grad": 20.0},
+                   "coviar": {"dropout": 0.0, "lr": None, "weight_decay": 1e-4,
+                              "clip_grad": 0.0}}
+# The official CoViAR code's learning rates on UCF-101 (its GETTING_STARTED), one a branch
+COVIAR_LR = {"iframe": 3e-4, "mv": 1e-2, "residual": 5e-3}
+DEFAULT_DROPOUT = RECIPE_DEFAULTS["teamnet"]["dropout"]
 MISSING = ("skip", "error")
 
 
@@ -34,6 +48,29 @@ def parse_epochs(text):
         return tuple(int(word) for word in _words(text))
     except ValueError:
         raise SettingsError(f"{text!r} is not a list of epochs like '30 40 45'") from None
+
+
+def parse_scales(text):
+    """"1 .875 .75" -> (1.0, 0.875, 0.75): crop sides relative to the shorter side."""
+    try:
+        scales = tuple(float(word) for word in _words(text))
+    except ValueError:
+        scales = ()
+    if not scales or not all(0 < scale <= 1 for scale in scales):
+        raise SettingsError(f"{text!r} is not a list of crop scales in (0, 1] like "
+                            "'1 .875 .75 .66'")
+    return scales
+
+
+IMAGENET_WEIGHTS = ("IMAGENET1K_V1", "IMAGENET1K_V2")  # torchvision's names
+
+
+def parse_pretrained(text):
+    """"imagenet" -> "IMAGENET1K_V1", the weights the reference's pretrained=True loaded, so
+    that config.json names the weights a run started from; files and "none" as they are."""
+    if text.lower() == "imagenet":
+        return IMAGENET_WEIGHTS[0]
+    return text.upper() if text.upper() in IMAGENET_WEIGHTS else text
 
 
 def parse_positions(text):
@@ -91,6 +128,11 @@ class DataConfig:
                         "(Something-Something, Jester).", choices=("on", "off"))
     flip_pairs: str = setting(None, "With --flip on: a file of 'class,class' lines, pairs of "
                               "classes a flip turns into each other (left/right).", path="file")
+    crop_scales: tuple = setting(None, "Sides of the training crops x the shorter side, "
+                                 "drawn for width and height [default: 1 .875 .75 .66 for "
+                                 "a model that reads I-frames, 1 .875 .75 for MVs or "
+                                 "residuals alone: the reference's].", parse=parse_scales,
+                                 show=show_words, metavar="SCALES")
     num_segments: int = setting(8, "Segments (GOPs) per training clip.", minimum=1)
     input_size: int = setting(224, "Side of the square network input, in pixels.", minimum=32)
     batch_size: int = setting(80, "Global batch size (split over the ranks).", minimum=1)
@@ -101,8 +143,11 @@ class DataConfig:
 @dataclass
 class ModelConfig:
     model: str = setting("teamnet", "The network: TEAM-Net or a baseline.", choices=MODELS)
-    modality: str = setting("iframe", "TSN's input (I-frames use --iframe-arch, else "
-                            "--pframe-arch).", choices=MODALITIES)
+    modality: str = setting("iframe", "TSN's input: iframe (the I-frame TSN: I-frames only), "
+                            "rgb (the RGB TSN: decoded frames of any position, rebuilt "
+                            "from data extracted with --storage int16), mv or residual "
+                            "(iframe and rgb use --iframe-arch, the others --pframe-arch).",
+                            choices=INPUTS)
     iframe_arch: str = setting("resnet50", "Backbone of the I-frame branch.", choices=ARCHS)
     pframe_arch: str = setting("resnet18", "Backbone of the MV and residual branches.",
                                choices=ARCHS)
@@ -112,31 +157,48 @@ class ModelConfig:
     team_arrangement: str = setting("c->s", "Channel (c) and spatial (s) fusion: in sequence, "
                                     "in parallel (c+s), or one alone.", choices=ARRANGEMENTS)
     temporal_shift: bool = setting(False, "TSM shifts in the residual blocks.")
-    dropout: float = setting(0.5, "Dropout before each branch's classifier.", minimum=0.0,
-                             maximum=1.0)
-    pretrained: str = setting("imagenet", "Initial weights of the ResNet branches: imagenet "
-                              "(torchvision's, downloaded once), a torchvision state dict file "
-                              "or a folder of <arch>.pth, or none (random, from scratch).")
+    dropout: float = setting(None, "Dropout before each branch's classifier [default: 0.5; "
+                             "0 with --recipe coviar].", minimum=0.0, maximum=1.0)
+    pretrained: str = setting("IMAGENET1K_V1", "Initial weights of the ResNet branches: "
+                              "imagenet or IMAGENET1K_V1 (torchvision's first ImageNet weights, "
+                              "which the paper's code loaded; downloaded once), IMAGENET1K_V2 "
+                              "(the newer ones of ResNet-50/101/152; ResNet-18/34 have only V1 "
+                              "and take it), a torchvision state dict file or a folder of "
+                              "<arch>.pth, or none (random, from scratch).",
+                              parse=parse_pretrained, metavar="WEIGHTS")
     init_from: str = setting(None, "Start from a TEAM-Net checkpoint (other classes: heads "
                              "re-initialised).", path="file")
 
     def uses_p_frames(self):
-        """Whether the model reads motion vectors or residuals (all but TSN on I-frames)."""
-        return self.model != "tsn" or self.modality != "iframe"
+        """Whether the model needs P-frames: all but TSN on I-frames or RGB frames (an RGB
+        clip can take a GOP's I-frame where it has no P-frame)."""
+        return self.model != "tsn" or self.modality in ("mv", "residual")
 
 
 @dataclass
 class OptimConfig:
+    recipe: str = setting(None, "teamnet: SGD, one learning rate, weight decay on conv and "
+                          "linear weights (the paper's); coviar: the official CoViAR code's "
+                          "(Adam, a rate a branch, backbones at 1/100 of it, no dropout, no "
+                          "gradient clip) [default: coviar for --model coviar, else teamnet].",
+                          choices=RECIPES)
     epochs: int = setting(50, "Epochs to train.", minimum=1)
-    lr: float = setting(0.01, "Initial learning rate (SGD).", minimum=0.0)
+    lr: float = setting(None, "Initial learning rate [default: 0.01; with --recipe coviar "
+                        "CoViAR's per branch: I-frames 0.0003, MVs 0.01, residuals 0.005].",
+                        minimum=0.0)
     lr_steps: tuple = setting((30, 40, 45), "Epochs at which the learning rate is divided by "
                               "10.", parse=parse_epochs, show=show_words)
-    momentum: float = setting(0.9, "SGD momentum.", minimum=0.0)
-    weight_decay: float = setting(5e-4, "On conv and linear weights only.", minimum=0.0)
-    clip_grad: float = setting(20.0, "Max gradient norm (0: off).", minimum=0.0)
-    head_lr_mult: float = setting(1.0, "Learning rate of the classifier heads x this (the "
-                                  "reference code: 5 for weights, 10 for biases).",
-                                  minimum=0.0)
+    momentum: float = setting(0.9, "SGD momentum (--recipe teamnet).", minimum=0.0)
+    weight_decay: float = setting(None, "L2 weight decay: on conv and linear weights "
+                                  "[default: 5e-4]; with --recipe coviar on all but biases "
+                                  "[default: 1e-4].", minimum=0.0)
+    clip_grad: float = setting(None, "Max gradient norm, of each branch where branches "
+                               "train apart (CoViAR) (0: off) [default: 20; 0 with --recipe "
+                               "coviar].", minimum=0.0)
+    head_lr_mult: float = setting(None, "Learning rate of the classifier heads x this "
+                                  "(--recipe teamnet) [default: x5 for weights and x10 for "
+                                  "biases with pretrained backbones (the reference's), x1 "
+                                  "from scratch].", minimum=0.0)
 
 
 @dataclass
@@ -152,13 +214,28 @@ class TrainConfig:
     no_memory_check: bool = setting(False, "Train even where a step is estimated not to fit "
                                     "in the CPU's memory (the estimate is printed first).")
 
+    def __post_init__(self):
+        """Every setting a recipe decides, decided: what config.json and checkpoints hold."""
+        recipe = self.optim.recipe or ("coviar" if self.model.model == "coviar" else "teamnet")
+        if recipe == "coviar" and self.model.model == "teamnet":
+            raise SettingsError("--recipe coviar trains branches apart, each at its own rate: "
+                                "use it with --model coviar or tsn (TEAM-Net's is teamnet)")
+        defaults = RECIPE_DEFAULTS[recipe]
+        self.optim = replace(self.optim, recipe=recipe, **{
+            name: defaults[name] if getattr(self.optim, name) is None else getattr(self.optim, name)
+            for name in ("lr", "weight_decay", "clip_grad")})
+        if self.model.dropout is None:
+            self.model = replace(self.model, dropout=defaults["dropout"])
+
     def as_dict(self):
         return asdict(self)
 
     @classmethod
     def from_dict(cls, values):
-        """From a saved config (JSON gives lists back; the config holds tuples)."""
+        """From a saved config (JSON gives lists back; the config holds tuples). Configs of
+        earlier versions, which had no recipe, trained with TEAM-Net's."""
         values = dict(values)
+        values["optim"] = {"recipe": "teamnet", **values["optim"]}
         for section in sections(cls):
             values[section.name] = section.type(**_tuples(values[section.name]))
         return cls(**values)
@@ -244,6 +321,11 @@ class EvalConfig:
     input_size: int = setting(None, "Side of the network input [default: the checkpoint's].",
                               minimum=32)
     crops: int = _crops()
+    view: str = setting("tsn", "What a crop takes: tsn, 224/256 of the shorter side (ours, "
+                        "TSN's); team-net, the whole shorter side at 256/224 of the input "
+                        "size (the official TEAM-Net test: 256 to a 256 crop); coviar, the "
+                        "centre 224/256 of width and height, squashed (the official CoViAR "
+                        "test; 1 crop).", choices=TEST_VIEWS)
     batch_size: int = setting(None, "Videos per step, over all ranks [default: the "
                               "checkpoint's training batch].", minimum=1)
     workers: int = setting(None, "Data-loader processes per rank [default: as trained].",
@@ -251,6 +333,8 @@ class EvalConfig:
     device: str = _device()
     confusion: str = setting(None, "Confusion-matrix PNG, or none [default: beside the "
                              "checkpoint, named after it, the list and the protocol].")
+    scores: str = setting(None, "Also write every video's logits, fused and per branch, "
+                          "into this .npz file (for `teamnet fuse`).", metavar="FILE")
     cam: str = _cam()
     cam_videos: int = setting(8, "With --cam: pictures of the first N videos of the list.",
                               minimum=1, metavar="N")

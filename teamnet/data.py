@@ -14,7 +14,7 @@ from preprocess.store import ClipReader, check_shard, load_index
 
 from .sampling import sample_clip
 from .splits import SplitError
-from .transforms import apply_crop, eval_crops, train_crop
+from .transforms import apply_crop, default_scales, eval_crops, train_crop, view_size
 
 
 def with_p_frames(entries, index, needed, report=None):
@@ -32,6 +32,20 @@ def with_p_frames(entries, index, needed, report=None):
     return kept
 
 
+def decoded_frames(stored, is_p):
+    """The decoded RGB frames (T, H, W, 3) uint8 of a clip, rebuilt from what the shards hold
+    (int16 storage): a P-frame is F(p) = R(p) + I(p - MV(p)), its residual plus the I-frame
+    pixel its accumulated motion traces it to (docs/REPRESENTATION.md sections 3-4), exactly;
+    where is_p[t] is False, the GOP's I-frame."""
+    iframes, mvs, residuals = stored["iframe"], stored["mv"], stored["residual"]
+    height, width = iframes.shape[1:3]
+    ys = np.arange(height)[None, :, None] - mvs[..., 1]  # (T, H, W): the traced pixels
+    xs = np.arange(width)[None, None, :] - mvs[..., 0]
+    traced = iframes[np.arange(len(iframes))[:, None, None], ys, xs]
+    rebuilt = (traced + residuals).astype(np.uint8)  # in [0, 255]: a decoded frame
+    return np.where(np.asarray(is_p)[:, None, None, None], rebuilt, iframes)
+
+
 class ClipDataset(Dataset):
     """Items are clips: {"iframe": uint8, "mv": int8/16, "residual": int8/16} tensors of shape
     (T, size, size, C), channels last, for the modalities asked for (T x crops in evaluation),
@@ -39,16 +53,25 @@ class ClipDataset(Dataset):
     those instead of root's (store.ClipReader; one process only, workers=0)."""
 
     def __init__(self, root, entries, modalities, segments, input_size, train, seed=0, crops=1,
-                 flip=True, flip_pairs=None, index=None, files=None):
+                 flip=True, flip_pairs=None, index=None, files=None, crop_scales=None,
+                 view="tsn"):
         self.root, self.entries = root, list(entries)
         self.modalities, self.segments, self.input_size = tuple(modalities), segments, input_size
         self.train, self.seed, self.crops = train, seed, crops
         # training flips (with p = 0.5); a flipped clip of a class in flip_pairs ({label:
         # label}, both ways) takes the paired class: "swiping left" flipped is "swiping right"
         self.flip, self.flip_pairs = flip, flip_pairs or {}
+        self.crop_scales = crop_scales or default_scales(self.modalities)
+        self.view = view  # the evaluation crops (transforms.eval_crops)
+        self.output_size = input_size if train else view_size(view, input_size)
         self.index, self.files = index, files  # None: the reader loads root's (cached)
         index = index or load_index(root)
         self.p_stride = index["settings"]["p_stride"]
+        if "rgb" in self.modalities and index["settings"]["storage"] != "int16":
+            raise SplitError(f"{root}: RGB frames are rebuilt from the I-frame, MV and residual "
+                             "(docs/REPRESENTATION.md section 4), which needs them unsaturated: "
+                             f"this dataset stores {index['settings']['storage']}; extract it "
+                             "again with --storage int16")
         self.needs_p_frames = bool({"mv", "residual"} & set(self.modalities))
         self.num_p = [np.asarray(index["by_id"][video]["p_frames"]) for video, _ in self.entries]
         if self.needs_p_frames:
@@ -72,17 +95,32 @@ class ClipDataset(Dataset):
             self.reader = ClipReader(self.root, index=self.index, files=self.files)
         video, label = self.entries[i]
         rng = np.random.default_rng((self.seed, epoch, i)) if self.train else None
+        rgb = "rgb" in self.modalities
         gops, slots = sample_clip(self.num_p[i], self.segments, self.needs_p_frames, rng,
-                                  self.p_stride)
-        frames = self.reader.read(video, gops, slots, self.modalities)
-        crops = [train_crop(*self.sizes[i], rng, self.flip)] if self.train else eval_crops(
-            *self.sizes[i], self.crops)
-        if self.train and crops[0].flip:
+                                  self.p_stride, frames=rgb)
+        if rgb:  # positions: 0 the I-frame, j + 1 stored P-frame j
+            stored = self.reader.read(video, gops, np.maximum(slots - 1, 0),
+                                      ("iframe", "mv", "residual"))
+            frames = {"rgb": decoded_frames(stored, slots > 0)}
+        else:
+            frames = self.reader.read(video, gops, slots, self.modalities)
+        crops = self.clip_crops(i, rng)
+        if self.train and crops[self.modalities[0]][0].flip:
             label = self.flip_pairs.get(label, label)
-        clip = {m: torch.cat([apply_crop(frames[m], crop, self.input_size, is_mv=m == "mv")
-                              for crop in crops]).permute(0, 2, 3, 1).contiguous()  # no copy
+        clip = {m: torch.cat([apply_crop(frames[m], crop, self.output_size, is_mv=m == "mv")
+                              for crop in crops[m]]).permute(0, 2, 3, 1).contiguous()  # no copy
                 for m in self.modalities}
         return clip, label, i
+
+    def clip_crops(self, i, rng):
+        """{modality: crops} of item i: one random crop (training) or the evaluation crops,
+        the same for every modality, so that the inputs stay aligned (a test-only variant
+        draws them apart, to measure what that costs: benchmarks/independent_crops.py)."""
+        if self.train:
+            crops = [train_crop(*self.sizes[i], rng, self.flip, self.crop_scales)]
+        else:
+            crops = eval_crops(*self.sizes[i], self.crops, self.view)
+        return dict.fromkeys(self.modalities, crops)
 
 
 class EpochSampler(Sampler):

@@ -7,9 +7,10 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from preprocess.errors import SettingsError
 from preprocess.store import load_index
 
-from . import checkpoint
+from . import checkpoint, scores
 from .cam import check_cam_class, dataset_clips, write_cam_pictures
 from .checkpoint import CheckpointError
 from .compiled import compile_regions
@@ -22,26 +23,32 @@ from .splits import SplitError, read_list, read_split_record
 from .transforms import normalise
 
 
-def clip_logits(model, clips, crops, context):
+def clip_logits(model, clips, crops, context, branches=False):
     """Logits (N, K) of a batch whose clips hold `crops` crops one after another along T:
     each crop runs as a clip of its own (temporal shifts stay within its segments), and the
-    crops' logits are averaged (the same as averaging every segment of every crop)."""
+    crops' logits are averaged (the same as averaging every segment of every crop). With
+    branches=True also each branch's: (logits, {modality: (N, K)})."""
     n = next(iter(clips.values())).shape[0]  # not len(): export keeps the batch size free
     clips = {m: x.reshape(n * crops, x.shape[1] // crops, *x.shape[2:]) for m, x in clips.items()}
     with context.autocast():
-        logits = model(normalise(clips, context.device))["logits"].float()  # (N*crops, K)
-    return logits.reshape(n, crops, -1).mean(dim=1)
+        output = model(normalise(clips, context.device))
+    mean = lambda logits: logits.float().reshape(n, crops, -1).mean(dim=1)  # noqa: E731
+    if not branches:
+        return mean(output["logits"])
+    return mean(output["logits"]), {m: mean(x) for m, x in output["branches"].items()}
 
 
-def predict(model, loader, context):
+def predict(model, loader, context, branches=False):
     """(logits (V, K), labels (V,)) for every video of the loader, gathered over ranks in
     dataset order; the padding the sampler adds for equal shares is dropped. Logits stay on
-    the device until the end: one copy to the host, not one (and a wait) per batch."""
+    the device until the end: one copy to the host, not one (and a wait) per batch. With
+    branches=True a third item: {modality: (V, K)}, each branch's logits."""
     model.eval()
     indices, labels, logits = [], [], []
     with torch.no_grad():
         for clips, label, index in loader:
-            logits.append(clip_logits(model, clips, loader.dataset.crops, context))
+            fused, parts = clip_logits(model, clips, loader.dataset.crops, context, True)
+            logits.append(torch.stack([fused, *parts.values()], dim=1))  # (N, 1 + B, K)
             indices.append(index)
             labels.append(label)
     scores = dict(zip(torch.cat(indices).tolist(), zip(
@@ -49,10 +56,13 @@ def predict(model, loader, context):
     merged = {}
     for part in all_gather(scores, context):  # every rank takes part, even with no batch
         merged.update(part)
-    if not merged:
-        return np.zeros((0, model.num_classes), np.float32), np.zeros(0, np.int64)
     order = sorted(merged)
-    return np.stack([merged[i][1] for i in order]), np.array([merged[i][0] for i in order])
+    every = (np.stack([merged[i][1] for i in order]) if order else
+             np.zeros((0, 1 + len(model.modalities), model.num_classes), np.float32))
+    found = every[:, 0], np.array([merged[i][0] for i in order], np.int64)
+    if not branches:
+        return found
+    return (*found, {m: every[:, 1 + j] for j, m in enumerate(model.modalities)})
 
 
 def check_classes(trained, present, checkpoint_path, data):
@@ -128,7 +138,8 @@ def confusion_path(config, evaluated):
     checkpoint_path = Path(config.checkpoint)
     return checkpoint_path.with_name(
         f"confusion-{checkpoint_path.stem}-{evaluated}-{config.num_segments}seg-"
-        f"{config.crops}crop-{config.input_size}px.png")
+        f"{config.crops}crop-{config.input_size}px"
+        + ("" if config.view == "tsn" else f"-{config.view}") + ".png")
 
 
 def evaluate_checkpoint(config):
@@ -150,21 +161,32 @@ def evaluate_checkpoint(config):
     model.to(context.device)
     if config.compile:
         compile_regions(model)
+    if config.view == "coviar" and config.crops != 1:
+        raise SettingsError("--view coviar has 1 crop (the official CoViAR test): give "
+                            "--crops 1 with it")
     dataset = ClipDataset(config.data, entries, model.modalities, config.num_segments,
-                          config.input_size, train=False, crops=config.crops)
+                          config.input_size, train=False, crops=config.crops, view=config.view)
     per_rank = max(1, config.batch_size // context.world_size)
     loader = make_loader(dataset, per_rank, config.workers, context.rank,
                          context.world_size, train=False,
                          pin_memory=context.device.type == "cuda")
     start = time.perf_counter()
-    logits, labels = predict(model, loader, context)
+    logits, labels, branches = predict(model, loader, context, branches=True)
     if not context.is_main:
         return None
     report = accuracy_report(logits, labels, index["classes"])
+    if config.scores:
+        scores.write(config.scores, [video for video, _ in entries], labels, index["classes"],
+                     {"fused": logits, **branches},
+                     {"checkpoint": str(config.checkpoint), "evaluated": evaluated,
+                      "model": trained.model.model, "num_segments": config.num_segments,
+                      "crops": config.crops, "view": config.view,
+                      "input_size": dataset.output_size})
+        report["scores"] = str(config.scores)
     report["videos_per_s"] = len(labels) / (time.perf_counter() - start)
     report["evaluated"] = evaluated
-    report["protocol"] = {"num_segments": config.num_segments, "input_size": config.input_size,
-                          "crops": config.crops, "model": trained.model.model}
+    report["protocol"] = {"num_segments": config.num_segments, "input_size": dataset.output_size,
+                          "crops": config.crops, "view": config.view, "model": trained.model.model}
     # pictures last, and never at the numbers' cost: one that cannot be written is a warning
     report["warnings"] = []
     differ = data_differences(saved.get("data_settings"), index["settings"])
@@ -184,7 +206,8 @@ def evaluate_checkpoint(config):
     if config.cam:
         shown = entries[:config.cam_videos]
         dataset = ClipDataset(config.data, shown, model.modalities, config.num_segments,
-                              config.input_size, train=False, crops=config.crops)
+                              config.input_size, train=False, crops=config.crops,
+                              view=config.view)
         written, problems = write_cam_pictures(
             model, dataset_clips(dataset, [video for video, _ in shown]), config.crops,
             context, index["classes"], config.cam, config.cam_class)

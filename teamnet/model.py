@@ -18,10 +18,10 @@ from torch.nn import functional as F
 
 from .backbone import Branch, TemporalShift
 from .checkpoint import CheckpointError
-from .config import MODALITIES, MODELS, POSITIONS
+from .config import DEFAULT_DROPOUT, INPUTS, MODALITIES, MODELS, POSITIONS
 from .fusion import TEAM
 
-IN_CHANNELS = {"iframe": 3, "mv": 2, "residual": 3}
+IN_CHANNELS = {"iframe": 3, "mv": 2, "residual": 3, "rgb": 3}
 DEFAULT_POSITIONS = ("stem", "res2", "res3", "res4")  # the paper's: after conv1, res2-4
 
 
@@ -48,9 +48,9 @@ class SegmentNet(nn.Module):
         unknown = set(positions) - set(POSITIONS)
         if unknown:
             raise ValueError(f"TEAM positions {sorted(unknown)}: choose from {POSITIONS}")
-        self.modalities = tuple(m for m in MODALITIES if m in archs)
+        self.modalities = tuple(m for m in INPUTS if m in archs)
         self.branches = nn.ModuleDict({
-            m: Branch(archs[m], IN_CHANNELS[m], input_norm=m != "iframe",
+            m: Branch(archs[m], IN_CHANNELS[m], input_norm=m in ("mv", "residual"),
                       temporal_shift=temporal_shift, pretrained=pretrained)
             for m in self.modalities})
         self.teams = nn.ModuleDict({
@@ -93,6 +93,15 @@ class SegmentNet(nn.Module):
             output["maps"] = dict(zip(self.modalities, x))
         return output
 
+    def gradient_groups(self):
+        """The parameters whose gradient norm is clipped together: all of them where one loss
+        trains everything, each branch with its head where branches train apart (CoViAR: a
+        norm over all three would scale every branch's step by the others' gradients)."""
+        if self.joint_loss:
+            return [list(self.parameters())]
+        return [[*self.branches[m].parameters(), *self.heads[m].parameters()]
+                for m in self.modalities]
+
     def loss(self, output, labels):
         """Cross-entropy on the fused logits, or summed over branches trained independently."""
         if self.joint_loss:
@@ -116,8 +125,8 @@ class TSN(SegmentNet):
 
     def __init__(self, num_classes, modality="iframe", arch="resnet50", dropout=0.5,
                  temporal_shift=False, pretrained=None):
-        if modality not in MODALITIES:
-            raise ValueError(f"modality {modality!r}: choose one of {MODALITIES}")
+        if modality not in INPUTS:
+            raise ValueError(f"modality {modality!r}: choose one of {INPUTS}")
         super().__init__(num_classes, {modality: arch}, dropout=dropout,
                          temporal_shift=temporal_shift, pretrained=pretrained)
 
@@ -136,12 +145,13 @@ def build_model(config, num_classes, initialise=True):
     """The model a ModelConfig describes (teamnet.config). initialise=False skips the
     pretrained weights (a checkpoint's weights are about to replace them anyway)."""
     pretrained = config.pretrained if initialise and config.pretrained != "none" else None
-    common = dict(dropout=config.dropout, pretrained=pretrained)
+    dropout = DEFAULT_DROPOUT if config.dropout is None else config.dropout
+    common = dict(dropout=dropout, pretrained=pretrained)
     if config.model == "teamnet":
         return TEAMNet(num_classes, config.iframe_arch, config.pframe_arch, config.team_positions,
                        config.team_arrangement, temporal_shift=config.temporal_shift, **common)
     if config.model == "tsn":
-        arch = config.iframe_arch if config.modality == "iframe" else config.pframe_arch
+        arch = config.iframe_arch if config.modality in ("iframe", "rgb") else config.pframe_arch
         return TSN(num_classes, config.modality, arch, temporal_shift=config.temporal_shift,
                    **common)
     if config.model == "coviar":

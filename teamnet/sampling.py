@@ -24,17 +24,24 @@ def segment_positions(count, segments, rng=None):
     return rng.integers(starts, ends)
 
 
-def sample_clip(num_p, segments, needs_p_frames, rng=None, p_stride=1):
+def sample_clip(num_p, segments, needs_p_frames, rng=None, p_stride=1, frames=False):
     """(gops, p_slots) for one clip of a video whose GOPs store num_p[g] P-frames each.
 
     rng given: training (random GOP per segment, random P-frame); None: evaluation (centre
     GOP, the stored slot of P-frame EVAL_P_FRAME or the GOP's last one if it is shorter).
+    frames=True (RGB frames of any position): positions instead of slots, 0 for the I-frame
+    and j + 1 for stored slot j, drawn among the I-frame and the stored P-frames.
     """
     num_p = np.asarray(num_p)
     usable = np.flatnonzero(num_p > 0) if needs_p_frames else np.arange(len(num_p))
     if len(usable) == 0:
         raise ValueError("no GOP with P-frames to sample")
     gops = usable[segment_positions(len(usable), segments, rng)]
+    if frames:
+        if rng is not None:
+            return gops, rng.integers(0, num_p[gops] + 1)
+        slot = round((EVAL_P_FRAME - 1) / p_stride)
+        return gops, np.minimum(slot + 1, num_p[gops])
     counts = np.maximum(num_p[gops], 1)  # I-frame-only models never read the slot
     if rng is not None:
         return gops, rng.integers(0, counts)

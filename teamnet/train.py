@@ -22,12 +22,14 @@ from preprocess.store import load_index
 from preprocess.text import plural
 
 from . import checkpoint
+from .backbone import weights_name
 from .compiled import compile_regions
 from .data import ClipDataset, make_loader, stop_workers, with_p_frames
 from .distributed import all_gather, barrier, setup, use_cores
 from .evaluate import check_classes, predict
 from .memory import check_step_memory
 from .metrics import accuracy_report
+from .config import COVIAR_LR
 from .model import IN_CHANNELS, build_model, load_weights
 from .pictures import PictureError, learning_curves
 from .progress import EpochLog
@@ -38,18 +40,57 @@ from .transforms import normalise
 CURVES = "curves.png"
 
 
-def parameter_groups(model, weight_decay, lr, head_lr_mult=1.0):
-    """SGD parameter groups: weight decay on conv and linear weights only, not on BatchNorm
-    parameters or biases; the classifier heads (new for every dataset) at lr x head_lr_mult
-    (the reference used x5 for their weights and x10 for their biases)."""
+def parameter_groups(model, weight_decay, lr, head_lr_mult=None, pretrained=False):
+    """SGD parameter groups (TEAM-Net's recipe): weight decay on conv and linear weights only,
+    not on BatchNorm parameters or biases; the classifier heads (new for every dataset) at lr
+    x head_lr_mult, or where that is None as the reference: x5 for their weights and x10 for
+    their biases when the backbones are pretrained, x1 when they start from scratch (where x5
+    made the loss spike on the motion set: BENCHMARKS.md)."""
     groups = {}
     for module_name, module in model.named_modules():
         head = module_name.startswith("heads.")
         for name, parameter in module.named_parameters(recurse=False):
             is_weight = isinstance(module, (nn.Conv2d, nn.Linear)) and name == "weight"
-            groups.setdefault((is_weight, head_lr_mult if head else 1.0), []).append(parameter)
+            scale = 1.0
+            if head:
+                scale = head_lr_mult if head_lr_mult is not None else (
+                    (5.0 if is_weight else 10.0) if pretrained else 1.0)
+            groups.setdefault((is_weight, scale), []).append(parameter)
     return [{"params": params, "weight_decay": weight_decay if is_weight else 0.0,
              "lr": lr * scale} for (is_weight, scale), params in sorted(groups.items())]
+
+
+def coviar_groups(model, weight_decay, lr=None):
+    """Adam parameter groups of the official CoViAR code: each branch at its own rate (lr, or
+    where that is None COVIAR_LR's for its modality), its classifier at that rate, the
+    first convolution, BatchNorm and input BatchNorm of the MV and residual branches at 1/10
+    of it, the rest of the (pretrained) backbone at 1/100; weight decay on all but biases."""
+    groups = {}
+    for name, parameter in model.named_parameters():
+        part, modality, rest = name.split(".", 2)
+        if part == "heads":
+            scale = 1.0
+        elif modality != "iframe" and rest.startswith(("input_norm.", "stages.0.0.",
+                                                       "stages.0.1.")):
+            scale = 0.1
+        else:
+            scale = 0.01
+        base = COVIAR_LR[modality] if lr is None else lr
+        decays = not name.endswith("bias")
+        groups.setdefault((decays, base * scale), []).append(parameter)
+    return [{"params": params, "weight_decay": weight_decay if decays else 0.0, "lr": rate}
+            for (decays, rate), params in sorted(groups.items())]
+
+
+def make_optimizer(model, config):
+    """The optimizer of config's recipe (TrainConfig.optim.recipe)."""
+    optim = config.optim
+    if optim.recipe == "coviar":
+        return torch.optim.Adam(coviar_groups(model, optim.weight_decay, optim.lr), eps=1e-3)
+    pretrained = config.model.pretrained != "none" or bool(config.model.init_from)
+    return torch.optim.SGD(parameter_groups(model, optim.weight_decay, optim.lr,
+                                            optim.head_lr_mult, pretrained),
+                           lr=optim.lr, momentum=optim.momentum)
 
 
 def train_one_epoch(model, wrapped, loader, optimizer, context, clip_grad, epoch):
@@ -69,14 +110,21 @@ def train_one_epoch(model, wrapped, loader, optimizer, context, clip_grad, epoch
             loss = model.loss(outputs, labels)
         optimizer.zero_grad(set_to_none=True)
         loss.backward()
-        if clip_grad:
-            nn.utils.clip_grad_norm_(model.parameters(), clip_grad)
+        clip_gradients(model, clip_grad)
         optimizer.step()
         log.add(loss, len(labels), (outputs["logits"].argmax(dim=1) == labels).sum())
     ranks = all_gather((log.mean_loss(), log.steps, log.correct.item(), log.clips), context)
     return {"train_loss": sum(loss for loss, *_ in ranks) / len(ranks),
             "train_top1": sum(r[2] for r in ranks) / max(1, sum(r[3] for r in ranks)),
             "steps_per_rank": [steps for _, steps, *_ in ranks], **log.rates()}
+
+
+def clip_gradients(model, max_norm):
+    """Clip the gradient norm of each of the model's gradient groups to max_norm (0: off):
+    all parameters together, or each CoViAR branch on its own (SegmentNet.gradient_groups)."""
+    if max_norm:
+        for parameters in model.gradient_groups():
+            nn.utils.clip_grad_norm_(parameters, max_norm)
 
 
 def epoch_batches(loader, epoch):
@@ -149,6 +197,7 @@ def run(config, resume=False, given=()):
         config = checkpoint.trained_config(saved, output / "last.pt").resumed(
             config, given, saved["epoch"] + 1)
     context = setup(config.device)
+    check_batch_split(config.data.batch_size, context.world_size)
     config = fit_to_machine(config, context)
     if context.is_main:
         print(f"{context.device.type}: {config.data.workers} loader worker(s) a rank"
@@ -169,6 +218,10 @@ def run(config, resume=False, given=()):
         read_flip_pairs(config.data.flip_pairs, index["classes"])
     # built before anything is written: weights that cannot be had stop the run here
     model = build_model(config.model, len(index["classes"]), initialise=not resume)
+    if context.is_main and not resume and config.model.pretrained != "none":
+        print("initial weights: " + ", ".join(
+            f"{m} {weights_name(config.model.pretrained, model.branches[m].arch)}"
+            for m in model.modalities))
     check_step_memory(config, len(index["classes"]), rank_batch(config, len(train), context),
                       sample_bytes(model.modalities, index["settings"]["storage"]), context,
                       context.local_world_size)
@@ -193,10 +246,7 @@ def run(config, resume=False, given=()):
             _initialise(model, config.model.init_from, index, context)
         cuda = context.device.type == "cuda"
         model = model.to(context.device, memory_format=torch.channels_last if cuda else torch.preserve_format)
-        optimizer = torch.optim.SGD(
-            parameter_groups(model, config.optim.weight_decay, config.optim.lr,
-                             config.optim.head_lr_mult),
-            lr=config.optim.lr, momentum=config.optim.momentum)
+        optimizer = make_optimizer(model, config)
         scheduler = torch.optim.lr_scheduler.MultiStepLR(optimizer, list(config.optim.lr_steps), 0.1)
         state = {"epoch": -1, "best_val_top1": -1.0, "history": []}
         if resume:
@@ -234,6 +284,17 @@ def fit_to_machine(config, context):
                                                                 workers=min(8, cores)))
 
 
+def check_batch_split(batch_size, world_size):
+    """Refuse a global batch the ranks cannot share equally: each rank would take the floor
+    of its share, and the run would train with a smaller batch than it records."""
+    if batch_size % world_size:
+        lower = batch_size // world_size * world_size
+        choices = " or ".join(str(b) for b in (lower, lower + world_size) if b)
+        raise SettingsError(f"--batch-size {batch_size} does not split evenly over "
+                            f"{world_size} ranks ({batch_size / world_size:g} clips each): "
+                            f"give a multiple of {world_size}, such as {choices}")
+
+
 def rank_batch(config, videos, context):
     """Clips a step on each rank: the global batch split over the ranks, and no more than a
     rank's share of the videos (small datasets)."""
@@ -245,7 +306,7 @@ def sample_bytes(modalities, storage):
     """Bytes of one frame position of a clip as the loader hands it over: uint8 RGB
     I-frames, MVs and residuals as stored (int8 or int16)."""
     width = 2 if storage == "int16" else 1
-    return sum(IN_CHANNELS[m] * (1 if m == "iframe" else width) for m in modalities)
+    return sum(IN_CHANNELS[m] * (1 if m in ("iframe", "rgb") else width) for m in modalities)
 
 
 def _train_epochs(config, model, wrapped, videos, optimizer, scheduler, state, context, index):
@@ -326,7 +387,8 @@ def _loader(config, entries, modalities, context, train_mode):
     data = config.data
     pairs = data.flip_pairs and read_flip_pairs(data.flip_pairs, load_index(data.data)["classes"])
     dataset = ClipDataset(data.data, entries, modalities, data.num_segments, data.input_size,
-                          train_mode, config.seed, flip=data.flip == "on", flip_pairs=pairs)
+                          train_mode, config.seed, flip=data.flip == "on", flip_pairs=pairs,
+                          crop_scales=data.crop_scales)
     return make_loader(dataset, rank_batch(config, len(dataset), context), data.workers, context.rank, context.world_size,
                        config.seed, train_mode, pin_memory=context.device.type == "cuda")
 

@@ -12,7 +12,14 @@ import numpy as np
 import torch
 from torch.nn import functional as F
 
-SCALES = (1.0, 0.875, 0.75, 0.66)  # TSN's multi-scale crop, relative to the shorter side
+# TSN's multi-scale crop, sides relative to the shorter side: the reference's I-frame scales,
+# and its MV and residual ones (docs/REPRESENTATION.md section 6)
+SCALES = (1.0, 0.875, 0.75, 0.66)
+P_FRAME_SCALES = (1.0, 0.875, 0.75)
+# The reference's 13 crop places (TSN's "more fixed crops") in quarters of the free room:
+# corners, centre, edge midpoints, and the centres of the four quarters
+CROP_PLACES = ((0, 0), (4, 0), (0, 4), (4, 4), (2, 2), (0, 2), (4, 2), (2, 4), (2, 0),
+               (1, 1), (3, 1), (1, 3), (3, 3))
 # Evaluation: the shorter side resized to 256, then a 224 crop; at another input size S the
 # same view (shorter side to S * 256 / 224, then an S crop): the crop is 224/256 of the side.
 EVAL_CROP_FRACTION = 224 / 256
@@ -30,35 +37,62 @@ class Crop:
     flip: bool = False
 
 
-def train_crop(height, width, rng, flip=True):
-    """TSN's multi-scale corner crop: side lengths from SCALES x the shorter side (aspect
-    distorted by at most one step), placed at a corner or the centre; flip with p = 0.5
-    (never with flip=False; the same random numbers are drawn either way)."""
+def default_scales(modalities):
+    """The crop scales of a model's clips: one crop serves all its modalities (they stay
+    aligned), so a model that reads I-frames takes the reference's I-frame scales, one that
+    reads only MVs or residuals the reference's P-frame ones."""
+    return SCALES if {"iframe", "rgb"} & set(modalities) else P_FRAME_SCALES
+
+
+def train_crop(height, width, rng, flip=True, scales=SCALES):
+    """TSN's multi-scale crop, as the reference: width and height each scales[i] x the
+    shorter side (aspect distorted by at most one step), at one of the 13 CROP_PLACES; flip
+    with p = 0.5 (never with flip=False; the same random numbers are drawn either way)."""
     base = min(height, width)
-    sides = [int(base * scale) for scale in SCALES]
+    sides = [int(base * scale) for scale in scales]
     pairs = [(w, h) for i, h in enumerate(sides) for j, w in enumerate(sides) if abs(i - j) <= 1]
     crop_w, crop_h = pairs[rng.integers(len(pairs))]
-    dx, dy = width - crop_w, height - crop_h
-    x, y = [(0, 0), (dx, 0), (0, dy), (dx, dy), (dx // 2, dy // 2)][rng.integers(5)]
-    return Crop(x, y, crop_w, crop_h, bool(rng.random() < 0.5) and flip)
+    step_x, step_y = (width - crop_w) // 4, (height - crop_h) // 4
+    i, j = CROP_PLACES[rng.integers(len(CROP_PLACES))]
+    return Crop(i * step_x, j * step_y, crop_w, crop_h, bool(rng.random() < 0.5) and flip)
 
 
-def eval_crops(height, width, count=1):
-    """Square crops of EVAL_CROP_FRACTION of the shorter side (resized to the input size
-    afterwards, the same view as resizing first): the centre (1), left/centre/right along the
-    longer side (3), or 4 corners and the centre plus their flips (10)."""
-    side = round(min(height, width) * EVAL_CROP_FRACTION)
+def eval_crops(height, width, count=1, view="tsn"):
+    """The evaluation crops of a height x width frame, for the view of TEST_VIEWS:
+
+    - "tsn" (ours): squares of EVAL_CROP_FRACTION of the shorter side (resized to the input
+      size afterwards, the same view as resizing first): the centre (1), both ends and the
+      centre of the longer side, centred on the shorter one (3: left, centre, right of a
+      landscape frame), or 4 corners and the centre plus their flips (10);
+    - "team-net" (the official TEAM-Net test): the same places with squares of the whole
+      shorter side (the shorter side resized to 256 and a 256 crop; see view_size);
+    - "coviar" (the official CoViAR test, 1 crop): the frame squashed to a square, the centre
+      224/256 of each side: 224/256 of the width by 224/256 of the height."""
+    if view == "coviar":
+        if count != 1:
+            raise ValueError("the CoViAR view has 1 crop")
+        crop_w, crop_h = round(width * EVAL_CROP_FRACTION), round(height * EVAL_CROP_FRACTION)
+        return [Crop((width - crop_w) // 2, (height - crop_h) // 2, crop_w, crop_h)]
+    fraction = 1.0 if view == "team-net" else EVAL_CROP_FRACTION
+    side = round(min(height, width) * fraction)
     dx, dy = width - side, height - side
     if count == 1:
         places = [(dx // 2, dy // 2)]
     elif count == 3:
-        places = [(0, 0), (dx // 2, dy // 2), (dx, dy)]
+        places = ([(0, dy // 2), (dx // 2, dy // 2), (dx, dy // 2)] if dx >= dy else
+                  [(dx // 2, 0), (dx // 2, dy // 2), (dx // 2, dy)])
     elif count == 10:
         places = [(0, 0), (dx, 0), (0, dy), (dx, dy), (dx // 2, dy // 2)]
     else:
         raise ValueError(f"{count} crops: choose 1, 3 or 10")
     crops = [Crop(x, y, side, side) for x, y in places]
     return crops + [Crop(c.x, c.y, c.width, c.height, True) for c in crops] if count == 10 else crops
+
+
+def view_size(view, input_size):
+    """The side of the network input in evaluation: the training input size, or for the
+    official TEAM-Net view 256/224 of it (a 256 input where training used 224)."""
+    return round(input_size / EVAL_CROP_FRACTION) if view == "team-net" else input_size
 
 
 def _resize(x, size):
@@ -111,8 +145,9 @@ def normalise(batch, device, non_blocking=True):
     mean, std = _constants(torch.device(device))
     moved = {m: clips.to(device, non_blocking=non_blocking).permute(0, 1, 4, 2, 3).float()
              for m, clips in batch.items()}
-    if "iframe" in moved:
-        out["iframe"] = (moved["iframe"] / 255 - mean) / std
+    for rgb in ("iframe", "rgb"):
+        if rgb in moved:
+            out[rgb] = (moved[rgb] / 255 - mean) / std
     if "mv" in moved:
         u = (torch.trunc(moved["mv"] * (127.5 / MV_RANGE)) + 128).clamp_(0, 255)
         out["mv"] = u / 255 - 0.5

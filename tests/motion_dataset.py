@@ -8,6 +8,12 @@ says nothing about the class: only motion does. Three sets:
   negate MV x, leave every class as it is: train with flips.
 - "direction": the patch moves right, left, down or up. A flip turns right into left: train
   with `--flip off` (or `--flip-pairs` with the pair right,left).
+- "which": which of two coloured quadrants moves, and along which axis
+  (synthetic.tinted_quadrants): warm or cool, sideways or up-down. The MVs and residuals are
+  blind to the colour (the same for twins that swap the colours), one frame shows no motion:
+  only a model that matches motion and colour at the same place can do better than 0.5
+  (late fusion: I-frames say nothing; MVs say the axis, not the colour). Train it with
+  `--crop-scales 1` (every crop the whole frame: a corner crop would cut quadrants off).
 """
 import json
 from pathlib import Path
@@ -23,12 +29,15 @@ CLASSES = {
     "pan": {"still": (0, 0), "up": (0, -3), "down": (0, 3), "sideways": (3, 0)},
     "patch": {"still": (0, 0), "up": (0, -3), "down": (0, 3), "sideways": (3, 0)},
     "direction": {"right": (3, 0), "left": (-3, 0), "down": (0, 3), "up": (0, -3)},
+    # (moving quadrant: 0 the warm one, 1 the cool one; axis: 0 x, 1 y)
+    "which": {"warm-sideways": (0, 0), "warm-updown": (0, 1), "cool-sideways": (1, 0),
+              "cool-updown": (1, 1)},
 }
 PATCH = 3 / 8  # side of the moving patch, relative to the frame's (24 px of 64)
 
 
 def build(root, kind="pan", per_class_train=12, per_class_test=6, frames=48, size=64, seed=0,
-          p_stride=1):
+          p_stride=1, storage="int8"):
     """Returns (extracted folder, train list, test list) under root. The patch sets also write
     root/boxes.json: {video id: [[x0, y0] of the patch's corner in each frame]} (its side is
     PATCH x size)."""
@@ -42,6 +51,14 @@ def build(root, kind="pan", per_class_train=12, per_class_test=6, frames=48, siz
             sign = rng.choice([-1, 1]) if name == "sideways" else 1
             dx_, dy_ = round(sign * dx * speed), round(dy * speed)
             appearance = int(rng.integers(1 << 30))
+            if kind == "which":
+                tinted = tuple(int(q) for q in rng.choice(4, 2, replace=False))
+                planes = synthetic.tinted_quadrants(frames, size, tinted, dx, dy,
+                                                    int(rng.integers(1, 3)), appearance)
+                synthetic.write_yuv_video(_mkdir(root / "raw" / name) / f"{name}{n:02d}.mkv",
+                                          *planes)
+                (train if n < per_class_train else test).append(video)
+                continue
             if kind == "pan":
                 clip = synthetic.pan(frames, size, size, dx_, dy_, seed=appearance)
             else:
@@ -54,7 +71,7 @@ def build(root, kind="pan", per_class_train=12, per_class_test=6, frames=48, siz
     parallel = ParallelSettings(workers=2)
     encode_dataset(root / "raw", root / "encoded", EncodeSettings(size=(size, size)), parallel)
     extract_dataset(root / "encoded", root / "data",
-                    ExtractSettings(shard_size=16, p_stride=p_stride), parallel)
+                    ExtractSettings(shard_size=16, p_stride=p_stride, storage=storage), parallel)
     (root / "boxes.json").write_text(json.dumps(boxes))
     for name, videos in (("train.txt", train), ("test.txt", test)):
         (root / name).write_text("".join(f"{v}.mp4\n" for v in videos))

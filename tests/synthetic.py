@@ -67,3 +67,51 @@ def write_m4v(path, frames, fps=25, gop=12):
             container.mux(stream.encode(av.VideoFrame.from_ndarray(frame, format="rgb24")))
         container.mux(stream.encode())
     return path
+
+
+def write_yuv_video(path, luma, u, v, fps=25):
+    """Write frames given as planes (FFV1, lossless, yuv420p): luma (N, H, W) uint8 and one
+    chroma pair u, v (H/2, W/2) for every frame. Sets whose twins must differ in colour alone
+    are made so: their luma, which the encoder's motion search reads, is the same byte for
+    byte."""
+    height, width = luma.shape[1:]
+    with av.open(str(path), "w") as container:
+        stream = container.add_stream("ffv1", rate=fps)
+        stream.width, stream.height, stream.pix_fmt = width, height, "yuv420p"
+        for plane in luma:
+            stacked = np.concatenate([plane, u.reshape(-1, width), v.reshape(-1, width)])
+            container.mux(stream.encode(av.VideoFrame.from_ndarray(stacked, format="yuv420p")))
+        container.mux(stream.encode())
+    return path
+
+
+QUADRANT_TINT = (-20, 24)  # (U, V) offsets of the warm colour; the cool one is its opposite
+
+
+def tinted_quadrants(count, size, tinted, moving, axis, speed, seed=0):
+    """Planes (luma, u, v) of a scene in four quadrants of grey texture, two of them tinted,
+    `tinted` = (warm quadrant, cool quadrant) numbered 0-3 row by row. The texture of quadrant
+    tinted[moving] scrolls by `speed` px a frame along axis 0 (x) or 1 (y); the rest is still.
+
+    Content flows in from the frame's edge, towards the centre, and the tint covers a whole
+    quadrant (whole macroblocks and chroma blocks): every motion vector then points inside its
+    own quadrant, so the accumulated MVs and the residuals never reach another colour and are
+    the same whichever colour moves (tests/test_fusion.py checks it byte for byte)."""
+    half, margin = size // 2, count * speed + 8
+    background = texture(size, size, seed)[..., 0] // 2 + 64
+    scene = texture(half + 2 * margin, half + 2 * margin, seed + 1)[..., 0] // 2 + 64
+    row, column = divmod(tinted[moving], 2)
+    sign = 1 if (column, row)[axis] == 0 else -1  # away from the frame's edge
+    luma = np.repeat(background[None], count, axis=0)
+    for k in range(count):
+        dx, dy = (sign * speed * k, 0) if axis == 0 else (0, sign * speed * k)
+        luma[k, row * half:(row + 1) * half, column * half:(column + 1) * half] = scene[
+            margin - dy:margin - dy + half, margin - dx:margin - dx + half]
+    u = np.full((half, half), 128, np.uint8)
+    v = u.copy()
+    for quadrant, sign in zip(tinted, (1, -1)):
+        row, column = divmod(quadrant, 2)
+        window = np.s_[row * half // 2:(row + 1) * half // 2,
+                       column * half // 2:(column + 1) * half // 2]
+        u[window], v[window] = 128 + sign * QUADRANT_TINT[0], 128 + sign * QUADRANT_TINT[1]
+    return luma, u, v

@@ -1,0 +1,283 @@
+"""What reproducing the paper's comparisons needs (docs/REPRESENTATION.md section 10): the
+reference's crops and test views, its initial weights and learning rates, CoViAR's own recipe,
+an RGB TSN on decoded frames of any position, and per-video scores fused late."""
+import json
+from pathlib import Path
+
+import av
+import numpy as np
+import pytest
+import torch
+from click.testing import CliRunner
+
+import motion_dataset
+from cli import main
+from preprocess.errors import SettingsError
+from preprocess.store import ClipReader, load_index
+from teamnet.backbone import imagenet_weights
+from teamnet.config import ModelConfig, OptimConfig, TrainConfig, parse_pretrained
+from teamnet.data import ClipDataset, decoded_frames
+from teamnet.model import CoViAR, TEAMNet
+from teamnet.sampling import sample_clip
+from teamnet.scores import ScoreFileError, fuse
+from teamnet.train import check_batch_split, clip_gradients, make_optimizer, parameter_groups
+from teamnet.transforms import CROP_PLACES, Crop, eval_crops, train_crop, view_size
+
+SMALL = ["--pretrained", "none", "--iframe-arch", "resnet18", "--num-segments", "2",
+         "--input-size", "32", "--batch-size", "8", "--workers", "0", "--val-fraction", "0"]
+
+
+# --- crops and views --------------------------------------------------------------------------
+
+def test_training_crops_take_the_reference_places_and_scales():
+    rng = np.random.default_rng(0)
+    crops = [train_crop(256, 340, rng) for _ in range(2000)]
+    # 224 x 224 crops of a 340 x 256 frame: the free room 116 x 32 in quarters (29 and 8 px)
+    assert {(c.x, c.y) for c in crops if (c.width, c.height) == (224, 224)} == {
+        (29 * i, 8 * j) for i, j in CROP_PLACES}
+    assert len(CROP_PLACES) == len(set(CROP_PLACES)) == 13
+    mv_only = [train_crop(256, 340, rng, scales=(1, .875, .75)) for _ in range(300)]
+    assert {c.width for c in mv_only} == {256, 224, 192}
+    whole = {train_crop(64, 64, rng, flip=False, scales=(1,)) for _ in range(20)}
+    assert whole == {Crop(0, 0, 64, 64)}
+
+
+def test_crop_scales_follow_the_modalities_unless_given(motion):
+    data, train_list, _ = motion
+    entries = [(v["id"], v["label"]) for v in load_index(data)["videos"][:2]]
+    scales = lambda modalities, **given: ClipDataset(  # noqa: E731
+        data, entries, modalities, 2, 32, train=True, **given).crop_scales
+    assert scales(("iframe", "mv", "residual")) == (1.0, 0.875, 0.75, 0.66)
+    assert scales(("mv",)) == scales(("residual",)) == (1.0, 0.875, 0.75)
+    assert scales(("mv",), crop_scales=(1.0,)) == (1.0,)
+    result = CliRunner().invoke(main, ["train", "--data", str(data), "--crop-scales", "1 x"])
+    assert result.exit_code == 2 and "crop scales" in result.output
+
+
+def test_three_crops_are_centred_across_the_shorter_side():
+    assert eval_crops(256, 340, 3) == [Crop(0, 16, 224, 224), Crop(58, 16, 224, 224),
+                                       Crop(116, 16, 224, 224)]  # left, centre, right
+    assert eval_crops(340, 256, 3) == [Crop(16, 0, 224, 224), Crop(16, 58, 224, 224),
+                                       Crop(16, 116, 224, 224)]  # top, centre, bottom
+
+
+def test_official_test_views():
+    # TEAM-Net's test: shorter side to 256, a 256 crop (the whole shorter side), a 256 input
+    assert eval_crops(256, 340, 1, "team-net") == [Crop(42, 0, 256, 256)]
+    assert view_size("team-net", 224) == 256 and view_size("tsn", 224) == 224
+    # CoViAR's: squashed to 256 x 256, the centre 224: 7/8 of each side
+    assert eval_crops(256, 340, 1, "coviar") == [Crop(21, 16, 298, 224)]
+    with pytest.raises(ValueError):
+        eval_crops(256, 340, 10, "coviar")
+
+
+# --- initial weights, learning rates, recipes -----------------------------------------------------
+
+def test_imagenet_means_the_weights_the_reference_loaded():
+    assert ModelConfig().pretrained == "IMAGENET1K_V1" == parse_pretrained("imagenet")
+    assert parse_pretrained("imagenet1k_v2") == "IMAGENET1K_V2"
+    assert parse_pretrained("weights/r50.pth") == "weights/r50.pth"
+    assert str(imagenet_weights("IMAGENET1K_V1", "resnet50")) == "ResNet50_Weights.IMAGENET1K_V1"
+    assert str(imagenet_weights("IMAGENET1K_V2", "resnet50")) == "ResNet50_Weights.IMAGENET1K_V2"
+    # ResNet-18 has only V1 (torchvision's DEFAULT for ResNet-50 is V2: not what the paper had)
+    assert str(imagenet_weights("IMAGENET1K_V2", "resnet18")) == "ResNet18_Weights.IMAGENET1K_V1"
+    assert str(imagenet_weights("imagenet", "resnet50")) == "ResNet50_Weights.IMAGENET1K_V1"
+    assert imagenet_weights("none", "resnet50") is None
+
+
+def _rates(groups, model):
+    owner = {id(p): name for name, p in model.named_parameters()}
+    return {owner[id(p)]: (g["lr"], g["weight_decay"]) for g in groups for p in g["params"]}
+
+
+def test_head_learning_rate_depends_on_pretrained_backbones():
+    model = TEAMNet(4, "resnet18", "resnet18")
+    for pretrained, (weight, bias) in ((True, (0.05, 0.1)), (False, (0.01, 0.01))):
+        rates = _rates(parameter_groups(model, 5e-4, 0.01, pretrained=pretrained), model)
+        assert rates["heads.iframe.fc.weight"] == (pytest.approx(weight), 5e-4)
+        assert rates["heads.mv.fc.bias"] == (pytest.approx(bias), 0.0)
+        assert rates["branches.iframe.stages.1.0.conv1.weight"] == (0.01, 5e-4)
+    rates = _rates(parameter_groups(model, 5e-4, 0.01, head_lr_mult=2, pretrained=True), model)
+    assert rates["heads.iframe.fc.bias"][0] == rates["heads.iframe.fc.weight"][0] == 0.02
+
+
+def test_coviar_trains_with_the_official_recipe_by_default():
+    config = TrainConfig(model=ModelConfig(model="coviar"))
+    assert (config.optim.recipe, config.optim.lr, config.optim.weight_decay,
+            config.optim.clip_grad, config.model.dropout) == ("coviar", None, 1e-4, 0.0, 0.0)
+    ours = TrainConfig()
+    assert (ours.optim.recipe, ours.optim.lr, ours.optim.weight_decay, ours.optim.clip_grad,
+            ours.model.dropout) == ("teamnet", 0.01, 5e-4, 20.0, 0.5)
+    given = TrainConfig(model=ModelConfig(model="coviar", dropout=0.2),
+                        optim=OptimConfig(recipe="teamnet", lr=0.02))
+    assert (given.optim.recipe, given.optim.lr, given.optim.clip_grad, given.model.dropout) == (
+        "teamnet", 0.02, 20.0, 0.2)
+    with pytest.raises(SettingsError, match="--model coviar or tsn"):
+        TrainConfig(optim=OptimConfig(recipe="coviar"))
+    # a config written before recipes existed trained with TEAM-Net's
+    old = ours.as_dict()
+    del old["optim"]["recipe"]
+    old["model"]["model"] = "coviar"
+    assert TrainConfig.from_dict(old).optim.recipe == "teamnet"
+
+    model = CoViAR(4, "resnet18", "resnet18", dropout=0.0)
+    optimizer = make_optimizer(model, config)
+    assert isinstance(optimizer, torch.optim.Adam) and optimizer.defaults["eps"] == 1e-3
+    rates = _rates(optimizer.param_groups, model)
+    assert len(rates) == len(list(model.parameters()))
+    approx = lambda rate, decay: (pytest.approx(rate), decay)  # noqa: E731
+    assert rates["heads.iframe.fc.weight"] == approx(3e-4, 1e-4)
+    assert rates["heads.mv.fc.bias"] == approx(1e-2, 0.0)
+    assert rates["branches.iframe.stages.0.0.weight"] == approx(3e-6, 1e-4)  # backbone /100
+    assert rates["branches.mv.stages.0.0.weight"] == approx(1e-3, 1e-4)  # MV's new conv1 /10
+    assert rates["branches.residual.input_norm.weight"] == approx(5e-4, 1e-4)
+    assert rates["branches.residual.stages.4.1.bn2.weight"] == approx(5e-5, 1e-4)
+
+
+def test_coviar_branches_are_clipped_apart():
+    # one global norm made every branch's step depend on the others' gradients
+    model = CoViAR(4, "resnet18", "resnet18")
+    for parameter in model.parameters():
+        parameter.grad = torch.zeros_like(parameter)
+    model.heads["iframe"].fc.weight.grad.fill_(100.0)
+    model.heads["mv"].fc.weight.grad[0, 0] = 3.0  # norm 3: under the threshold, kept as it is
+    clip_gradients(model, 20.0)
+    assert torch.linalg.vector_norm(model.heads["iframe"].fc.weight.grad) == pytest.approx(20.0)
+    assert model.heads["mv"].fc.weight.grad[0, 0] == 3.0
+    team = TEAMNet(4, "resnet18", "resnet18")
+    assert len(team.gradient_groups()) == 1  # one loss: one norm, as the reference
+
+
+def test_a_batch_the_ranks_cannot_share_is_refused():
+    check_batch_split(80, 8)
+    with pytest.raises(SettingsError, match="over 6 ranks.*such as 78 or 84"):
+        check_batch_split(80, 6)
+
+
+# --- RGB frames of any position -----------------------------------------------------------------
+
+def test_rgb_frames_are_rebuilt_exactly(tmp_path, clips, pipeline):
+    # I-frame + accumulated MV + residual = the decoded P-frame, every pixel, on a real clip
+    encoded, data, failures = pipeline(clips, tmp_path, size=(170, 128), storage="int16")
+    assert not failures
+    video = load_index(data)["videos"][0]
+    with av.open(str(next(encoded.rglob(video["id"] + ".mp4")))) as container:
+        decoded = [f.to_ndarray(format="rgb24") for f in container.decode(video=0)]
+    reader = ClipReader(data)
+    checked = 0
+    for gop, count in enumerate(video["p_frames"]):
+        for slot in range(count):
+            stored = reader.read(video["id"], [gop], [slot], ("iframe", "mv", "residual"))
+            rebuilt = decoded_frames(stored, [True])[0]
+            assert np.array_equal(rebuilt, decoded[12 * gop + 1 + slot]), (gop, slot)
+            checked += 1
+    assert checked >= 20
+    assert np.array_equal(decoded_frames(stored, [False])[0], decoded[12 * gop])
+
+
+def test_rgb_positions_cover_the_whole_gop():
+    rng = np.random.default_rng(0)
+    drawn = np.concatenate([sample_clip([11, 11, 4], 3, False, rng, frames=True)[1]
+                            for _ in range(300)])
+    assert set(drawn.tolist()) == set(range(12))  # the I-frame (0) and P-frames 1-11
+    gops, positions = sample_clip([11, 11, 0], 3, False, frames=True)
+    assert gops.tolist() == [0, 1, 2] and positions.tolist() == [5, 5, 0]
+
+
+@pytest.fixture(scope="module")
+def pans16(tmp_path_factory):
+    return motion_dataset.build(tmp_path_factory.mktemp("pans16"), "pan", per_class_train=3,
+                                per_class_test=2, storage="int16")
+
+
+def test_rgb_tsn_trains_on_int16_data_and_refuses_int8(tmp_path, pans16, motion):
+    runner = CliRunner()
+    data, train_list, test_list = pans16
+    result = runner.invoke(main, ["train", "--data", str(data), "--train-list", str(train_list),
+                                  "--output", str(tmp_path / "rgb"), "--model", "tsn",
+                                  "--modality", "rgb", "--epochs", "1", *SMALL])
+    assert result.exit_code == 0, result.output
+    config = json.loads((tmp_path / "rgb" / "config.json").read_text())
+    assert config["model"]["modality"] == "rgb" and config["data"]["crop_scales"] is None
+    result = runner.invoke(main, ["evaluate", "--checkpoint", str(tmp_path / "rgb" / "best.pt"),
+                                  "--list", str(test_list), "--num-segments", "2", "--json"])
+    assert result.exit_code == 0, result.output
+    assert json.loads(result.stdout.strip().splitlines()[-1])["videos"] == 8
+    data8, train8, _ = motion
+    result = runner.invoke(main, ["train", "--data", str(data8), "--train-list", str(train8),
+                                  "--output", str(tmp_path / "rgb8"), "--model", "tsn",
+                                  "--modality", "rgb", "--epochs", "1", *SMALL])
+    assert result.exit_code == 1 and "--storage int16" in result.output, result.output
+
+
+# --- per-video scores, fused late -----------------------------------------------------------------
+
+def _train(runner, data, train_list, output, *options):
+    result = runner.invoke(main, ["train", "--data", str(data), "--train-list", str(train_list),
+                                  "--output", str(output), "--epochs", "1", *SMALL, *options])
+    assert result.exit_code == 0, result.output
+    return output / "best.pt"
+
+
+def _evaluate(runner, checkpoint, test_list, scores):
+    result = runner.invoke(main, ["evaluate", "--checkpoint", str(checkpoint), "--list",
+                                  str(test_list), "--num-segments", "2", "--scores",
+                                  str(scores), "--json"])
+    assert result.exit_code == 0, result.output
+    return json.loads(result.stdout.strip().splitlines()[-1])
+
+
+def test_scores_are_written_and_fused(tmp_path, motion):
+    runner = CliRunner()
+    data, train_list, test_list = motion
+    coviar = _train(runner, data, train_list, tmp_path / "coviar", "--model", "coviar",
+                    "--recipe", "teamnet")
+    tsn = _train(runner, data, train_list, tmp_path / "tsn", "--model", "tsn", "--modality", "mv")
+    videos = test_list.read_text().split()
+    halves = []
+    for n, part in enumerate((videos[:12], videos[12:])):  # two "splits"
+        halves.append(tmp_path / f"split{n}.txt")
+        halves[-1].write_text("\n".join(part) + "\n")
+    files, reports = [], []
+    for n, listed in enumerate(halves):
+        for name, checkpoint in (("coviar", coviar), ("tsn", tsn)):
+            files.append(tmp_path / f"split{n}-{name}.npz")
+            reports.append(_evaluate(runner, checkpoint, listed, files[-1]))
+    with np.load(files[0], allow_pickle=False) as archive:
+        assert sorted(archive.files) == ["about", "classes", "labels", "logits_fused",
+                                         "logits_iframe", "logits_mv", "logits_residual",
+                                         "videos", ]
+        logits, labels = archive["logits_fused"], archive["labels"]
+        # the fused logits are CoViAR's 2:1:1 of its branches, and give the report's top-1
+        assert np.allclose(logits, 2 * archive["logits_iframe"] + archive["logits_mv"]
+                           + archive["logits_residual"], atol=1e-4)
+        assert np.mean(logits.argmax(1) == labels) == pytest.approx(reports[0]["top1"])
+        assert [Path(v).name for v in archive["videos"]] == [
+            Path(v).stem.split("/")[-1] for v in videos[:12]]
+        assert json.loads(str(archive["about"]))["view"] == "tsn"
+    result = runner.invoke(main, ["fuse", *map(str, files), "--weights", "1,2", "--json"])
+    assert result.exit_code == 0, result.output
+    fused = json.loads(result.stdout.strip().splitlines()[-1])
+    expected = []
+    for n in range(2):  # independently: 1 x CoViAR + 2 x MV TSN, per split
+        a, b = (np.load(files[2 * n + k], allow_pickle=False) for k in range(2))
+        total = a["logits_fused"] + 2 * b["logits_fused"]
+        expected.append(np.mean(total.argmax(1) == a["labels"]))
+    assert [g["report"]["top1"] for g in fused["groups"]] == pytest.approx(expected)
+    assert fused["mean"]["top1"] == pytest.approx(np.mean(expected))
+    assert "mean over 2 lists" in result.output
+    # one branch of each file, and what cannot be fused
+    assert fuse(files[:1], branch="iframe")["groups"][0]["report"]["videos"] == 12
+    with pytest.raises(ScoreFileError, match="same number of files"):
+        fuse(files[:3])
+    with pytest.raises(ScoreFileError, match="no 'iframe' logits"):
+        fuse(files[1:2], branch="iframe")
+
+
+def test_a_hostile_score_file_is_refused(tmp_path):
+    # object arrays would need pickle, which a score file is never read with
+    np.savez(tmp_path / "evil.npz", videos=np.array([object()], dtype=object))
+    (tmp_path / "text.npz").write_text("not an archive")
+    for name in ("evil.npz", "text.npz"):
+        with pytest.raises(ScoreFileError, match="not a score file"):
+            fuse([tmp_path / name])
