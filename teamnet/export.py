@@ -18,7 +18,7 @@ from preprocess.errors import SettingsError, SetupError
 from . import checkpoint
 from .distributed import Context
 from .evaluate import clip_logits
-from .model import build_model
+from .model import IN_CHANNELS, build_model
 
 KINDS = (".pt", ".pt2", ".onnx")
 KEPT = ("model", "config", "classes", "data_settings", "epoch")  # what inference reads
@@ -40,15 +40,15 @@ class Deployed(nn.Module):
 
 
 def example_clips(modalities, segments, size, crops, storage="int8", batch=2, seed=0):
-    """Random clips of the loader's dtypes: uint8 I-frames, MVs and residuals as stored
-    (int8 or int16): the dtypes a program is exported for."""
+    """Random clips of the loader's dtypes: uint8 I-frames (and RGB frames), MVs and
+    residuals as stored (int8 or int16): the dtypes a program is exported for."""
     generator = torch.Generator().manual_seed(seed)
-    channels = {"iframe": 3, "mv": 2, "residual": 3}
     stored = torch.int16 if storage == "int16" else torch.int8
-    return tuple(torch.randint(0 if m == "iframe" else -128, 256 if m == "iframe" else 128,
-                               (batch, segments * crops, size, size, channels[m]),
+    pixels = lambda m: m in ("iframe", "rgb")  # noqa: E731
+    return tuple(torch.randint(0 if pixels(m) else -128, 256 if pixels(m) else 128,
+                               (batch, segments * crops, size, size, IN_CHANNELS[m]),
                                generator=generator,
-                               dtype=torch.uint8 if m == "iframe" else stored)
+                               dtype=torch.uint8 if pixels(m) else stored)
                  for m in modalities)
 
 

@@ -48,13 +48,14 @@ def saved_activation_bytes(model_config, num_classes, batch, segments, size):
 
 def step_memory(config, num_classes, batch, sample_bytes):
     """{part: bytes} of one rank's training step: activations, model (weights, gradients,
-    momentum), loader (its workers and their batches), runtime, and their total. batch: the
+    and the optimizer's state: SGD's momentum, or Adam's two moments), loader (its workers and their batches), runtime, and their total. batch: the
     rank's clips per step; sample_bytes: bytes of one stored frame position (all modalities)."""
     data = config.data
     activations, parameters = saved_activation_bytes(config.model, num_classes, batch,
                                                      data.num_segments, data.input_size)
     clip = data.num_segments * data.input_size ** 2 * sample_bytes
-    parts = {"activations": int(activations * BACKWARD), "model": 3 * parameters,
+    states = 2 if config.optim.recipe == "coviar" else 1  # Adam's moments, SGD's momentum
+    parts = {"activations": int(activations * BACKWARD), "model": (2 + states) * parameters,
              "loader": data.workers * (WORKER + (PREFETCH + 1) * batch * clip),
              "runtime": int(RUNTIME)}
     return {**parts, "total": sum(parts.values())}
