@@ -91,7 +91,7 @@ def test_demo_then_train_and_evaluate(runner, tmp_path):
     assert result.exit_code == 0, result.output
     report = json.loads(result.output.strip().splitlines()[-1])
     assert report["protocol"] == {"num_segments": 3, "input_size": 64, "crops": 1,
-                                  "model": "teamnet"}
+                                  "view": "tsn", "model": "teamnet"}
     # without --list: the run's test list (its config.json)
     assert report["videos"] == 2 and "3 segments, 1 crop of 64 px" in result.output
     assert report["evaluated"] == f"the run's test list {tmp_path / 'test.txt'}"
