@@ -12,8 +12,9 @@ says nothing about the class: only motion does. Three sets:
   (synthetic.tinted_quadrants): warm or cool, sideways or up-down. The MVs and residuals are
   blind to the colour (the same for twins that swap the colours), one frame shows no motion:
   only a model that matches motion and colour at the same place can do better than 0.5
-  (late fusion: I-frames say nothing; MVs say the axis, not the colour). Train it with
-  `--crop-scales 1` (every crop the whole frame: a corner crop would cut quadrants off).
+  (late fusion: I-frames say nothing; MVs say the axis, not the colour). Train it with crops
+  that keep a part of every quadrant: `--crop-scales "1 .875 .75"` (the test) or 1 (the
+  whole frame; benchmarks/ablation.py), not the default's .66.
 """
 import json
 from pathlib import Path
