@@ -185,8 +185,9 @@ def evaluate_checkpoint(config):
         report["scores"] = str(config.scores)
     report["videos_per_s"] = len(labels) / (time.perf_counter() - start)
     report["evaluated"] = evaluated
-    report["protocol"] = {"num_segments": config.num_segments, "input_size": dataset.output_size,
-                          "crops": config.crops, "view": config.view, "model": trained.model.model}
+    report["protocol"] = {"num_segments": config.num_segments,
+                          "input_size": dataset.output_size, "crops": config.crops,
+                          "view": config.view, "model": trained.model.model}
     # pictures last, and never at the numbers' cost: one that cannot be written is a warning
     report["warnings"] = []
     differ = data_differences(saved.get("data_settings"), index["settings"])
