@@ -37,13 +37,12 @@ def sample_clip(num_p, segments, needs_p_frames, rng=None, p_stride=1, frames=Fa
     if len(usable) == 0:
         raise ValueError("no GOP with P-frames to sample")
     gops = usable[segment_positions(len(usable), segments, rng)]
+    slot = round((EVAL_P_FRAME - 1) / p_stride)  # evaluation's P-frame
     if frames:
         if rng is not None:
             return gops, rng.integers(0, num_p[gops] + 1)
-        slot = round((EVAL_P_FRAME - 1) / p_stride)
         return gops, np.minimum(slot + 1, num_p[gops])
     counts = np.maximum(num_p[gops], 1)  # I-frame-only models never read the slot
     if rng is not None:
         return gops, rng.integers(0, counts)
-    slot = round((EVAL_P_FRAME - 1) / p_stride)
     return gops, np.minimum(slot, counts - 1)
