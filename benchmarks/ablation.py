@@ -15,9 +15,11 @@ set and benchmarks/motion_runs.py's small CPU runs are the base. --torchrun N ru
 training as `torchrun --nproc_per_node N` (DDP) instead of in this process.
 
 Writes OUT.md (top-1 mean +- std over seeds, parameters, GFLOPs per clip of the base's T and
-input size), OUT.png (bar chart) and OUT.json (every run's top-1). The runs (and the synthetic
-set) go into a new folder (in --work, or the system's temporary folder), removed at the end
-unless --keep.
+input size), OUT.png (bar chart) and OUT.json (every run's top-1, and the options they shared),
+after each setting, so a stopped run loses at most one setting. --resume keeps the seeds OUT.json
+already has and trains only the missing ones (say, --seeds 3 after a run of 2); it refuses an
+OUT.json made with other options. The runs (and the synthetic set) go into a new folder (in
+--work, or the system's temporary folder), removed at the end unless --keep.
 Heavy modules are imported after the options are read, so that --help is immediate.
 """
 import argparse
@@ -149,6 +151,9 @@ def arguments():
                         help="where a new folder for the runs and the synthetic set is made "
                              "(about 260 MB a setting and seed) [default: the system's "
                              "temporary folder]")
+    parser.add_argument("--resume", action="store_true",
+                        help="keep the seeds OUT.json already has (made with the same "
+                             "options) and train only the missing ones")
     parser.add_argument("--keep", action="store_true",
                         help="keep --work's runs afterwards [default: removed at the end]")
     return parser.parse_args()
@@ -183,6 +188,7 @@ def ablate(args, work):
              "positions (c->s)": {p: ["--team-positions", p] for p in args.positions},
              "models": MODELS}
     grids = {title: grid for title, grid in grids.items() if title.split()[0] in args.grids}
+    before = earlier_scores(args.out.with_suffix(".json"), options) if args.resume else {}
     tables, done = {}, {}
     for title, grid in grids.items():
         rows = tables.setdefault(title, {})
@@ -192,8 +198,8 @@ def ablate(args, work):
             if key == same and ("--team-arrangement", "c->s") in done:
                 key = ("--team-arrangement", "c->s")  # the same runs: do not train them twice
             if key not in done:
-                scores = []
-                for seed in range(args.seeds):
+                scores = before.get(title, {}).get(name, [])[:args.seeds]
+                for seed in range(len(scores), args.seeds):
                     run = work / run_name(extra, seed)
                     train_run(base, run, [*extra, "--seed", str(seed)], args.torchrun)
                     scores.append(test(run, args.test_list)["top1"])
@@ -201,15 +207,40 @@ def ablate(args, work):
                 params, flops = cost(options + extra, classes)
                 done[key] = {"top1": scores, "params_M": params, "gflops": flops}
             rows[name] = done[key]
-    text = "\n\n".join(f"**{title}**\n\n{markdown(rows, title.split()[0])}"
-                       for title, rows in tables.items())
-    args.out.parent.mkdir(parents=True, exist_ok=True)
-    args.out.with_suffix(".md").write_text(text + "\n")
-    args.out.with_suffix(".json").write_text(json.dumps(
-        {"settings": {k: str(v) for k, v in vars(args).items()}, "tables": tables}, indent=1))
+            write(args, options, tables)
+    text = write(args, options, tables)
     chart(tables, args.out.with_suffix(".png"))
     print(text)
     print(f"wrote {args.out.with_suffix('.md')}, .png and .json")
+
+
+def earlier_scores(path, options):
+    """{grid title: {setting: [top-1 of seeds 0, 1, ...]}} from an OUT.json made with options."""
+    if not path.exists():
+        return {}
+    earlier = json.loads(path.read_text())
+    if earlier["settings"].get("options") != options:
+        raise SystemExit(f"{path} was made with other options "
+                         f"({earlier['settings'].get('options')}, not {options}): "
+                         "run without --resume, or give another --out")
+    return {title: {name: row["top1"] for name, row in rows.items()}
+            for title, rows in earlier["tables"].items()}
+
+
+def write(args, options, tables):
+    """OUT.md and OUT.json of the tables so far, each written whole (a stop leaves the last
+    complete version); returns the Markdown."""
+    from preprocess.atomic import atomic_output
+    text = "\n\n".join(f"**{title}**\n\n{markdown(rows, title.split()[0])}"
+                       for title, rows in tables.items())
+    settings = {"set": args.set, "grids": args.grids, "seeds": args.seeds,
+                "train_options": args.train_options, "options": options}
+    args.out.parent.mkdir(parents=True, exist_ok=True)
+    for suffix, content in ((".md", text + "\n"), (".json", json.dumps(
+            {"settings": settings, "tables": tables}, indent=1))):
+        with atomic_output(args.out.with_suffix(suffix)) as temporary:
+            Path(temporary).write_text(content)
+    return text
 
 
 if __name__ == "__main__":

@@ -297,3 +297,15 @@ def test_the_ablation_runner_s_help_is_immediate_and_its_runs_are_named():
     sys.path.insert(0, str(ROOT / "benchmarks"))
     from ablation import run_name
     assert run_name(["--team-arrangement", "c->s"], 0) == "team-arrangement-c-s-seed0"
+
+
+def test_the_ablation_runner_resumes_only_what_the_same_options_made(tmp_path):
+    sys.path.insert(0, str(ROOT / "benchmarks"))
+    from ablation import earlier_scores
+    out = tmp_path / "fusion.json"
+    assert earlier_scores(out, ["--epochs", "20"]) == {}  # nothing yet: every seed is trained
+    out.write_text(json.dumps({"settings": {"options": ["--epochs", "20"]}, "tables": {
+        "models": {"TEAM-Net s": {"top1": [0.75, 0.5], "params_M": 1.0, "gflops": 0.1}}}}))
+    assert earlier_scores(out, ["--epochs", "20"]) == {"models": {"TEAM-Net s": [0.75, 0.5]}}
+    with pytest.raises(SystemExit, match="made with other options"):
+        earlier_scores(out, ["--epochs", "14"])
