@@ -176,6 +176,7 @@ def main():
 def ablate(args, work):
     from motion_runs import BASE, motion_dataset, test
     options = shlex.split(args.train_options) + ["--val-fraction", "0"]
+    where = f'the "{args.set}" set' if args.data is None else str(args.data)
     if args.data is None:
         args.data, args.train_list, args.test_list = motion_dataset.build(
             work / "set", args.set, **({"per_class_train": 16, "per_class_test": 8}
@@ -188,7 +189,9 @@ def ablate(args, work):
              "positions (c->s)": {p: ["--team-positions", p] for p in args.positions},
              "models": MODELS}
     grids = {title: grid for title, grid in grids.items() if title.split()[0] in args.grids}
-    before = earlier_scores(args.out.with_suffix(".json"), options) if args.resume else {}
+    before = earlier_tables(args.out.with_suffix(".json"), options) if args.resume else {}
+    settings = {"data": where, "grids": args.grids, "seeds": args.seeds,
+                "train_options": args.train_options, "options": options}
     tables, done = {}, {}
     for title, grid in grids.items():
         rows = tables.setdefault(title, {})
@@ -198,7 +201,7 @@ def ablate(args, work):
             if key == same and ("--team-arrangement", "c->s") in done:
                 key = ("--team-arrangement", "c->s")  # the same runs: do not train them twice
             if key not in done:
-                scores = before.get(title, {}).get(name, [])[:args.seeds]
+                scores = before.get(title, {}).get(name, {}).get("top1", [])[:args.seeds]
                 for seed in range(len(scores), args.seeds):
                     run = work / run_name(extra, seed)
                     train_run(base, run, [*extra, "--seed", str(seed)], args.torchrun)
@@ -207,15 +210,16 @@ def ablate(args, work):
                 params, flops = cost(options + extra, classes)
                 done[key] = {"top1": scores, "params_M": params, "gflops": flops}
             rows[name] = done[key]
-            write(args, options, tables)
-    text = write(args, options, tables)
+            write(args.out, settings, tables, before)
+    text, tables = write(args.out, settings, tables, before)
     chart(tables, args.out.with_suffix(".png"))
     print(text)
     print(f"wrote {args.out.with_suffix('.md')}, .png and .json")
 
 
-def earlier_scores(path, options):
-    """{grid title: {setting: [top-1 of seeds 0, 1, ...]}} from an OUT.json made with options."""
+def earlier_tables(path, options):
+    """{grid title: {setting: row}} from an OUT.json made with options (a row's "top1": seeds
+    0, 1, ...)."""
     if not path.exists():
         return {}
     earlier = json.loads(path.read_text())
@@ -223,24 +227,23 @@ def earlier_scores(path, options):
         raise SystemExit(f"{path} was made with other options "
                          f"({earlier['settings'].get('options')}, not {options}): "
                          "run without --resume, or give another --out")
-    return {title: {name: row["top1"] for name, row in rows.items()}
-            for title, rows in earlier["tables"].items()}
+    return earlier["tables"]
 
 
-def write(args, options, tables):
+def write(out, settings, tables, before):
     """OUT.md and OUT.json of the tables so far, each written whole (a stop leaves the last
-    complete version); returns the Markdown."""
+    complete version), keeping the rows of before that this run has not (yet) made: a stop
+    loses none of them. Returns the Markdown and the tables written."""
     from preprocess.atomic import atomic_output
-    text = "\n\n".join(f"**{title}**\n\n{markdown(rows, title.split()[0])}"
-                       for title, rows in tables.items())
-    settings = {"set": args.set, "grids": args.grids, "seeds": args.seeds,
-                "train_options": args.train_options, "options": options}
-    args.out.parent.mkdir(parents=True, exist_ok=True)
+    tables = {title: {**before.get(title, {}), **tables.get(title, {})}
+              for title in {**before, **tables}}
+    text = "\n\n".join(f"**{title}** ({settings['data']})\n\n"
+                       f"{markdown(rows, title.split()[0])}" for title, rows in tables.items())
     for suffix, content in ((".md", text + "\n"), (".json", json.dumps(
             {"settings": settings, "tables": tables}, indent=1))):
-        with atomic_output(args.out.with_suffix(suffix)) as temporary:
+        with atomic_output(out.with_suffix(suffix)) as temporary:
             Path(temporary).write_text(content)
-    return text
+    return text, tables
 
 
 if __name__ == "__main__":

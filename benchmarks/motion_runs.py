@@ -7,6 +7,7 @@ learns motion here, not how it does on UCF-101 or Kinetics.
 """
 import json
 import sys
+import traceback
 from pathlib import Path
 
 from click.testing import CliRunner
@@ -22,10 +23,13 @@ BASE = ["--pretrained", "none", "--iframe-arch", "resnet18", "--num-segments", "
 
 
 def invoke(args):
-    """Run one `teamnet` command in this process; its output, or exit with it on failure."""
+    """Run one `teamnet` command in this process; its output, or exit with it (and the
+    traceback of an unexpected error) on failure."""
     result = CliRunner().invoke(main, [str(a) for a in args])
     if result.exit_code != 0:
-        raise SystemExit(result.output)
+        unexpected = result.exc_info and not isinstance(result.exception, SystemExit)
+        raise SystemExit(result.output + ("".join(traceback.format_exception(
+            *result.exc_info)) if unexpected else "") + f"(teamnet {args[0]} failed)")
     return result.output
 
 

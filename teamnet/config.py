@@ -19,6 +19,7 @@ MODALITIES = ("iframe", "mv", "residual")  # what partial decoding gives
 # TSN's inputs: those, or "rgb", decoded frames of any position in the GOP, rebuilt exactly
 # from the stored I-frame, accumulated MV and residual (TSN on full decoding, paper Table 1)
 INPUTS = (*MODALITIES, "rgb")
+PIXELS = ("iframe", "rgb")  # the inputs of uint8 RGB pixels: ImageNet-normalised, --iframe-arch
 ARCHS = ("resnet18", "resnet34", "resnet50", "resnet101", "resnet152")
 POSITIONS = ("stem", "res2", "res3", "res4", "res5")  # the stages TEAM can follow
 ARRANGEMENTS = ("c", "s", "c+s", "s->c", "c->s")  # paper Table 3

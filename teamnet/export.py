@@ -16,6 +16,7 @@ from torch import nn
 from preprocess.errors import SettingsError, SetupError
 
 from . import checkpoint
+from .config import PIXELS
 from .distributed import Context
 from .evaluate import clip_logits
 from .model import IN_CHANNELS, build_model
@@ -44,11 +45,10 @@ def example_clips(modalities, segments, size, crops, storage="int8", batch=2, se
     residuals as stored (int8 or int16): the dtypes a program is exported for."""
     generator = torch.Generator().manual_seed(seed)
     stored = torch.int16 if storage == "int16" else torch.int8
-    pixels = lambda m: m in ("iframe", "rgb")  # noqa: E731
-    return tuple(torch.randint(0 if pixels(m) else -128, 256 if pixels(m) else 128,
+    return tuple(torch.randint(0 if m in PIXELS else -128, 256 if m in PIXELS else 128,
                                (batch, segments * crops, size, size, IN_CHANNELS[m]),
                                generator=generator,
-                               dtype=torch.uint8 if pixels(m) else stored)
+                               dtype=torch.uint8 if m in PIXELS else stored)
                  for m in modalities)
 
 

@@ -18,7 +18,7 @@ from torch.nn import functional as F
 
 from .backbone import Branch, TemporalShift
 from .checkpoint import CheckpointError
-from .config import DEFAULT_DROPOUT, INPUTS, MODALITIES, MODELS, POSITIONS
+from .config import DEFAULT_DROPOUT, INPUTS, MODALITIES, MODELS, PIXELS, POSITIONS
 from .fusion import TEAM
 
 IN_CHANNELS = {"iframe": 3, "mv": 2, "residual": 3, "rgb": 3}
@@ -151,7 +151,7 @@ def build_model(config, num_classes, initialise=True):
         return TEAMNet(num_classes, config.iframe_arch, config.pframe_arch, config.team_positions,
                        config.team_arrangement, temporal_shift=config.temporal_shift, **common)
     if config.model == "tsn":
-        arch = config.iframe_arch if config.modality in ("iframe", "rgb") else config.pframe_arch
+        arch = config.iframe_arch if config.modality in PIXELS else config.pframe_arch
         return TSN(num_classes, config.modality, arch, temporal_shift=config.temporal_shift,
                    **common)
     if config.model == "coviar":

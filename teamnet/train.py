@@ -29,7 +29,7 @@ from .distributed import all_gather, barrier, setup, use_cores
 from .evaluate import check_classes, predict
 from .memory import check_step_memory
 from .metrics import accuracy_report
-from .config import COVIAR_LR
+from .config import COVIAR_LR, PIXELS
 from .model import IN_CHANNELS, build_model, load_weights
 from .pictures import PictureError, learning_curves
 from .progress import EpochLog
@@ -306,7 +306,7 @@ def sample_bytes(modalities, storage):
     """Bytes of one frame position of a clip as the loader hands it over: uint8 RGB
     I-frames, MVs and residuals as stored (int8 or int16)."""
     width = 2 if storage == "int16" else 1
-    return sum(IN_CHANNELS[m] * (1 if m in ("iframe", "rgb") else width) for m in modalities)
+    return sum(IN_CHANNELS[m] * (1 if m in PIXELS else width) for m in modalities)
 
 
 def _train_epochs(config, model, wrapped, videos, optimizer, scheduler, state, context, index):

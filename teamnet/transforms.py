@@ -12,6 +12,8 @@ import numpy as np
 import torch
 from torch.nn import functional as F
 
+from .config import PIXELS
+
 # TSN's multi-scale crop, sides relative to the shorter side: the reference's I-frame scales,
 # and its MV and residual ones (docs/REPRESENTATION.md section 6)
 SCALES = (1.0, 0.875, 0.75, 0.66)
@@ -41,7 +43,7 @@ def default_scales(modalities):
     """The crop scales of a model's clips: one crop serves all its modalities (they stay
     aligned), so a model that reads I-frames takes the reference's I-frame scales, one that
     reads only MVs or residuals the reference's P-frame ones."""
-    return SCALES if {"iframe", "rgb"} & set(modalities) else P_FRAME_SCALES
+    return SCALES if set(PIXELS) & set(modalities) else P_FRAME_SCALES
 
 
 def train_crop(height, width, rng, flip=True, scales=SCALES):
@@ -145,9 +147,9 @@ def normalise(batch, device, non_blocking=True):
     mean, std = _constants(torch.device(device))
     moved = {m: clips.to(device, non_blocking=non_blocking).permute(0, 1, 4, 2, 3).float()
              for m, clips in batch.items()}
-    for rgb in ("iframe", "rgb"):
-        if rgb in moved:
-            out[rgb] = (moved[rgb] / 255 - mean) / std
+    for pixels in PIXELS:
+        if pixels in moved:
+            out[pixels] = (moved[pixels] / 255 - mean) / std
     if "mv" in moved:
         u = (torch.trunc(moved["mv"] * (127.5 / MV_RANGE)) + 128).clamp_(0, 255)
         out["mv"] = u / 255 - 0.5

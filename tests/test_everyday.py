@@ -301,11 +301,19 @@ def test_the_ablation_runner_s_help_is_immediate_and_its_runs_are_named():
 
 def test_the_ablation_runner_resumes_only_what_the_same_options_made(tmp_path):
     sys.path.insert(0, str(ROOT / "benchmarks"))
-    from ablation import earlier_scores
+    from ablation import earlier_tables, write
     out = tmp_path / "fusion.json"
-    assert earlier_scores(out, ["--epochs", "20"]) == {}  # nothing yet: every seed is trained
-    out.write_text(json.dumps({"settings": {"options": ["--epochs", "20"]}, "tables": {
-        "models": {"TEAM-Net s": {"top1": [0.75, 0.5], "params_M": 1.0, "gflops": 0.1}}}}))
-    assert earlier_scores(out, ["--epochs", "20"]) == {"models": {"TEAM-Net s": [0.75, 0.5]}}
+    assert earlier_tables(out, ["--epochs", "20"]) == {}  # nothing yet: every seed is trained
+    tables = {"models": {"TEAM-Net s": {"top1": [0.75, 0.5], "params_M": 1.0, "gflops": 0.1}}}
+    out.write_text(json.dumps({"settings": {"options": ["--epochs", "20"]}, "tables": tables}))
+    assert earlier_tables(out, ["--epochs", "20"]) == tables
     with pytest.raises(SystemExit, match="made with other options"):
-        earlier_scores(out, ["--epochs", "14"])
+        earlier_tables(out, ["--epochs", "14"])
+    # a resumed run's tables, written after each setting, keep the rows it has not reached
+    settings = {"data": "d", "grids": ["models"], "seeds": 3, "train_options": "",
+                "options": ["--epochs", "20"]}
+    made = {"models": {"TEAM-Net c": {"top1": [0.25], "params_M": 1.0, "gflops": 0.1}}}
+    text, written = write(out.with_suffix(""), settings, made, tables)
+    assert written == {"models": {**tables["models"], **made["models"]}}
+    assert earlier_tables(out, ["--epochs", "20"]) == written
+    assert "| TEAM-Net s | 0.625 +- 0.125 | 2 |" in text and "| TEAM-Net c | 0.250" in text
