@@ -18,8 +18,8 @@ from click.core import ParameterSource
 from preprocess.errors import TeamnetError
 from preprocess.text import plural
 from preprocess.settings import EncodeSettings, ExtractSettings, ParallelSettings, option_name
-from teamnet.config import (LIST_FORMATS, DataConfig, EvalConfig, ModelConfig, OptimConfig,
-                            PredictConfig, TrainConfig)
+from teamnet.config import (INPUTS, LIST_FORMATS, DataConfig, EvalConfig, ModelConfig,
+                            OptimConfig, PredictConfig, TrainConfig)
 
 VIDEO_TOOLS = {"av", "ffmpeg", "imageio_ffmpeg", "numba", "skvideo"}
 
@@ -434,7 +434,7 @@ def evaluate(as_json, **options):
               help="Weight of the 1st, 2nd, ... file of each list, e.g. 2,1,1 (CoViAR's "
                    "I-frame, MV and residual models) [default: 1 each].")
 @click.option("--branch", default="fused", show_default=True,
-              type=click.Choice(["fused", "iframe", "mv", "residual", "rgb"]),
+              type=click.Choice(["fused", *INPUTS]),
               help="Which logits of each file: the model's fused ones or one branch's.")
 @click.option("--json", "as_json", is_flag=True, help="Also print one JSON object, last line.")
 def fuse(files, weights, branch, as_json):

@@ -34,7 +34,8 @@ RECIPE_DEFAULTS = {"teamnet": {"dropout": 0.5, "lr": 0.01, "weight_decay": 5e-4,
                    "coviar": {"dropout": 0.0, "lr": None, "weight_decay": 1e-4,
                               "clip_grad": 0.0}}
 # The official CoViAR code's learning rates on UCF-101 (its GETTING_STARTED), one a branch
-COVIAR_LR = {"iframe": 3e-4, "mv": 1e-2, "residual": 5e-3}
+# (an RGB TSN's frames take the I-frame rate: its network is the I-frame one, on pixels)
+COVIAR_LR = {"iframe": 3e-4, "mv": 1e-2, "residual": 5e-3, "rgb": 3e-4}
 DEFAULT_DROPOUT = RECIPE_DEFAULTS["teamnet"]["dropout"]
 MISSING = ("skip", "error")
 

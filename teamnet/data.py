@@ -32,12 +32,23 @@ def with_p_frames(entries, index, needed, report=None):
     return kept
 
 
-def decoded_frames(stored, is_p):
-    """The decoded RGB frames (T, H, W, 3) uint8 of a clip, rebuilt from what the shards hold
-    (int16 storage): a P-frame is F(p) = R(p) + I(p - MV(p)), its residual plus the I-frame
-    pixel its accumulated motion traces it to (docs/REPRESENTATION.md sections 3-4), exactly;
-    where is_p[t] is False, the GOP's I-frame."""
-    iframes, mvs, residuals = stored["iframe"], stored["mv"], stored["residual"]
+def decoded_frames(reader, video, gops, positions):
+    """The decoded RGB frames (T, H, W, 3) uint8 at positions of gops (0: the GOP's I-frame,
+    j + 1: its stored P-frame j), rebuilt from what the shards hold (int16 storage). MVs and
+    residuals are read for the P-frame positions alone."""
+    gops, positions = np.asarray(gops), np.asarray(positions)
+    frames = reader.read(video, gops, positions, ("iframe",))["iframe"]
+    moving = positions > 0
+    if moving.any():
+        stored = reader.read(video, gops[moving], positions[moving] - 1, ("mv", "residual"))
+        frames[moving] = p_frames(frames[moving], stored["mv"], stored["residual"])
+    return frames
+
+
+def p_frames(iframes, mvs, residuals):
+    """P-frames (T, H, W, 3) uint8 rebuilt exactly: F(p) = R(p) + I(p - MV(p)), the residual
+    plus the I-frame pixel its accumulated motion traces it to (docs/REPRESENTATION.md
+    sections 3-4)."""
     count, height, width = iframes.shape[:3]
     # the traced pixel of every pixel as one flat index into the clip's I-frames: one take,
     # five times faster than indexing with three arrays
@@ -45,8 +56,7 @@ def decoded_frames(stored, is_p):
     traced = np.take(iframes.reshape(-1, 3), (rows * width + (np.arange(width) - mvs[..., 0]))
                      .ravel(), axis=0).reshape(iframes.shape).astype(np.int16)
     traced += residuals
-    rebuilt = traced.astype(np.uint8)  # in [0, 255]: a decoded frame
-    return np.where(np.asarray(is_p)[:, None, None, None], rebuilt, iframes)
+    return traced.astype(np.uint8)  # in [0, 255]: a decoded frame
 
 
 class ClipDataset(Dataset):
@@ -102,9 +112,7 @@ class ClipDataset(Dataset):
         gops, slots = sample_clip(self.num_p[i], self.segments, self.needs_p_frames, rng,
                                   self.p_stride, frames=rgb)
         if rgb:  # positions: 0 the I-frame, j + 1 stored P-frame j
-            stored = self.reader.read(video, gops, np.maximum(slots - 1, 0),
-                                      ("iframe", "mv", "residual"))
-            frames = {"rgb": decoded_frames(stored, slots > 0)}
+            frames = {"rgb": decoded_frames(self.reader, video, gops, slots)}
         else:
             frames = self.reader.read(video, gops, slots, self.modalities)
         crops = self.clip_crops(i, rng)

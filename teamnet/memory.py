@@ -47,9 +47,10 @@ def saved_activation_bytes(model_config, num_classes, batch, segments, size):
 
 
 def step_memory(config, num_classes, batch, sample_bytes):
-    """{part: bytes} of one rank's training step: activations, model (weights, gradients,
-    and the optimizer's state: SGD's momentum, or Adam's two moments), loader (its workers and their batches), runtime, and their total. batch: the
-    rank's clips per step; sample_bytes: bytes of one stored frame position (all modalities)."""
+    """{part: bytes} of one rank's training step: activations, model (weights, gradients and
+    the optimizer's state: SGD's momentum or Adam's two moments), loader (its workers and their
+    batches), runtime, and their total. batch: the rank's clips per step; sample_bytes: bytes
+    of one stored frame position (all modalities)."""
     data = config.data
     activations, parameters = saved_activation_bytes(config.model, num_classes, batch,
                                                      data.num_segments, data.input_size)

@@ -50,7 +50,7 @@ class SegmentNet(nn.Module):
             raise ValueError(f"TEAM positions {sorted(unknown)}: choose from {POSITIONS}")
         self.modalities = tuple(m for m in INPUTS if m in archs)
         self.branches = nn.ModuleDict({
-            m: Branch(archs[m], IN_CHANNELS[m], input_norm=m in ("mv", "residual"),
+            m: Branch(archs[m], IN_CHANNELS[m], input_norm=m not in PIXELS,
                       temporal_shift=temporal_shift, pretrained=pretrained)
             for m in self.modalities})
         self.teams = nn.ModuleDict({

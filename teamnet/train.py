@@ -24,12 +24,12 @@ from preprocess.text import plural
 from . import checkpoint
 from .backbone import weights_name
 from .compiled import compile_regions
+from .config import COVIAR_LR, PIXELS
 from .data import ClipDataset, make_loader, stop_workers, with_p_frames
 from .distributed import all_gather, barrier, setup, use_cores
 from .evaluate import check_classes, predict
 from .memory import check_step_memory
 from .metrics import accuracy_report
-from .config import COVIAR_LR, PIXELS
 from .model import IN_CHANNELS, build_model, load_weights
 from .pictures import PictureError, learning_curves
 from .progress import EpochLog
@@ -70,7 +70,7 @@ def coviar_groups(model, weight_decay, lr=None):
         part, modality, rest = name.split(".", 2)
         if part == "heads":
             scale = 1.0
-        elif modality != "iframe" and rest.startswith(("input_norm.", "stages.0.0.",
+        elif modality not in PIXELS and rest.startswith(("input_norm.", "stages.0.0.",
                                                        "stages.0.1.")):
             scale = 0.1
         else:

@@ -17,7 +17,7 @@ from preprocess.store import ClipReader, load_index
 from teamnet.backbone import imagenet_weights
 from teamnet.config import ModelConfig, OptimConfig, TrainConfig, parse_pretrained
 from teamnet.data import ClipDataset, decoded_frames
-from teamnet.model import CoViAR, TEAMNet
+from teamnet.model import TSN, CoViAR, TEAMNet
 from teamnet.sampling import sample_clip
 from teamnet.scores import ScoreFileError, fuse
 from teamnet.train import check_batch_split, clip_gradients, make_optimizer, parameter_groups
@@ -132,6 +132,11 @@ def test_coviar_trains_with_the_official_recipe_by_default():
     assert rates["branches.mv.stages.0.0.weight"] == approx(1e-3, 1e-4)  # MV's new conv1 /10
     assert rates["branches.residual.input_norm.weight"] == approx(5e-4, 1e-4)
     assert rates["branches.residual.stages.4.1.bn2.weight"] == approx(5e-5, 1e-4)
+    # an RGB TSN's network is the I-frame one: the I-frame rate, its pretrained conv1 at /100
+    rgb = TSN(4, "rgb", "resnet18", dropout=0.0)
+    rates = _rates(make_optimizer(rgb, config).param_groups, rgb)
+    assert rates["heads.rgb.fc.weight"] == approx(3e-4, 1e-4)
+    assert rates["branches.rgb.stages.0.0.weight"] == approx(3e-6, 1e-4)
 
 
 def test_coviar_branches_are_clipped_apart():
@@ -167,12 +172,12 @@ def test_rgb_frames_are_rebuilt_exactly(tmp_path, clips, pipeline):
     checked = 0
     for gop, count in enumerate(video["p_frames"]):
         for slot in range(count):
-            stored = reader.read(video["id"], [gop], [slot], ("iframe", "mv", "residual"))
-            rebuilt = decoded_frames(stored, [True])[0]
+            rebuilt = decoded_frames(reader, video["id"], [gop], [1 + slot])[0]
             assert np.array_equal(rebuilt, decoded[12 * gop + 1 + slot]), (gop, slot)
             checked += 1
     assert checked >= 20
-    assert np.array_equal(decoded_frames(stored, [False])[0], decoded[12 * gop])
+    both = decoded_frames(reader, video["id"], [gop, 0], [0, 2])  # an I-frame and a P-frame
+    assert np.array_equal(both[0], decoded[12 * gop]) and np.array_equal(both[1], decoded[2])
 
 
 def test_rgb_positions_cover_the_whole_gop():
