@@ -405,6 +405,8 @@ def _evaluate(config, as_json=False):
         click.echo(f"class activation maps: {picture}")
     for problem in report.get("warnings", ()):
         click.echo(f"warning: {problem}", err=True)
+    for problem in report.get("not_written", ()):
+        click.echo(f"error: {problem}", err=True)
     if as_json:
         click.echo(json.dumps(report))
     return report
@@ -422,9 +424,11 @@ def evaluate(as_json, **options):
     from teamnet.distributed import cleanup
     config = build(EvalConfig, options)
     try:
-        _evaluate(config, as_json)
+        report = _evaluate(config, as_json)
     finally:
         cleanup()
+    if report and report["not_written"]:  # the numbers are out; a file asked for is not
+        sys.exit(1)
 
 
 @main.command()
@@ -712,7 +716,9 @@ def _stored_videos(data, video_list, list_format, predictor, notes):
               help="A checkpoint of `teamnet train`.")
 @click.option("--out", required=True, type=click.Path(dir_okay=False, path_type=Path),
               help="FILE.pt: weights and what evaluate/predict read, no optimizer state; "
-                   "FILE.pt2: a torch.export program; FILE.onnx: an ONNX model.")
+                   "FILE.pt2: a torch.export program; FILE.onnx: an ONNX model (needs "
+                   "pip install 'teamnet[export]'). Never a training checkpoint or a file "
+                   "that is not an export: those are refused, untouched.")
 @click.option("--num-segments", default=25, show_default=True, type=click.IntRange(1),
               help="Segments a clip, for .pt2 and .onnx (the evaluation protocol's).")
 @click.option("--crops", default=1, show_default=True, type=click.Choice(["1", "3", "10"]),

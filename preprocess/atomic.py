@@ -46,21 +46,6 @@ def owner_tag():
     return f"{socket.gethostname()}-{os.getpid()}"
 
 
-def is_dead(tag):
-    """Whether the process a HOST-PID tag names is known to be gone: it ran on this host and
-    no process has its pid. A tag of another host, or a pid now in use, is left alone."""
-    host, _, pid = tag.rpartition("-")
-    if host != socket.gethostname() or not pid.isdigit():
-        return False
-    try:
-        os.kill(int(pid), 0)
-    except ProcessLookupError:
-        return True
-    except OSError:  # alive, another user's
-        return False
-    return False
-
-
 def is_disk_full(error):
     """Whether an error (or one it was raised from) says the disk is full. HDF5 and torch
     report it in their own words, with the errno in the text at best."""

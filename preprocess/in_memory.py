@@ -5,14 +5,18 @@ settings' "encode"), then extracted into an HDF5 file held in memory (h5py's cor
 backing store): no shard is written. Values are those `extract` would have stored, so a model
 sees a new video exactly as it saw its dataset's videos (`teamnet predict`).
 """
+import fcntl
+import os
 import shutil
 import tempfile
+import time
+from contextlib import contextmanager
 from dataclasses import replace
 from pathlib import Path
 
 import h5py
 
-from .atomic import is_dead, owner_tag
+from .atomic import owner_tag
 from .decode import VideoError, probe
 from .discover import DatasetError, Video
 from .encode import encode_video, find_ffmpeg, from_recorded, settings_of
@@ -22,6 +26,7 @@ from .store.index import entry
 
 MEMORY_SHARD = "in-memory"  # the shard name the index of an in-memory video gives
 WORK_PREFIX = "teamnet-predict-"  # + HOST-PID- + random: a predict run's temporary folder
+GRACE_S = 60.0  # a work folder younger than this is never removed (work_folder)
 
 
 def encoder_of(recorded, ffmpeg=None):
@@ -100,12 +105,50 @@ def represent(source, recorded, encoder, choose=None, span=None):
     seconds or None): that part of the file alone, always re-encoded."""
     if span is None and encoded_as(source, recorded):
         return extract_in_memory(source, recorded, choose)
-    # named after this process: a later run removes what a killed one left (its pid gone)
-    for left in Path(tempfile.gettempdir()).glob(f"{WORK_PREFIX}*"):
-        if is_dead(left.name[len(WORK_PREFIX):].rsplit("-", 1)[0]):
-            shutil.rmtree(left, ignore_errors=True)
-    with tempfile.TemporaryDirectory(prefix=f"{WORK_PREFIX}{owner_tag()}-") as work:
+    with work_folder() as work:
         return extract_in_memory(encode_to(source, work, encoder, span), recorded, choose)
+
+
+@contextmanager
+def work_folder():
+    """A new private temporary folder, held for as long as it is used: its owner keeps an
+    flock on the folder itself, and a run removes only the folders whose lock it can take
+    (those of killed runs) and that are older than GRACE_S. A pid proves nothing in a shared
+    /tmp (another container's process has a pid that does not exist here); a held flock
+    does, across PID namespaces. GRACE_S covers the instant between a folder's creation and
+    its owner's lock."""
+    remove_abandoned(tempfile.gettempdir())
+    work = tempfile.mkdtemp(prefix=f"{WORK_PREFIX}{owner_tag()}-")
+    descriptor = os.open(work, os.O_RDONLY | os.O_DIRECTORY)
+    try:
+        try:
+            fcntl.flock(descriptor, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except OSError:  # a file system without locks: others will not take it either
+            pass
+        yield work
+    finally:
+        shutil.rmtree(work, ignore_errors=True)  # still held: nobody else removes it
+        os.close(descriptor)
+
+
+def remove_abandoned(folder, grace_s=GRACE_S):
+    """Remove the work folders in folder that no live run holds (work_folder)."""
+    for left in Path(folder).glob(f"{WORK_PREFIX}*"):
+        try:
+            if time.time() - left.lstat().st_mtime < grace_s or not left.is_dir():
+                continue
+            descriptor = os.open(left, os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW)
+        except OSError:  # gone meanwhile, or not ours to open
+            continue
+        try:
+            fcntl.flock(descriptor, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except OSError:  # held by a live run (or unlockable here): proves nothing dead
+            os.close(descriptor)
+            continue
+        try:
+            shutil.rmtree(left, ignore_errors=True)
+        finally:
+            os.close(descriptor)
 
 
 def windows(source, seconds):

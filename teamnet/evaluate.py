@@ -7,6 +7,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from preprocess.atomic import NO_SPACE, is_disk_full
 from preprocess.errors import SettingsError
 from preprocess.store import load_index
 
@@ -175,21 +176,28 @@ def evaluate_checkpoint(config):
     if not context.is_main:
         return None
     report = accuracy_report(logits, labels, index["classes"])
-    if config.scores:
-        scores.write(config.scores, [video for video, _ in entries], labels, index["classes"],
-                     {"fused": logits, **branches},
-                     {"checkpoint": str(config.checkpoint), "evaluated": evaluated,
-                      "model": trained.model.model, "num_segments": config.num_segments,
-                      "crops": config.crops, "view": config.view,
-                      "input_size": dataset.output_size})
-        report["scores"] = str(config.scores)
     report["videos_per_s"] = len(labels) / (time.perf_counter() - start)
     report["evaluated"] = evaluated
     report["protocol"] = {"num_segments": config.num_segments,
                           "input_size": dataset.output_size, "crops": config.crops,
                           "view": config.view, "model": trained.model.model}
-    # pictures last, and never at the numbers' cost: one that cannot be written is a warning
-    report["warnings"] = []
+    # files last, and never at the numbers' cost: one that cannot be written is a warning
+    # (and, for the scores a user asked for, exit status 1: report["not_written"])
+    report["warnings"], report["not_written"] = [], []
+    if config.scores:
+        try:
+            scores.write(config.scores, [video for video, _ in entries], labels,
+                         index["classes"], {"fused": logits, **branches},
+                         {"checkpoint": str(config.checkpoint), "evaluated": evaluated,
+                          "model": trained.model.model, "num_segments": config.num_segments,
+                          "crops": config.crops, "view": config.view,
+                          "input_size": dataset.output_size})
+            report["scores"] = str(config.scores)
+        except OSError as error:
+            report["not_written"].append(
+                f"could not write the scores to {config.scores}: "
+                f"{NO_SPACE if is_disk_full(error) else error.strerror or error}; the "
+                "numbers above are whole: evaluate again with a writable --scores FILE")
     differ = data_differences(saved.get("data_settings"), index["settings"])
     if differ:
         report["warnings"].append(

@@ -12,11 +12,16 @@ import json
 import os
 from pathlib import Path
 
-from preprocess.atomic import atomic_output
-from preprocess.errors import SettingsError
+from preprocess.atomic import NO_SPACE, atomic_output, is_disk_full
+from preprocess.errors import SettingsError, TeamnetError
 from preprocess.lock import file_lock
 
 HEADER = "teamnet_predict"
+TORN_START = b'{"video": '  # how every result line begins (_line)
+
+
+class ResultsNotWritten(TeamnetError):
+    """A results file that cannot take the next line (a full disk)."""
 
 
 def file_sha256(path, block=1 << 22):
@@ -59,21 +64,37 @@ class ResultFile:
         header = lines[0][0] if lines else _line({HEADER: self.identity})
         kept = [(line, record) for line, record in lines[1:]
                 if not (self.retry_failed and "error" in record)]
-        if len(kept) < len(lines) - 1 or not lines or self._torn:
-            with atomic_output(self.path) as temporary:  # never a file half rewritten
-                temporary.write_bytes(b"".join([header, *(line for line, _ in kept)]))
+        try:
+            if len(kept) < len(lines) - 1 or not lines:
+                with atomic_output(self.path) as temporary:  # never a file half rewritten
+                    temporary.write_bytes(b"".join([header, *(line for line, _ in kept)]))
+            elif self._torn:  # cut back to its whole lines: needs no room, one system call
+                os.truncate(self.path, sum(len(line) for line, _ in lines))
+        except OSError as error:
+            raise ResultsNotWritten(
+                f"could not write {self.path}: "
+                f"{NO_SPACE if is_disk_full(error) else error.strerror}; it is as it was. "
+                "Make room (or give a writable --output), then rerun") from None
         self.done = {record["video"]: record for _, record in kept}
         self._descriptor = os.open(self.path, os.O_WRONLY | os.O_APPEND)
 
     def _read(self):
         """The file's whole lines as (bytes, record), header checked; a torn last line left
-        out."""
+        out. Only a file that is, line for line, one this tool wrote is read: its first line
+        is a whole header line (we create the file whole, header included, so a kill never
+        tears it) and every other whole line a result. Anything else (a JSON file written
+        without a final newline, notes.txt) is refused untouched; an empty file holds
+        nothing to lose."""
         self._torn = False
         if not self.path.exists():
             return []
         data = self.path.read_bytes()
         if data and not data.endswith(b"\n"):  # a write cut by a kill or a full disk
-            data, self._torn = data[:data.rfind(b"\n") + 1], True
+            cut = data.rfind(b"\n") + 1
+            # every record we write starts with its video: a torn line does too
+            if not cut or not data[cut:].startswith(TORN_START[:len(data) - cut]):
+                self._refuse(data.count(b"\n") + 1)
+            data, self._torn = data[:cut], True
         lines = []
         for number, line in enumerate(data.splitlines(keepends=True), 1):
             try:
@@ -81,13 +102,18 @@ class ResultFile:
             except ValueError:
                 record = None
             if not isinstance(record, dict) or (number == 1) != (HEADER in record) or (
-                    number > 1 and "video" not in record):
-                raise SettingsError(f"{self.path}:{number}: not a line `teamnet predict "
-                                    "--output` writes; give another --output")
+                    number > 1 and "video" not in record) or (
+                    number == 1 and not isinstance(record[HEADER], dict)):
+                self._refuse(number)
             lines.append((line, record))
         if lines:
             self._check(lines[0][1][HEADER])
         return lines
+
+    def _refuse(self, number):
+        raise SettingsError(f"{self.path}:{number}: not a line `teamnet predict --output` "
+                            "writes, so this file is not a results file of this tool; it was "
+                            "left untouched: give another --output")
 
     def _check(self, recorded):
         differ = sorted(key for key in {*recorded, *self.identity} if key != "checkpoint"
@@ -100,7 +126,28 @@ class ResultFile:
                                 ": give another --output, or the options that wrote it")
 
     def write(self, record):
-        os.write(self._descriptor, _line(record))  # one write: whole lines only
+        """Append one video's line whole (one write); on a full disk (a short write or
+        ENOSPC) the file is cut back to its whole lines and the run stops, naming what was
+        kept and the room needed."""
+        line = _line({"video": record["video"], **record})  # video first: TORN_START
+        size = os.fstat(self._descriptor).st_size
+        try:
+            written = os.write(self._descriptor, line)
+        except OSError as error:
+            written, failure = 0, error
+        else:
+            failure = None
+        if written != len(line):
+            try:
+                os.ftruncate(self._descriptor, size)  # never a torn line left behind
+            except OSError:
+                pass  # the next run drops it (_read)
+            full = failure is None or is_disk_full(failure)
+            raise ResultsNotWritten(
+                f"could not write to {self.path}: "
+                f"{NO_SPACE if full else failure.strerror}; the {len(self.done)} result(s) "
+                f"before {record['video']!r} are kept in it. Make room (at least "
+                f"{len(line):,} bytes), then rerun with the same --output to continue")
         self.done[record["video"]] = record
 
     def __exit__(self, *failure):

@@ -23,3 +23,15 @@ def small_disk(path, size):
 
 def grow(path, size):
     subprocess.run(["mount", "-o", f"remount,size={size}", str(path)], check=True)
+
+
+def fill(disk):
+    """Take every free byte of a small disk (a file of zeros, written until it is full)."""
+    descriptor = os.open(disk / "filler", os.O_WRONLY | os.O_CREAT)
+    try:
+        while os.write(descriptor, b"\0" * 512):
+            pass
+    except OSError:
+        pass
+    finally:
+        os.close(descriptor)

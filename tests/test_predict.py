@@ -1,6 +1,7 @@
 """Looking at what the model sees: `teamnet predict` on raw videos, CAM pictures, `show`."""
 import json
 import os
+import shutil
 import signal
 import subprocess
 import sys
@@ -16,6 +17,7 @@ from torch.nn import functional as F
 
 import motion_dataset
 import synthetic
+from disks import fill, small_disk
 from cli import main
 from preprocess.store import load_index
 from teamnet import checkpoint
@@ -242,26 +244,45 @@ def test_pictures_that_cannot_be_written_cost_no_numbers(trained, tmp_path):
     assert lines[0] == str(video) and scores[1:] == ["1", "2"]  # the scores all the same
 
 
-def test_predict_removes_the_work_folders_of_killed_runs(trained, tmp_path, monkeypatch):
+def test_predict_removes_only_the_work_folders_no_live_run_holds(trained, tmp_path,
+                                                                   monkeypatch):
+    # two containers share /tmp and a host name: the other's live run has a pid that does
+    # not exist here, so only its folder's lock (an flock, held across PID namespaces) can
+    # show that it is alive
     import socket
-    import subprocess
     import tempfile
     run, (data, _, _) = trained
+    if os.geteuid() != 0 or not shutil.which("unshare"):
+        pytest.skip("a PID namespace needs unshare and root")
     process = subprocess.Popen(["true"])
     process.wait()
     tmp = tmp_path / "tmp"  # predict's $TMPDIR
     tmp.mkdir()
     monkeypatch.setattr(tempfile, "tempdir", str(tmp))
-    dead = tmp / f"teamnet-predict-{socket.gethostname()}-{process.pid}-abc123"
-    alive = tmp / f"teamnet-predict-{socket.gethostname()}-1-abc123"  # pid 1 never ends
-    for folder in (dead, alive):
+    tag = f"teamnet-predict-{socket.gethostname()}-{process.pid}"  # a pid gone here
+    dead, other, young = (tmp / f"{tag}-{name}" for name in ("killed", "held", "young"))
+    for folder in (dead, other, young):
         folder.mkdir()
-        (folder / "video.mp4").write_bytes(b"left")
-    result = CliRunner().invoke(main, ["predict", "--checkpoint", str(run / "best.pt"),
-                                       str(data.parent / "raw" / "up" / "up00.mkv")])
-    assert result.exit_code == 0, result.output
-    assert not dead.exists() and alive.exists()
-    assert sorted(tmp.iterdir()) == [alive]  # and its own work folder is gone
+        (folder / "video.mp4").write_bytes(b"work")
+    for folder in (dead, other):  # older than the grace a new folder is given
+        os.utime(folder, (time.time() - 3600, time.time() - 3600))
+    holder = subprocess.Popen(
+        ["unshare", "--pid", "--fork", "--kill-child", sys.executable, "-c",
+         "import fcntl, os, sys; d = os.open(sys.argv[1], os.O_RDONLY); "
+         "fcntl.flock(d, fcntl.LOCK_EX); print('held', flush=True); sys.stdin.read()",
+         str(other)], stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
+    try:
+        if holder.stdout.readline().strip() != "held":
+            pytest.skip("cannot start a process in a new PID namespace here")
+        result = CliRunner().invoke(main, ["predict", "--checkpoint", str(run / "best.pt"),
+                                           str(data.parent / "raw" / "up" / "up00.mkv")])
+        assert result.exit_code == 0, result.output
+        # the killed run's folder is gone, and predict's own; the live and young ones kept
+        assert sorted(tmp.iterdir()) == [other, young]
+        assert (other / "video.mp4").read_bytes() == b"work"
+    finally:
+        holder.kill()
+        holder.wait()
 
 
 def test_evaluate_says_when_the_data_are_not_the_checkpoint_s_kind(trained, tmp_path):
@@ -457,7 +478,7 @@ def test_windows_of_two_joined_clips_are_the_clips_scores(motion, tmp_path):
 
 def test_exports_give_the_checkpoint_s_logits(trained, tmp_path):
     run, (data, _, test_list) = trained
-    from teamnet.export import Deployed
+    from teamnet.export import Deployed, read_metadata
     saved = checkpoint.load(run / "best.pt")
     trained_config = checkpoint.trained_config(saved, run)
     model = build_model(trained_config.model, len(saved["classes"]), initialise=False)
@@ -484,6 +505,14 @@ def test_exports_give_the_checkpoint_s_logits(trained, tmp_path):
                 name: x.numpy() for name, x in zip(model.modalities, clips)})[0])
         torch.testing.assert_close(got, expected, atol=1e-4, rtol=1e-4)
         assert isinstance(Deployed(model, 1), torch.nn.Module)
+        about = read_metadata(out)  # what serving needs, in the file itself
+        assert about["classes"] == saved["classes"] and about["model"] == "teamnet"
+        assert about["protocol"] == {"num_segments": 6, "crops": 1, "input_size": 32,
+                                     "view": "tsn"}
+        assert [(i["name"], i["dtype"], i["shape"]) for i in about["inputs"]] == [
+            (m, str(x.dtype).removeprefix("torch."), ["batch", 6, 32, 32, x.shape[-1]])
+            for m, x in zip(model.modalities, clips)]
+        assert about["data_settings"] == saved["data_settings"]
     small = tmp_path / "small.pt"
     result = CliRunner().invoke(main, ["export", "--checkpoint", str(run / "best.pt"),
                                        "--out", str(small)])
@@ -496,3 +525,44 @@ def test_exports_give_the_checkpoint_s_logits(trained, tmp_path):
     reports = [json.loads(s.output.splitlines()[-1]) for s in scores]
     assert reports[0]["confusion"] == reports[1]["confusion"]
     assert reports[0]["top1"] == reports[1]["top1"]
+
+
+def test_export_never_replaces_a_training_checkpoint_or_a_file_not_its_own(trained, tmp_path):
+    run, _ = trained
+    best, last = run / "best.pt", tmp_path / "other-run" / "last.pt"  # best: a link to last
+    last.parent.mkdir()
+    shutil.copyfile(run / "last.pt", last)
+    before = {path: path.read_bytes() for path in (last, best)}
+    notes = tmp_path / "notes.pt2"
+    notes.write_text("my notes")
+    for checkpoint_path, out, message in (
+            (best, run / "last.pt", "is the checkpoint being exported"),
+            (best, best, "is the checkpoint being exported"),
+            (best, last, "is a training checkpoint (it holds optimizer state"),
+            (best, notes, "already holds a file that is not an export of teamnet")):
+        result = CliRunner().invoke(main, ["export", "--checkpoint", str(checkpoint_path),
+                                           "--out", str(out)])
+        assert result.exit_code == 1 and message in result.output, result.output
+    assert {path: path.read_bytes() for path in (last, best)} == before
+    assert notes.read_text() == "my notes"
+    small = tmp_path / "small.pt"  # an earlier export is replaced
+    for _ in range(2):
+        result = CliRunner().invoke(main, ["export", "--checkpoint", str(best), "--out",
+                                           str(small)])
+        assert result.exit_code == 0, result.output
+    assert "optimizer" not in checkpoint.load(small)
+
+
+def test_evaluate_prints_its_numbers_when_the_scores_cannot_be_written(trained, tmp_path):
+    run, (data, _, test_list) = trained
+    with small_disk(tmp_path / "disk", "64k") as disk:
+        fill(disk)
+        result = CliRunner().invoke(main, [
+            "evaluate", "--checkpoint", str(run / "best.pt"), "--list", str(test_list),
+            "--workers", "0", "--confusion", "none", "--scores", str(disk / "s.npz")])
+        assert sorted(path.name for path in disk.iterdir()) == ["filler"]
+    assert result.exit_code == 1
+    error = (f"error: could not write the scores to {disk / 's.npz'}: no space left on "
+             "device; the numbers above are whole")
+    assert error in result.output and "top-1 " in result.output
+    assert result.output.index("top-1 ") < result.output.index(error)
