@@ -540,7 +540,8 @@ def predict_command(videos, data, video_list, list_format, as_json, **options):
                 failures.append((name, item["error"]))
                 results.write({"video": name, "error": item["error"]})
                 continue
-            record = {"video": name, "top": _ranked(predictor.top(probabilities))}
+            record = {"video": name, "top": _ranked(predictor.top(probabilities)),
+                      **(item.get("decoded") or {})}
             results.write(record)
             picture = None
             if config.cam:

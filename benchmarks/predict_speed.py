@@ -4,6 +4,7 @@ input against raw input, and peak memory on long inputs.
     python benchmarks/predict_speed.py throughput [--videos 32] [--workers 1 2]
     python benchmarks/predict_speed.py memory [--minutes 1 10]
     python benchmarks/predict_speed.py stages        # one 10 s clip, stage by stage
+    python benchmarks/predict_speed.py long [--minutes 1 5 30] [--sizes 640x360 1280x720]
 
 throughput: --videos short clips (2 s pieces of the sample clips, copies under new names) are
 predicted as `teamnet predict` does it (preprocess.parallel.run_parallel over FileClips, the
@@ -15,6 +16,14 @@ where that is lower. The model is small (ResNet-18 branches, 32 px, 8 segments),
 preprocessing, the part workers parallelise, is what is measured; `stages` shows the paper's
 model on a CPU. Then the same clips as `teamnet encode` wrote them are predicted, which
 skips the re-encode.
+
+long: one long H.264 input of each --minutes and --sizes (the bikes clip looped, x264
+ultrafast), and its `teamnet encode` output: predict's preprocessing of its 25-segment clip
+(best of two), stage by stage (demux, probe, seek + decode + re-encode in one ffmpeg,
+extract), against decord reading the same 25 segments' centre frames as MMAction2's test
+pipeline does (one thread; pip-installed into the benchmark's folder, no dependency) and,
+up to --whole-up-to minutes, against the whole-video path (re-encode all, extract the kept
+GOPs). Then 16 copies of the 10 s bikes clip through predict with 1 and 2 workers.
 
 memory: a 640x360 H.264 input of each --minutes length (the sample clip looped) is
 predicted in a process of its own (--workers 0); its peak resident memory, and ffmpeg's,
@@ -205,6 +214,147 @@ def memory(args, work):
     return rows
 
 
+DECORD = """
+import sys, time
+import decord
+best = None
+for _ in range(2):
+    start = time.perf_counter()
+    reader = decord.VideoReader(sys.argv[1], num_threads=1)
+    step = len(reader) / 25  # MMAction2's test sampling: the centre frame of 25 segments
+    reader.get_batch([int(step * k + step / 2) for k in range(25)]).asnumpy()
+    seconds = time.perf_counter() - start
+    best = seconds if best is None else min(best, seconds)
+print(best)
+"""
+
+
+def decord_seconds(work, path):
+    """MMAction2's test-time reading of path with decord (installed for this benchmark only,
+    into its own folder): best of two, seconds."""
+    peer = work / "peer"
+    if not peer.is_dir():
+        subprocess.run([sys.executable, "-m", "pip", "install", "-q", "--target", str(peer),
+                        "decord"], check=True)
+    done = subprocess.run([sys.executable, "-c", DECORD, str(path)], check=True, text=True,
+                          capture_output=True, env={**os.environ, "PYTHONPATH": str(peer)})
+    return float(done.stdout.split()[-1])
+
+
+def long_input(work, ffmpeg, minutes, size):
+    """A looped H.264 input of the bikes clip (x264 ultrafast, its default keyframe interval
+    of 250 frames) and its `teamnet encode` output."""
+    from dataclasses import replace
+
+    from preprocess.encode import encode_video
+    from preprocess.samples import sample_folder
+    from preprocess.settings import EncodeSettings
+    raw = work / f"long-{minutes}min-{size}.mp4"
+    subprocess.run([ffmpeg, "-v", "error", "-y", "-stream_loop", "-1", "-i",
+                    str(sample_folder() / "bikes.mp4"), "-t", str(60 * minutes), "-an",
+                    "-vf", f"scale={size.replace('x', ':')}", "-c:v", "libx264", "-preset",
+                    "ultrafast", str(raw)], check=True)
+    encoded = work / "encoded" / raw.name
+    encoded.parent.mkdir(exist_ok=True)
+    (encoded.parent / "encode-settings.json").write_text(json.dumps(
+        {**vars(EncodeSettings()), "size": [340, 256], "ffmpeg": None}))
+    result = encode_video(raw, encoded, replace(EncodeSettings(), ffmpeg=ffmpeg))
+    assert result.status == "encoded", result
+    return raw, encoded
+
+
+def best_of(runs, measure):
+    return min(measure() for _ in range(runs))
+
+
+def long_inputs(args, work):
+    """predict's preprocessing of one long video against decord's and today's whole path."""
+    from preprocess.encode import find_ffmpeg
+    from preprocess.in_memory import (encode_to, encoder_of, extract_in_memory, represent,
+                                      sampled_in_memory, work_folder)
+    from teamnet.config import PredictConfig
+    from teamnet.predict import Predictor
+    ffmpeg = find_ffmpeg()
+    checkpoint_path = small_checkpoint(work, args.arch, args.size)
+    predictor = Predictor(PredictConfig(checkpoint=str(checkpoint_path)))  # 25 segments
+    recorded, keep = predictor.data_settings, predictor.make.gops_to_keep
+    encoder = encoder_of(recorded)
+
+    def ours(path):
+        start = time.perf_counter()
+        file, index = represent(path, recorded, encoder, keep)
+        assert index["decoded"]["decoded"] != "whole", index["decoded"]
+        file.close()
+        return time.perf_counter() - start
+
+    def whole(path):
+        start = time.perf_counter()
+        with work_folder() as folder:
+            extract_in_memory(encode_to(path, folder, encoder), recorded, keep)[0].close()
+        return time.perf_counter() - start
+
+    rows = []
+    for size in args.sizes:
+        for minutes in args.minutes:
+            raw, encoded = long_input(work, ffmpeg, minutes, size)
+            for kind, path in (("H.264", raw), ("teamnet encode", encoded)):
+                row = {"input": f"{minutes:g} min {size} {kind}",
+                       "decord_s": decord_seconds(work, path),
+                       "ours_s": best_of(2, lambda: ours(path))}
+                if kind == "H.264":
+                    stages = {}
+                    with work_folder() as folder:
+                        sampled_in_memory(path, recorded, encoder, keep, folder,
+                                          stages)[0].close()
+                    row["stages_s"] = stages
+                    if minutes <= args.whole_up_to:
+                        row["today_s"] = whole(path)
+                rows.append(row)
+                print(f"{row['input']:<32} ours {row['ours_s']:6.2f} s  decord "
+                      f"{row['decord_s']:6.2f} s  ({row['ours_s'] / row['decord_s']:.2f}x)"
+                      + (f"  today's path {row['today_s']:6.1f} s "
+                         f"({row['today_s'] / row['ours_s']:.1f}x ours)" if "today_s" in row
+                         else "")
+                      + ("".join(f"\n    {k} {v:.3f} s" for k, v in row["stages_s"].items())
+                         if "stages_s" in row else ""))
+            raw.unlink()
+            encoded.unlink()
+    model = best_of(3, lambda: _model_seconds(predictor, recorded, encoder, keep))
+    print(f"model (one clip, {args.arch} at {args.size} px): {model:.3f} s")
+    return {"rows": rows, "model_s": model, "workers": workers_scaling(args, work)}
+
+
+def _model_seconds(predictor, recorded, encoder, keep):
+    from preprocess.in_memory import represent
+    from preprocess.samples import sample_folder
+    file, index = represent(sample_folder() / "bikes.mp4", recorded, encoder, keep)
+    with file:
+        (entry,) = index["by_id"].values()
+        clip, _ = predictor.make(index, {entry["shard"]: file})
+    start = time.perf_counter()
+    predictor.score([clip])
+    return time.perf_counter() - start
+
+
+def workers_scaling(args, work):
+    """16 copies of the 10 s bikes clip through predict with 1 and 2 workers."""
+    from preprocess.samples import sample_folder
+    copies = work / "copies"
+    copies.mkdir()
+    paths = [copies / f"bikes{n:02d}.mp4" for n in range(16)]
+    for path in paths:
+        shutil.copy(sample_folder() / "bikes.mp4", path)
+    checkpoint_path = small_checkpoint(work, "resnet18", 32)
+    seconds = {}
+    for workers in (1, 2):
+        predicting(checkpoint_path, paths[:2 * workers], workers, args.batch, 25)  # warm-up
+        seconds[workers], scored = predicting(checkpoint_path, paths, workers, args.batch, 25)
+        assert scored == len(paths), scored
+        print(f"16 x bikes.mp4, --workers {workers}: {seconds[workers]:.1f} s")
+    print(f"  2 workers: {seconds[1] / seconds[2]:.2f}x one")
+    return seconds
+
+
 def stages(args, work):
     """One 10 s clip through each stage, the paper's model (the earlier benchmark)."""
     from preprocess.in_memory import encode_to, encoder_of, extract_in_memory
@@ -242,7 +392,7 @@ def stages(args, work):
 
 def main():
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("mode", choices=("throughput", "memory", "stages"))
+    parser.add_argument("mode", choices=("throughput", "memory", "stages", "long"))
     parser.add_argument("--videos", type=int, default=32, help="clips [default: 32]")
     parser.add_argument("--workers", type=int, nargs="+", default=[1, 2],
                         help="worker counts to compare [default: 1 2]")
@@ -253,14 +403,21 @@ def main():
     parser.add_argument("--size", type=int, default=32,
                         help="throughput: the input size [default: 32, a model that costs "
                              "little beside preprocessing]")
-    parser.add_argument("--minutes", type=float, nargs="+", default=[1, 10],
-                        help="lengths of the long inputs [default: 1 10]")
+    parser.add_argument("--minutes", type=float, nargs="+", default=None,
+                        help="lengths of the long inputs [default: memory 1 10, long 1 5 30]")
+    parser.add_argument("--sizes", nargs="+", default=["640x360", "1280x720"],
+                        help="long: the inputs' sizes [default: 640x360 1280x720]")
+    parser.add_argument("--whole-up-to", type=float, default=5,
+                        help="long: time today's whole-video path on inputs up to this many "
+                             "minutes [default: 5]")
     args = parser.parse_args()
+    if args.minutes is None:
+        args.minutes = [1, 5, 30] if args.mode == "long" else [1, 10]
     sys.path.insert(0, str(ROOT))
     work = Path(tempfile.mkdtemp(prefix="teamnet-predict-speed-"))
     try:
-        result = {"throughput": throughput, "memory": memory, "stages": stages}[args.mode](
-            args, work)
+        result = {"throughput": throughput, "memory": memory, "stages": stages,
+                  "long": long_inputs}[args.mode](args, work)
     finally:
         shutil.rmtree(work, ignore_errors=True)
     print(json.dumps({"machine": f"{platform.node()} {platform.machine()}",

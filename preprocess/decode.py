@@ -138,8 +138,10 @@ def motion_records(frame):
     return None if vectors is None else vectors.to_ndarray()
 
 
-def decode_with_motion(path):
-    """Yield (is_iframe, frame, motion_records) for every frame of a strict-GOP MPEG-4 Part 2 file.
+def decode_with_motion(path, runs=None):
+    """Yield (is_iframe, frame, motion_records) for every frame of a strict-GOP MPEG-4 Part 2
+    file, or only for the frames of runs [(first frame, count)], each starting at an I-frame
+    (read by seeking to it: nothing else is decoded).
 
     frame is PyAV's decoded frame (pixels through an RGBConverter, only where needed);
     motion_records is FFmpeg's structured array of motion vectors for a P-frame (None for
@@ -155,7 +157,9 @@ def decode_with_motion(path):
         stream.codec_context.options = {"flags2": "+export_mvs"}
         index = -1
         try:
-            for index, frame in enumerate(container.decode(stream)):
+            frames = container.decode(stream) if runs is None else _runs(container, stream,
+                                                                          runs)
+            for index, frame in enumerate(frames):
                 kind = PictureType(frame.pict_type).name
                 if index == 0 and kind != "I":
                     raise VideoError(f"first frame is a {kind}-frame, not an I-frame; {ENCODE_HINT}")
@@ -173,3 +177,25 @@ def decode_with_motion(path):
             raise VideoError(f"decoding failed after frame {index}: {error}") from None
         if index < 0:
             raise VideoError("no decodable frames")
+
+
+def _runs(container, stream, runs):
+    """The decoded frames of runs [(first frame, count)] of a stream whose runs start at
+    keyframes, in order: a seek to each run, then its frames."""
+    stamps = sorted(packet.pts for packet in container.demux(stream) if packet.size)
+    for first, count in runs:
+        if first + count > len(stamps):
+            raise VideoError(f"frames {first}-{first + count - 1} were to be read, the video "
+                             f"has {len(stamps)}")
+        container.seek(stamps[first], stream=stream)  # to the keyframe at or before it
+        taken = 0
+        for frame in container.decode(stream):
+            if frame.pts is None or frame.pts < stamps[first]:
+                continue
+            yield frame
+            taken += 1
+            if taken == count:
+                break
+        if taken < count:
+            raise VideoError(f"decoding stopped {count - taken} frame(s) short of frame "
+                             f"{first + count - 1}")

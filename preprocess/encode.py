@@ -68,15 +68,23 @@ def ffmpeg_command(source, target, width, height, settings, stream=0, stamp=None
     `stream` (decode.main_stream), audio and other streams dropped; stamp (source_stamp)
     recorded as the output's comment tag; span (start, seconds or None: to the end) encodes
     that part only (`predict --window`)."""
-    # ffmpeg-python hashes its arguments as UTF-8, which a non-UTF-8 file name is not: it is
-    # given stand-ins, replaced by the real names in the argument list it makes
-    names = {"SOURCE.mkv": str(source), "TARGET.mp4": str(target)}
     start, seconds = span or (None, None)
     trim = {**({"ss": start} if start else {}), **({"t": seconds} if seconds else {})}
-    video = ffmpeg.input("SOURCE.mkv", **trim)[f"v:{stream}"].filter("scale", width, height).filter(
-        "setsar", 1)
-    output = ffmpeg.output(
-        video, "TARGET.mp4", format="mp4", vcodec="mpeg4", pix_fmt="yuv420p",
+    video = scaled(ffmpeg.input("SOURCE.mkv", **trim)[f"v:{stream}"], width, height)
+    return compiled(ffmpeg.output(video, "TARGET.mp4", **encoder_options(settings, stamp)),
+                    settings, source, target)
+
+
+def scaled(video, width, height):
+    """An ffmpeg-python video stream scaled as every encoding scales its frames."""
+    return video.filter("scale", width, height).filter("setsar", 1)
+
+
+def encoder_options(settings, stamp=None):
+    """The output options of every encoding (strict GOP MPEG-4 Part 2), as ffmpeg-python
+    keyword arguments."""
+    return dict(
+        format="mp4", vcodec="mpeg4", pix_fmt="yuv420p",
         g=settings.gop, bf=0, sc_threshold=NO_SCENE_CUTS, **{"q:v": settings.qscale},
         # one encoder thread: ffmpeg's mpeg4 encoder cuts each frame into a slice a thread,
         # and its default thread count follows the machine's cores, so the same file encoded
@@ -84,6 +92,13 @@ def ffmpeg_command(source, target, width, height, settings, stream=0, stamp=None
         # decodes); one slice makes the encoding the same everywhere
         threads=1,
         **({"metadata": f"comment={stamp}"} if stamp else {}))
+
+
+def compiled(output, settings, source, target):
+    """The argument list of an ffmpeg-python output whose input is named SOURCE.mkv and
+    output TARGET.mp4: those stand-ins replaced by the real names. ffmpeg-python hashes its
+    arguments as UTF-8, which a non-UTF-8 file name is not."""
+    names = {"SOURCE.mkv": str(source), "TARGET.mp4": str(target)}
     command = output.global_args("-nostdin", "-hide_banner", "-loglevel", "error").compile(
         cmd=settings.ffmpeg, overwrite_output=True)
     return [names.get(argument, argument) for argument in command]

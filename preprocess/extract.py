@@ -84,10 +84,11 @@ def check_room(frames, width, height, settings, folder, what="this video"):
                      f"MB, {free / 2**20:,.0f} MB are free)")
 
 
-def extract_video(video, group, settings, keep=None):
+def extract_video(video, group, settings, keep=None, runs=None):
     """Decode one video and write its GOPs and attributes into an HDF5 group. keep: the GOP
     numbers to store (default all; the others are decoded, checked and skipped: memory then
-    grows with them, not with the video)."""
+    grows with them, not with the video); runs: [(first frame, count)] of whole GOPs, the
+    only frames decoded (by seeking), all stored."""
     try:
         video.relative.as_posix().encode("utf-8")
     except UnicodeEncodeError:  # ids are text: in HDF5 attributes, index.json, lists
@@ -122,7 +123,7 @@ def extract_video(video, group, settings, keep=None):
         writer.add_gop(iframe, buffer.mvs[:buffer.count], buffer.residuals[:buffer.count])
 
     size = None  # (width, height) of frame 0: every frame must have it
-    for is_iframe, frame, records in decode_with_motion(video.path):
+    for is_iframe, frame, records in decode_with_motion(video.path, runs):
         frames += 1
         size = size or (frame.width, frame.height)
         if (frame.width, frame.height) != size:  # streams joined end to end (cat a.m4v b.m4v)

@@ -1,13 +1,16 @@
 """One video from any file ffmpeg reads to the stored representation, without a dataset.
 
-The video is re-encoded in a temporary folder with the encoding a dataset records (its
-settings' "encode"), then extracted into an HDF5 file held in memory (h5py's core driver, no
-backing store): no shard is written. Values are those `extract` would have stored, so a model
-sees a new video exactly as it saw its dataset's videos (`teamnet predict`).
+The GOPs a clip reads are re-encoded in a temporary folder with the encoding a dataset
+records (its settings' "encode"): those GOPs alone where they can be located exactly
+(sampled.py), else the whole video; then extracted into an HDF5 file held in memory (h5py's
+core driver, no backing store): no shard is written. Values are those `extract` would have
+stored, so a model sees a new video exactly as it saw its dataset's videos (`teamnet
+predict`).
 """
 import fcntl
 import os
 import shutil
+import subprocess
 import tempfile
 import time
 from contextlib import contextmanager
@@ -19,8 +22,9 @@ import h5py
 from .atomic import owner_tag
 from .decode import VideoError, probe
 from .discover import DatasetError, Video
-from .encode import encode_video, find_ffmpeg, from_recorded, settings_of
+from .encode import encode_video, find_ffmpeg, from_recorded, output_size, settings_of
 from .extract import extract_video
+from .sampled import check_runs, encode_runs, gop_runs, stream_index
 from .settings import ExtractSettings
 from .store.index import entry
 
@@ -53,31 +57,40 @@ def stored_counts(frames, gop, p_stride):
     return [-(-(min(gop, frames - start) - 1) // p_stride) for start in range(0, frames, gop)]
 
 
-def extract_in_memory(encoded, recorded, choose=None):
+def extract_in_memory(encoded, recorded, choose=None, sampled=None):
     """(in-memory h5py.File, index) of an encoded video: the index is the part of an
     index.json that readers use ({"settings", "by_id"}) for the one video, id "video".
 
     choose: a function of the stored P-frame counts of every GOP giving the GOPs to keep
     (None: all), known before decoding from the encoded file's frame count (exact: we wrote
-    it, strict GOPs checked): memory then grows with the GOPs kept, not with the video."""
+    it, strict GOPs checked); only those GOPs are decoded (by seeking), so time and memory
+    grow with the GOPs kept, not with the video. sampled (frames, kept GOP numbers, fps):
+    encoded holds those GOPs alone, back to back, of a video of that many frames and that
+    frame rate (sampled.py)."""
     # The stored values do not depend on compression (lossless): skip the filters' time.
     settings = ExtractSettings(storage=recorded["storage"], p_stride=recorded["p_stride"],
                                compression="none")
-    counts = stored_counts(probe(encoded).frames, recorded["encode"]["gop"], settings.p_stride)
-    keep = None if choose is None else choose(counts)
+    gop = recorded["encode"]["gop"]
+    frames, keep, fps = sampled or (probe(encoded).frames, None, None)
+    counts = stored_counts(frames, gop, settings.p_stride)
+    if sampled is None:
+        keep = choose(counts) if choose is not None else None
+        keep = sorted(range(len(counts)) if keep is None else keep)
     file = h5py.File(Path(encoded).with_name(MEMORY_SHARD), "w", driver="core",
                      backing_store=False)
     group = file.create_group("videos").create_group("00000")
     try:
-        extract_video(Video(Path(encoded), Path("video.mp4")), group, settings, keep)
+        extract_video(Video(Path(encoded), Path("video.mp4")), group, settings,
+                      runs=None if sampled else gop_runs(frames, gop, keep))
         stored = [int(n) for n in group["num_p"][()]]
-        if stored != [counts[g] for g in sorted(keep or range(len(counts)))]:
+        if stored != [counts[g] for g in keep]:
             raise VideoError(f"internal error: {encoded} stored P-frames {stored}, its frame "
-                             f"count promised {counts}")
+                             f"count promised {[counts[g] for g in keep]}")
     except BaseException:
         file.close()
         raise
-    attrs = dict(group.attrs, group="00000", num_p=group["num_p"][()])
+    attrs = dict(group.attrs, group="00000", num_p=group["num_p"][()], frames=frames,
+                 **({"fps": fps} if fps else {}))
     return file, {"settings": recorded,
                   "by_id": {"video": entry("video", attrs, MEMORY_SHARD, "", 0)}}
 
@@ -100,13 +113,74 @@ def encoded_as(path, recorded):
 
 def represent(source, recorded, encoder, choose=None, span=None):
     """An in-memory (h5py file, index) of a video file, as extract_in_memory gives (choose:
-    as there): re-encoded first in a temporary folder, removed afterwards, unless it already
-    is an output of `teamnet encode` with the recorded encoding (encoded_as). span (start,
-    seconds or None): that part of the file alone, always re-encoded."""
+    as there), and index["decoded"]: how it was read. An output of `teamnet encode` with the
+    recorded encoding (encoded_as) is read as it is, its kept GOPs alone; any other file is
+    re-encoded in a temporary folder, removed afterwards: only the kept GOPs where its frames
+    can be located by timestamp (sampled.py), else whole, saying why. span (start, seconds
+    or None): that part of the file alone, always re-encoded whole."""
     if span is None and encoded_as(source, recorded):
-        return extract_in_memory(source, recorded, choose)
+        file, index = extract_in_memory(source, recorded, choose)
+        return file, {**index, "decoded": {"decoded": "stored GOPs"}}
     with work_folder() as work:
-        return extract_in_memory(encode_to(source, work, encoder, span), recorded, choose)
+        why = None
+        if span is None:
+            try:
+                return sampled_in_memory(source, recorded, encoder, choose, work)
+            except SampledUnfit as error:
+                why = str(error)
+        file, index = extract_in_memory(encode_to(source, work, encoder, span), recorded,
+                                        choose)
+        return file, {**index, "decoded": {"decoded": "whole", "why": why or "a --window"}}
+
+
+class SampledUnfit(VideoError):
+    """A file whose sampled GOPs cannot be made exactly: it is encoded whole instead."""
+
+
+def sampled_in_memory(source, recorded, encoder, choose, work, timings=None):
+    """represent() of a file through its kept GOPs alone (sampled.py), or SampledUnfit.
+    timings: a dict to add each stage's seconds to (benchmarks/predict_speed.py)."""
+    clock = _Stages(timings)
+    index = stream_index(source)
+    clock("demux")
+    if index.untrusted:
+        raise SampledUnfit(index.untrusted)
+    gop = recorded["encode"]["gop"]
+    counts = stored_counts(index.frames, gop, recorded["p_stride"])
+    keep = choose(counts) if choose is not None else None
+    keep = sorted(range(len(counts)) if keep is None else keep)
+    runs = gop_runs(index.frames, gop, keep)
+    info = probe(source)
+    encoded = Path(work) / "video.mp4"
+    command = encode_runs(source, encoded, index, runs,
+                          output_size(info.width, info.height, encoder), encoder, info.stream)
+    clock("probe")
+    done = subprocess.run(command, capture_output=True, text=True, errors="replace")
+    if done.returncode != 0:
+        message = done.stderr.strip().splitlines()[-1:] or [f"exit {done.returncode}"]
+        raise SampledUnfit(f"ffmpeg failed on its sampled GOPs: {message[0]}")
+    try:
+        check_runs(probe(encoded).frames, runs)
+    except VideoError as error:
+        raise SampledUnfit(str(error)) from None
+    clock("seek + decode + re-encode")
+    file, memory = extract_in_memory(encoded, recorded,
+                                     sampled=(index.frames, keep, float(index.rate)))
+    clock("extract")
+    return file, {**memory, "decoded": {"decoded": "sampled GOPs"}}
+
+
+class _Stages:
+    """Adds the seconds since the last call to timings[stage] (nothing without timings)."""
+
+    def __init__(self, timings):
+        self.timings, self.last = timings, time.perf_counter()
+
+    def __call__(self, stage):
+        if self.timings is not None:
+            now = time.perf_counter()
+            self.timings[stage] = self.timings.get(stage, 0.0) + now - self.last
+            self.last = now
 
 
 @contextmanager

@@ -113,7 +113,7 @@ class FileClips:
             with file:
                 (entry,) = index["by_id"].values()
                 clip, gops = self.make(index, {entry["shard"]: file})
-            return {"i": i, "clip": clip, "gops": gops}
+            return {"i": i, "clip": clip, "gops": gops, "decoded": index.get("decoded")}
         except Exception as error:  # noqa: BLE001 - reported with the video, never lost
             return {"i": i, "error": failure(error)}
 

@@ -1,0 +1,156 @@
+"""Only the GOPs a clip reads, exactly as the whole video's encoding gives them (`predict`).
+
+The strict-GOP encoding (encode.py) starts every GOP with an I-frame and predicts each P-frame
+from earlier frames of its own GOP, at a fixed quantiser: the representation of GOP g
+depends on its own frames alone, source frames gop*g to gop*g + gop - 1 (measured: the same
+pixels and every motion vector field, tests/test_sampled.py). So a clip's GOPs can be made
+from those frames alone: ffmpeg seeks to the source keyframe before each sampled GOP (one
+input a run of GOPs that share a keyframe interval), decodes up to its last frame, and
+encodes the sampled GOPs back to back, scaled and encoded exactly as `teamnet encode` does.
+The cost then follows the number of segments and the source's keyframe spacing, not its
+length.
+
+This rests on knowing which decoded frame the whole encoding would make frame i: the i-th
+frame in presentation order, where the container's timestamps are those of a constant frame
+rate from the file's start (ffmpeg then neither drops nor duplicates a frame). The frames
+are counted and their timestamps checked by demuxing, without decoding (stream_index); a
+file that fails a check (no index to seek with, timestamps that go back or are missing,
+variable frame rate, a video that starts after the file, an edit list, a frame count that
+disagrees with the container's) is encoded whole instead, and its result says so and why.
+"""
+from dataclasses import dataclass
+from fractions import Fraction
+
+import ffmpeg
+
+from .decode import VideoError, open_video
+
+# how far (in frames) a timestamp may stray from a constant frame rate's: well inside the
+# 0.6 and 1.1 frame thresholds at which ffmpeg's constant-rate output drops or repeats one
+DRIFT = Fraction(1, 4)
+START_DRIFT = Fraction(1, 10)  # a video this much after the file's start gets a frame more
+
+
+@dataclass(frozen=True)
+class StreamIndex:
+    """A video stream as demuxing shows it: its frames in presentation order."""
+    frames: int
+    times: tuple  # each frame's time from the file's start, seconds (Fraction)
+    keyframes: tuple  # the frame numbers a decoder can start at, ascending
+    rate: Fraction  # frames a second
+    untrusted: str = ""  # why its frames cannot be located by timestamp ('' where they can)
+
+
+def stream_index(path):
+    """The StreamIndex of a file's main video stream, from its packets alone."""
+    container, stream = open_video(path)
+    with container:
+        packets = [(packet.pts, packet.dts, packet.is_keyframe, packet.is_discard
+                    or packet.is_corrupt) for packet in container.demux(stream) if packet.size]
+        declared, base, rate = stream.frames, stream.time_base, stream.guessed_rate
+        start = Fraction(container.start_time or 0, 1_000_000)
+        avi = container.format.name == "avi"
+    stamps = sorted(pts for pts, _, _, _ in packets if pts is not None)
+    times = tuple(pts * base - start for pts in stamps) if base else ()
+    order = {pts: frame for frame, pts in enumerate(stamps)}
+    keyframes = tuple(sorted(order[pts] for pts, _, key, _ in packets if key and pts in order))
+    index = StreamIndex(len(packets), times, keyframes, Fraction(rate or 0))
+    why = _untrusted(index, packets, declared, avi and not _avi_indexed(path))
+    return StreamIndex(index.frames, times, keyframes, index.rate, why)
+
+
+def _untrusted(index, packets, declared, avi_without_index):
+    """Why the frames of a stream cannot be located by timestamp, or ''."""
+    if not packets:
+        return "no video packets"
+    if avi_without_index:
+        return "an AVI without an index (seeking in it is not exact)"
+    if any(pts is None or dts is None for pts, dts, _, _ in packets) or not index.rate:
+        return "packets without timestamps or frame rate"
+    if any(hidden for _, _, _, hidden in packets):
+        return "packets marked to be discarded (an edit list) or corrupt"
+    dts = [dts for _, dts, _, _ in packets]
+    if any(later <= earlier for earlier, later in zip(dts, dts[1:])) or len(
+            index.times) != len(set(index.times)):
+        return "timestamps that go back or repeat"
+    if declared and declared != index.frames:
+        return f"the container states {declared} frames, its stream holds {index.frames}"
+    if not index.keyframes or index.keyframes[0] != 0:
+        return "the first frame is not a keyframe (an open GOP)"
+    if abs(index.times[0]) * index.rate > START_DRIFT:
+        return f"the video starts {float(index.times[0]):.3f} s after the file"
+    worst = max(abs(time * index.rate - frame) for frame, time in enumerate(index.times))
+    if worst > DRIFT:
+        return f"a variable frame rate (a frame {float(worst):.2f} frames off {index.rate} fps)"
+    return ""
+
+
+def _avi_indexed(path):
+    """Whether an AVI file has an index (idx1, or OpenDML's indx): its top-level chunks read."""
+    with open(path, "rb") as file:
+        if file.read(12)[8:12] != b"AVI ":
+            return False
+        while header := file.read(8):
+            if len(header) < 8:
+                return False
+            kind, size = header[:4], int.from_bytes(header[4:], "little")
+            if kind == b"idx1":
+                return True
+            if kind == b"LIST" and file.read(4) == b"hdrl":
+                if b"indx" in file.read(min(size - 4, 1 << 20)):
+                    return True
+                continue
+            if kind == b"LIST":
+                size -= 4
+            file.seek(size + (size & 1), 1)
+    return False
+
+
+def gop_runs(frames, gop, kept):
+    """[(first frame, frames)] of the GOPs kept (numbers), in order."""
+    return [(gop * g, min(gop, frames - gop * g)) for g in sorted(kept)]
+
+
+def encode_runs(source, target, index, runs, size, settings, stream=0):
+    """The ffmpeg argument list that encodes the source frames of runs [(first frame,
+    count)], back to back, into target, as `teamnet encode` encodes them: one input a group
+    of runs that no source keyframe separates (sought to just before its first frame, read
+    to its last), the frames between its runs dropped (select), groups joined (concat).
+    Every run of a strict GOP starts a GOP of the output."""
+    from .encode import compiled, encoder_options, scaled
+    groups = []  # [[(first, count), ...]]: runs decoded from one seek
+    for first, count in runs:
+        last = groups[-1][-1][0] + groups[-1][-1][1] if groups else 0
+        if groups and not any(last < key <= first for key in index.keyframes):
+            groups[-1].append((first, count))
+        else:
+            groups.append([(first, count)])
+    parts = []
+    for group in groups:
+        start = group[0][0]
+        # half a frame before it: frame `start` is the first at or after the seek whatever
+        # the rounding of the timestamps (ffmpeg drops the decoded frames before the seek)
+        seek = {"ss": f"{float(index.times[start] - 1 / (2 * index.rate)):.6f}"} if start else {}
+        video = ffmpeg.input("SOURCE.mkv", threads=1, **seek)[f"v:{stream}"]
+        end = group[-1][0] + group[-1][1] - start
+        video = video.trim(end_frame=end)  # the input ends there: nothing after it decoded
+        if sum(count for _, count in group) < end:
+            video = video.filter("select", "+".join(
+                f"between(n,{first - start},{first - start + count - 1})"
+                for first, count in group))
+        parts.append(scaled(video, *size))
+    video = parts[0] if len(parts) == 1 else ffmpeg.concat(*parts, v=1, a=0)
+    # frames as they come: the runs' timestamps have gaps, which a constant-rate output
+    # would fill with copies
+    output = ffmpeg.output(video, "TARGET.mp4", fps_mode="passthrough",
+                           **encoder_options(settings))
+    return compiled(output.global_args("-filter_complex_threads", "1"), settings, source,
+                    target)
+
+
+def check_runs(encoded_frames, runs):
+    """Raise VideoError unless the encoding holds every frame of the runs."""
+    expected = sum(count for _, count in runs)
+    if encoded_frames != expected:
+        raise VideoError(f"{expected} frames were to be encoded, ffmpeg gave {encoded_frames}"
+                         " (frames that fail to decode?)")

@@ -1,0 +1,129 @@
+"""predict's sampled GOPs (preprocess/sampled.py): the GOPs a clip reads, re-encoded alone,
+equal those of `encode` + `extract` of the whole file bit for bit; files whose frames cannot
+be located by timestamp are encoded whole, and say so."""
+import subprocess
+from fractions import Fraction
+
+import av
+import numpy as np
+import pytest
+
+import synthetic
+from preprocess.in_memory import (encode_to, encoder_of, extract_in_memory, represent,
+                                  work_folder)
+from preprocess.sampled import stream_index
+from preprocess.settings import EncodeSettings, ExtractSettings
+from teamnet.predict import ClipMaker
+
+RECORDED = {**ExtractSettings().recorded(), "encode": {**vars(EncodeSettings()),
+                                                       "size": [340, 256]}}
+STREAMS = ("iframes", "mvs", "residuals", "num_p")
+
+
+def ffmpeg(binary, *args):
+    subprocess.run([binary, "-v", "error", "-y", *map(str, args)], check=True)
+
+
+@pytest.fixture(scope="module")
+def inputs(clips, ffmpeg_binary, tmp_path_factory):
+    """{name: path}: the sample clips as they ship and in the containers datasets use."""
+    work = tmp_path_factory.mktemp("sampled")
+    bikes = clips / "bikes.mp4"  # H.264 with B-frames, keyframes at its scene cuts
+    made = {"bikes.mp4": bikes, "bigbuckbunny.mp4": clips / "bigbuckbunny.mp4",  # with audio
+            "carphone.mp4": clips / "carphone_pristine.mp4"}  # 30000/1001 fps
+    made["kinetics.webm"] = work / "kinetics.webm"  # VP9, keyframes every 40 frames
+    ffmpeg(ffmpeg_binary, "-i", bikes, "-t", "6", "-c:v", "libvpx-vp9", "-deadline",
+           "realtime", "-cpu-used", "8", "-g", "40", made["kinetics.webm"])
+    made["ucf101.avi"] = work / "ucf101.avi"  # MPEG-4 Part 2 (xvid) in AVI, as UCF-101 ships
+    ffmpeg(ffmpeg_binary, "-i", bikes, "-vf", "scale=320:240", "-c:v", "mpeg4", "-vtag",
+           "xvid", "-q:v", 4, "-g", 60, made["ucf101.avi"])
+    made["bunny.mkv"] = work / "bunny.mkv"
+    ffmpeg(ffmpeg_binary, "-i", clips / "bigbuckbunny.mp4", "-c", "copy", made["bunny.mkv"])
+    made["pan.mkv"] = synthetic.write_video(work / "pan.mkv",
+                                            synthetic.pan(100, 64, 96, 2, 1, seed=3))
+    return made
+
+
+def representations(path, segments=8):
+    """(sampled, whole): in-memory representations of a file's clip GOPs, through predict's
+    path and through the whole file's encoding."""
+    keep = ClipMaker(("iframe", "mv", "residual"), segments, 32, 1, 1).gops_to_keep
+    encoder = encoder_of(RECORDED)
+    sampled = represent(path, RECORDED, encoder, keep)
+    with work_folder() as work:
+        whole = extract_in_memory(encode_to(path, work, encoder), RECORDED, keep)
+    return sampled, whole
+
+
+def assert_same(sampled, whole):
+    (file, index), (whole_file, whole_index) = sampled, whole
+    with file, whole_file:
+        group, reference = file["videos/00000"], whole_file["videos/00000"]
+        for name in STREAMS:
+            np.testing.assert_array_equal(group[name][()], reference[name][()], err_msg=name)
+    assert index["by_id"] == whole_index["by_id"]
+
+
+@pytest.mark.parametrize("name", ["bikes.mp4", "bigbuckbunny.mp4", "carphone.mp4",
+                                  "kinetics.webm", "ucf101.avi", "bunny.mkv", "pan.mkv"])
+def test_sampled_gops_equal_those_of_the_whole_encoding(inputs, name):
+    sampled, whole = representations(inputs[name])
+    assert sampled[1]["decoded"] == {"decoded": "sampled GOPs"}
+    num_p = sampled[1]["by_id"]["video"]["p_frames"]
+    assert len(num_p) == 8 and sum(num_p) > 8 * 5  # 8 GOPs kept, not the whole video
+    assert_same(sampled, whole)
+
+
+def test_the_frame_count_comes_from_the_packets(inputs):
+    index = stream_index(inputs["bikes.mp4"])
+    assert (index.frames, index.rate, index.untrusted) == (250, 25, "")
+    assert index.keyframes == (0, 30, 76, 137, 187, 242)  # its scene cuts
+    assert index.times[:3] == (0, Fraction(1, 25), Fraction(2, 25))
+
+
+def avi_with(avi, target, edit):
+    data = bytearray(avi.read_bytes())
+    edit(data)
+    target.write_bytes(bytes(data))
+    return target
+
+
+def wrong_count(data):  # the stream header's length (strh dwLength) says 7 frames more
+    at = data.index(b"strh") + 8 + 32
+    data[at:at + 4] = (int.from_bytes(data[at:at + 4], "little") + 7).to_bytes(4, "little")
+
+
+def no_index(data):  # idx1 renamed: a chunk readers skip, as in a file whose index was lost
+    at = data.rindex(b"idx1")
+    data[at:at + 4] = b"JUNK"
+
+
+def variable_rate(path):
+    """An MKV whose frames come at 25 fps, then at 12.5 fps."""
+    frames = synthetic.pan(60, 64, 96, 1, 0)
+    with av.open(str(path), "w") as container:
+        stream = container.add_stream("ffv1", rate=25)
+        stream.width, stream.height, stream.pix_fmt = 96, 64, "bgr0"
+        stream.time_base = Fraction(1, 1000)
+        for k, pixels in enumerate(frames):
+            frame = av.VideoFrame.from_ndarray(pixels, format="rgb24")
+            frame.pts, frame.time_base = (40 * k if k < 30 else 1200 + 80 * (k - 30)), \
+                stream.time_base
+            container.mux(stream.encode(frame))
+        container.mux(stream.encode())
+    return path
+
+
+@pytest.mark.parametrize("make, why", [
+    (lambda inputs, tmp: avi_with(inputs["ucf101.avi"], tmp / "count.avi", wrong_count),
+     "the container states 257 frames, its stream holds 250"),
+    (lambda inputs, tmp: avi_with(inputs["ucf101.avi"], tmp / "lost.avi", no_index),
+     "an AVI without an index"),
+    (lambda inputs, tmp: variable_rate(tmp / "vfr.mkv"), "a variable frame rate"),
+])
+def test_files_whose_frames_cannot_be_located_are_encoded_whole(inputs, tmp_path, make, why):
+    path = make(inputs, tmp_path)
+    sampled, whole = representations(path)
+    assert sampled[1]["decoded"]["decoded"] == "whole"
+    assert why in sampled[1]["decoded"]["why"]
+    assert_same(sampled, whole)
