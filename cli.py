@@ -602,7 +602,8 @@ def _window_result(span, probabilities, item, predictor):
     result = {"start": round(start, 3), "end": round(end, 3)}
     if probabilities is None:
         return {**result, "error": item["error"]}
-    return {**result, "top": _ranked(predictor.top(probabilities))}
+    return {**result, "top": _ranked(predictor.top(probabilities)),
+            **(item.get("decoded") or {})}
 
 
 def _ranked(top):

@@ -116,7 +116,8 @@ def preprocessing_only(checkpoint_path, paths, segments):
     encoder = encoder_of(recorded)
     start = time.perf_counter()
     for path in paths:
-        file, _ = represent(path, recorded, encoder, predictor.make.gops_to_keep)
+        file, _ = represent(path, recorded, encoder, predictor.make.gops_to_keep,
+                            reads=predictor.make.frames_read)
         file.close()
     return time.perf_counter() - start
 
@@ -129,7 +130,8 @@ def model_rate(checkpoint_path, path, batch, segments, steps=5):
     predictor = Predictor(PredictConfig(checkpoint=str(checkpoint_path),
                                         num_segments=segments))
     file, index = represent(path, predictor.data_settings,
-                            encoder_of(predictor.data_settings), predictor.make.gops_to_keep)
+                            encoder_of(predictor.data_settings), predictor.make.gops_to_keep,
+                            reads=predictor.make.frames_read)
     with file:
         (entry,) = index["by_id"].values()
         clip, _ = predictor.make(index, {entry["shard"]: file})
@@ -278,11 +280,11 @@ def long_inputs(args, work):
     checkpoint_path = small_checkpoint(work, args.arch, args.size)
     predictor = Predictor(PredictConfig(checkpoint=str(checkpoint_path)))  # 25 segments
     recorded, keep = predictor.data_settings, predictor.make.gops_to_keep
-    encoder = encoder_of(recorded)
+    reads, encoder = predictor.make.frames_read, encoder_of(recorded)
 
     def ours(path):
         start = time.perf_counter()
-        file, index = represent(path, recorded, encoder, keep)
+        file, index = represent(path, recorded, encoder, keep, reads=reads)
         assert index["decoded"]["decoded"] != "whole", index["decoded"]
         file.close()
         return time.perf_counter() - start
@@ -305,7 +307,7 @@ def long_inputs(args, work):
                     stages = {}
                     with work_folder() as folder:
                         sampled_in_memory(path, recorded, encoder, keep, folder,
-                                          stages)[0].close()
+                                          reads=reads, timings=stages)[0].close()
                     row["stages_s"] = stages
                     if minutes <= args.whole_up_to:
                         row["today_s"] = whole(path)
@@ -319,15 +321,16 @@ def long_inputs(args, work):
                          if "stages_s" in row else ""))
             raw.unlink()
             encoded.unlink()
-    model = best_of(3, lambda: _model_seconds(predictor, recorded, encoder, keep))
+    model = best_of(3, lambda: _model_seconds(predictor, recorded, encoder, keep, reads))
     print(f"model (one clip, {args.arch} at {args.size} px): {model:.3f} s")
     return {"rows": rows, "model_s": model, "workers": workers_scaling(args, work)}
 
 
-def _model_seconds(predictor, recorded, encoder, keep):
+def _model_seconds(predictor, recorded, encoder, keep, reads):
     from preprocess.in_memory import represent
     from preprocess.samples import sample_folder
-    file, index = represent(sample_folder() / "bikes.mp4", recorded, encoder, keep)
+    file, index = represent(sample_folder() / "bikes.mp4", recorded, encoder, keep,
+                            reads=reads)
     with file:
         (entry,) = index["by_id"].values()
         clip, _ = predictor.make(index, {entry["shard"]: file})

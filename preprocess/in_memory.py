@@ -15,6 +15,7 @@ import tempfile
 import time
 from contextlib import contextmanager
 from dataclasses import replace
+from fractions import Fraction
 from pathlib import Path
 
 import h5py
@@ -24,7 +25,7 @@ from .decode import VideoError, probe
 from .discover import DatasetError, Video
 from .encode import encode_video, find_ffmpeg, from_recorded, output_size, settings_of
 from .extract import extract_video
-from .sampled import check_runs, encode_runs, gop_runs, stream_index
+from .sampled import check_runs, encode_runs, stream_index
 from .settings import ExtractSettings
 from .store.index import entry
 
@@ -57,40 +58,52 @@ def stored_counts(frames, gop, p_stride):
     return [-(-(min(gop, frames - start) - 1) // p_stride) for start in range(0, frames, gop)]
 
 
-def extract_in_memory(encoded, recorded, choose=None, sampled=None):
+def gop_plan(frames, recorded, choose=None, reads=None, first=0):
+    """What to read of a strict-GOP video of `frames` frames (starting at frame `first` of
+    its file): (runs [(first frame, count)] of the GOPs that choose keeps, each read up to
+    `reads` frames from its start, None: whole; and the P-frames stored of each)."""
+    gop, stride = recorded["encode"]["gop"], recorded["p_stride"]
+    counts = stored_counts(frames, gop, stride)
+    keep = choose(counts) if choose is not None else None
+    runs = [(first + gop * g, min(gop, frames - gop * g, reads or gop))
+            for g in sorted(range(len(counts)) if keep is None else keep)]
+    return runs, [-(-(count - 1) // stride) for _, count in runs]
+
+
+def extract_in_memory(encoded, recorded, choose=None, reads=None, sampled=None):
     """(in-memory h5py.File, index) of an encoded video: the index is the part of an
     index.json that readers use ({"settings", "by_id"}) for the one video, id "video".
 
     choose: a function of the stored P-frame counts of every GOP giving the GOPs to keep
     (None: all), known before decoding from the encoded file's frame count (exact: we wrote
-    it, strict GOPs checked); only those GOPs are decoded (by seeking), so time and memory
-    grow with the GOPs kept, not with the video. sampled (frames, kept GOP numbers, fps):
-    encoded holds those GOPs alone, back to back, of a video of that many frames and that
-    frame rate (sampled.py)."""
+    it, strict GOPs checked); reads: the frames read from the start of each (None: all, else
+    the P-frames after them are not stored). Only those are decoded (by seeking), so time and
+    memory grow with what a clip reads, not with the video. sampled (frames, stored P-frame
+    counts, fps): encoded holds just what is read, back to back (sampled.py), of a video of
+    that many frames and that frame rate."""
     # The stored values do not depend on compression (lossless): skip the filters' time.
     settings = ExtractSettings(storage=recorded["storage"], p_stride=recorded["p_stride"],
                                compression="none")
-    gop = recorded["encode"]["gop"]
-    frames, keep, fps = sampled or (probe(encoded).frames, None, None)
-    counts = stored_counts(frames, gop, settings.p_stride)
     if sampled is None:
-        keep = choose(counts) if choose is not None else None
-        keep = sorted(range(len(counts)) if keep is None else keep)
+        frames, fps = probe(encoded).frames, None
+        runs, expected = gop_plan(frames, recorded, choose, reads)
+    else:
+        (frames, expected, fps), runs = sampled, None
     file = h5py.File(Path(encoded).with_name(MEMORY_SHARD), "w", driver="core",
                      backing_store=False)
     group = file.create_group("videos").create_group("00000")
     try:
-        extract_video(Video(Path(encoded), Path("video.mp4")), group, settings,
-                      runs=None if sampled else gop_runs(frames, gop, keep))
+        extract_video(Video(Path(encoded), Path("video.mp4")), group, settings, runs=runs)
         stored = [int(n) for n in group["num_p"][()]]
-        if stored != [counts[g] for g in keep]:
+        if stored != expected:
             raise VideoError(f"internal error: {encoded} stored P-frames {stored}, its frame "
-                             f"count promised {[counts[g] for g in keep]}")
+                             f"count promised {expected}")
     except BaseException:
         file.close()
         raise
-    attrs = dict(group.attrs, group="00000", num_p=group["num_p"][()], frames=frames,
-                 **({"fps": fps} if fps else {}))
+    # the video's, not those of the frames decoded (readers check they agree with the index)
+    group.attrs.update(frames=frames, **({"fps": fps} if fps else {}))
+    attrs = dict(group.attrs, group="00000", num_p=group["num_p"][()])
     return file, {"settings": recorded,
                   "by_id": {"video": entry("video", attrs, MEMORY_SHARD, "", 0)}}
 
@@ -111,49 +124,48 @@ def encoded_as(path, recorded):
     return False
 
 
-def represent(source, recorded, encoder, choose=None, span=None):
-    """An in-memory (h5py file, index) of a video file, as extract_in_memory gives (choose:
-    as there), and index["decoded"]: how it was read. An output of `teamnet encode` with the
-    recorded encoding (encoded_as) is read as it is, its kept GOPs alone; any other file is
-    re-encoded in a temporary folder, removed afterwards: only the kept GOPs where its frames
-    can be located by timestamp (sampled.py), else whole, saying why. span (start, seconds
-    or None): that part of the file alone, always re-encoded whole."""
+def represent(source, recorded, encoder, choose=None, span=None, reads=None):
+    """An in-memory (h5py file, index) of a video file, as extract_in_memory gives (choose,
+    reads: as there), and index["decoded"]: how it was read. An output of `teamnet encode`
+    with the recorded encoding (encoded_as) is read as it is, what is read alone; any other
+    file is re-encoded in a temporary folder, removed afterwards: only what is read where its
+    frames can be located by timestamp (sampled.py), else whole, saying why. span (start,
+    seconds): that part of the file alone, frames round(start x rate) up to round((start +
+    seconds) x rate), as a video of its own."""
     if span is None and encoded_as(source, recorded):
-        file, index = extract_in_memory(source, recorded, choose)
+        file, index = extract_in_memory(source, recorded, choose, reads)
         return file, {**index, "decoded": {"decoded": "stored GOPs"}}
     with work_folder() as work:
-        why = None
-        if span is None:
-            try:
-                return sampled_in_memory(source, recorded, encoder, choose, work)
-            except SampledUnfit as error:
-                why = str(error)
+        try:
+            return sampled_in_memory(source, recorded, encoder, choose, work, span, reads)
+        except SampledUnfit as error:
+            why = str(error)
         file, index = extract_in_memory(encode_to(source, work, encoder, span), recorded,
-                                        choose)
-        return file, {**index, "decoded": {"decoded": "whole", "why": why or "a --window"}}
+                                        choose, reads)
+        return file, {**index, "decoded": {"decoded": "whole", "why": why}}
 
 
 class SampledUnfit(VideoError):
     """A file whose sampled GOPs cannot be made exactly: it is encoded whole instead."""
 
 
-def sampled_in_memory(source, recorded, encoder, choose, work, timings=None):
-    """represent() of a file through its kept GOPs alone (sampled.py), or SampledUnfit.
-    timings: a dict to add each stage's seconds to (benchmarks/predict_speed.py)."""
+def sampled_in_memory(source, recorded, encoder, choose, work, span=None, reads=None,
+                      timings=None):
+    """represent() of a file (or of its span) through what is read of its kept GOPs alone
+    (sampled.py), or SampledUnfit. timings: a dict to add each stage's seconds to."""
     clock = _Stages(timings)
     index = stream_index(source)
     clock("demux")
     if index.untrusted:
         raise SampledUnfit(index.untrusted)
-    gop = recorded["encode"]["gop"]
-    counts = stored_counts(index.frames, gop, recorded["p_stride"])
-    keep = choose(counts) if choose is not None else None
-    keep = sorted(range(len(counts)) if keep is None else keep)
-    runs = gop_runs(index.frames, gop, keep)
+    first, frames = span_frames(index, span)
+    runs, expected = gop_plan(frames, recorded, choose, reads, first)
     info = probe(source)
     encoded = Path(work) / "video.mp4"
+    # every run but the video's last GOP has the same length: an encoder GOP each
+    run_gop = replace(encoder, gop=min(encoder.gop, reads or encoder.gop))
     command = encode_runs(source, encoded, index, runs,
-                          output_size(info.width, info.height, encoder), encoder, info.stream)
+                          output_size(info.width, info.height, encoder), run_gop, info.stream)
     clock("probe")
     done = subprocess.run(command, capture_output=True, text=True, errors="replace")
     if done.returncode != 0:
@@ -165,7 +177,7 @@ def sampled_in_memory(source, recorded, encoder, choose, work, timings=None):
         raise SampledUnfit(str(error)) from None
     clock("seek + decode + re-encode")
     file, memory = extract_in_memory(encoded, recorded,
-                                     sampled=(index.frames, keep, float(index.rate)))
+                                     sampled=(frames, expected, float(index.rate)))
     clock("extract")
     return file, {**memory, "decoded": {"decoded": "sampled GOPs"}}
 
@@ -225,16 +237,29 @@ def remove_abandoned(folder, grace_s=GRACE_S):
             os.close(descriptor)
 
 
+def span_frames(index, span):
+    """(first frame, frames) of a span (start, seconds) of a video (None: all of it)."""
+    if span is None:
+        return 0, index.frames
+    start, seconds = span
+    first = min(index.frames, round(start * index.rate))
+    end = min(index.frames, round((start + seconds) * index.rate))
+    if end <= first:
+        raise SampledUnfit(f"no frame between {start} s and {start + seconds} s")
+    return first, end - first
+
+
 def windows(source, seconds):
     """(spans, duration): the spans (start, seconds) of consecutive windows of `seconds`
     covering a video file, the last one running to the end (longer, never a sliver), and
-    the file's duration in seconds."""
-    info = probe(source)
-    if not info.fps or not info.frames:
-        raise VideoError("its duration is unknown (no frame rate or frame count in the "
-                         "container), and --window needs it; re-mux it (ffmpeg -i IN -c copy "
-                         "OUT.mkv)")
-    duration = info.frames / info.fps
+    the file's duration in seconds: that of the frames its stream holds (counted by
+    demuxing), never what its container declares."""
+    index = stream_index(source)
+    rate = index.rate or Fraction(probe(source).fps or 0)
+    if not rate or not index.frames:
+        raise VideoError("its duration is unknown (no frame rate or no frames), and --window "
+                         "needs it; re-mux it (ffmpeg -i IN -c copy OUT.mkv)")
+    duration = float(index.frames / rate)
     count = max(1, int(duration // seconds))
     # the last window asks for a second more than is left: ffmpeg stops at the end
     return [(k * seconds, seconds if k < count - 1 else duration - k * seconds + 1.0)

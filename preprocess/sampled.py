@@ -106,11 +106,6 @@ def _avi_indexed(path):
     return False
 
 
-def gop_runs(frames, gop, kept):
-    """[(first frame, frames)] of the GOPs kept (numbers), in order."""
-    return [(gop * g, min(gop, frames - gop * g)) for g in sorted(kept)]
-
-
 def encode_runs(source, target, index, runs, size, settings, stream=0):
     """The ffmpeg argument list that encodes the source frames of runs [(first frame,
     count)], back to back, into target, as `teamnet encode` encodes them: one input a group

@@ -24,7 +24,7 @@ from .data import ClipDataset
 from .distributed import setup, use_cores
 from .evaluate import clip_logits
 from .model import build_model
-from .sampling import sample_clip
+from .sampling import eval_frames_read, sample_clip
 
 
 def data_settings(saved, trained, path):
@@ -56,6 +56,11 @@ class ClipMaker:
     @property
     def needs_p_frames(self):
         return bool({"mv", "residual"} & set(self.modalities))
+
+    @property
+    def frames_read(self):
+        """The frames of each GOP, from its I-frame on, that a clip reads (sampling.py)."""
+        return eval_frames_read(self.p_stride, self.needs_p_frames or "rgb" in self.modalities)
 
     def dataset(self, root, video_ids, index=None, files=None):
         """An evaluation ClipDataset of these videos (labels unknown: 0)."""
@@ -98,9 +103,10 @@ def failure(error):
 class FileClips:
     """What a worker needs to make the clip of a video file, or of a part of one: called
     with a task (i, path, span), it returns {"i", "clip", "gops"} or, for one that failed,
-    {"i", "error"} (one bad file costs only itself). represent(path, choose=, span=) gives an
-    in-memory (h5py file, index) of a file (span None) or of its part (start, seconds),
-    keeping the GOPs choose(P-frame counts) names. Small and picklable: sent with each task
+    {"i", "error"} (one bad file costs only itself). represent(path, choose=, span=, reads=)
+    gives an in-memory (h5py file, index) of a file (span None) or of its part (start,
+    seconds), keeping the GOPs choose(P-frame counts) names, each up to the frames a clip
+    reads. Small and picklable: sent with each task
     to local processes or a Dask cluster's workers."""
 
     def __init__(self, represent, make):
@@ -109,7 +115,8 @@ class FileClips:
     def __call__(self, task):
         i, path, span = task
         try:
-            file, index = self.represent(path, choose=self.make.gops_to_keep, span=span)
+            file, index = self.represent(path, choose=self.make.gops_to_keep, span=span,
+                                         reads=self.make.frames_read)
             with file:
                 (entry,) = index["by_id"].values()
                 clip, gops = self.make(index, {entry["shard"]: file})

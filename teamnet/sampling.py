@@ -24,6 +24,21 @@ def segment_positions(count, segments, rng=None):
     return rng.integers(starts, ends)
 
 
+def eval_slot(p_stride):
+    """The stored slot of evaluation's P-frame (P-frame EVAL_P_FRAME, or the nearest stored
+    one where every p_stride-th is stored)."""
+    return round((EVAL_P_FRAME - 1) / p_stride)
+
+
+def eval_frames_read(p_stride, reads_p_frames):
+    """How many frames from a GOP's start an evaluation clip reads: its I-frame, and where
+    the model reads P-frames (MVs, residuals or rebuilt frames) every one up to that of
+    eval_slot (MVs are accumulated from the I-frame on). A GOP cut after them gives the
+    same clip: sample_clip takes min(slot, stored - 1), the same for stored counts cut to
+    slot + 1."""
+    return 1 + (eval_slot(p_stride) * p_stride + 1 if reads_p_frames else 0)
+
+
 def sample_clip(num_p, segments, needs_p_frames, rng=None, p_stride=1, frames=False):
     """(gops, p_slots) for one clip of a video whose GOPs store num_p[g] P-frames each.
 
@@ -37,7 +52,7 @@ def sample_clip(num_p, segments, needs_p_frames, rng=None, p_stride=1, frames=Fa
     if len(usable) == 0:
         raise ValueError("no GOP with P-frames to sample")
     gops = usable[segment_positions(len(usable), segments, rng)]
-    slot = round((EVAL_P_FRAME - 1) / p_stride)  # evaluation's P-frame
+    slot = eval_slot(p_stride)
     if frames:
         if rng is not None:
             return gops, rng.integers(0, num_p[gops] + 1)

@@ -7,17 +7,17 @@ from fractions import Fraction
 import av
 import numpy as np
 import pytest
+import torch
 
 import synthetic
-from preprocess.in_memory import (encode_to, encoder_of, extract_in_memory, represent,
-                                  work_folder)
+from preprocess.in_memory import (MEMORY_SHARD, encode_to, encoder_of, extract_in_memory,
+                                  represent, windows, work_folder)
 from preprocess.sampled import stream_index
 from preprocess.settings import EncodeSettings, ExtractSettings
 from teamnet.predict import ClipMaker
 
 RECORDED = {**ExtractSettings().recorded(), "encode": {**vars(EncodeSettings()),
                                                        "size": [340, 256]}}
-STREAMS = ("iframes", "mvs", "residuals", "num_p")
 
 
 def ffmpeg(binary, *args):
@@ -44,24 +44,41 @@ def inputs(clips, ffmpeg_binary, tmp_path_factory):
     return made
 
 
-def representations(path, segments=8):
+def clip_maker(segments=8):
+    return ClipMaker(("iframe", "mv", "residual"), segments, 32, 1, 1)
+
+
+def representations(path, segments=8, span=None):
     """(sampled, whole): in-memory representations of a file's clip GOPs, through predict's
-    path and through the whole file's encoding."""
-    keep = ClipMaker(("iframe", "mv", "residual"), segments, 32, 1, 1).gops_to_keep
-    encoder = encoder_of(RECORDED)
-    sampled = represent(path, RECORDED, encoder, keep)
+    path (only the frames a clip reads) and through the whole file's (or span's) encoding."""
+    make, encoder = clip_maker(segments), encoder_of(RECORDED)
+    sampled = represent(path, RECORDED, encoder, make.gops_to_keep, span, make.frames_read)
     with work_folder() as work:
-        whole = extract_in_memory(encode_to(path, work, encoder), RECORDED, keep)
+        whole = extract_in_memory(encode_to(path, work, encoder, span), RECORDED,
+                                  make.gops_to_keep)
     return sampled, whole
 
 
-def assert_same(sampled, whole):
+def assert_same(sampled, whole, segments=8):
+    """The sampled GOPs hold the whole encoding's I-frames and its P-frames up to the one a
+    clip reads (the 5th), and give the same clip."""
     (file, index), (whole_file, whole_index) = sampled, whole
+    make = clip_maker(segments)
     with file, whole_file:
         group, reference = file["videos/00000"], whole_file["videos/00000"]
-        for name in STREAMS:
-            np.testing.assert_array_equal(group[name][()], reference[name][()], err_msg=name)
-    assert index["by_id"] == whole_index["by_id"]
+        num_p = group["num_p"][()]
+        np.testing.assert_array_equal(num_p, np.minimum(reference["num_p"][()], 5))
+        np.testing.assert_array_equal(group["iframes"][()], reference["iframes"][()])
+        for name in ("mvs", "residuals"):
+            np.testing.assert_array_equal(group[name][()],
+                                          reference[name][:, :group[name].shape[1]])
+        clip, gops = make(index, {MEMORY_SHARD: file})
+        whole_clip, whole_gops = make(whole_index, {MEMORY_SHARD: whole_file})
+    for modality, values in whole_clip.items():
+        assert torch.equal(clip[modality], values), modality
+    assert len(gops) == len(whole_gops) == segments
+    video, whole_video = index["by_id"]["video"], whole_index["by_id"]["video"]
+    assert {**video, "p_frames": None} == {**whole_video, "p_frames": None}
 
 
 @pytest.mark.parametrize("name", ["bikes.mp4", "bigbuckbunny.mp4", "carphone.mp4",
@@ -70,7 +87,7 @@ def test_sampled_gops_equal_those_of_the_whole_encoding(inputs, name):
     sampled, whole = representations(inputs[name])
     assert sampled[1]["decoded"] == {"decoded": "sampled GOPs"}
     num_p = sampled[1]["by_id"]["video"]["p_frames"]
-    assert len(num_p) == 8 and sum(num_p) > 8 * 5  # 8 GOPs kept, not the whole video
+    assert len(num_p) == 8 and sum(num_p) > 7 * 5  # 8 GOPs kept, read to the 5th P-frame
     assert_same(sampled, whole)
 
 
@@ -127,3 +144,13 @@ def test_files_whose_frames_cannot_be_located_are_encoded_whole(inputs, tmp_path
     assert sampled[1]["decoded"]["decoded"] == "whole"
     assert why in sampled[1]["decoded"]["why"]
     assert_same(sampled, whole)
+
+
+def test_a_window_s_gops_equal_those_of_the_window_encoded_alone(inputs):
+    path = inputs["bikes.mp4"]
+    spans, duration = windows(path, 4)
+    assert spans == [(0, 4), (4, 7.0)] and duration == 10.0  # the last runs to the end
+    for span in spans:
+        sampled, whole = representations(path, 4, span)
+        assert sampled[1]["decoded"] == {"decoded": "sampled GOPs"}
+        assert_same(sampled, whole, 4)
