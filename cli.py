@@ -5,6 +5,7 @@ hold every default, choice and help text; commands build their settings from the
 keyword. Heavy modules (PyAV, torch) are imported inside the commands that need them.
 """
 import json
+import os
 import shutil
 import sys
 import tempfile
@@ -512,15 +513,20 @@ def predict_command(videos, data, video_list, list_format, as_json, **options):
     chosen = select_part(list(range(len(names))), config.part)
     parallel = ParallelSettings(workers=max(1, _default(config.workers, usable_cores)),
                                 backend=config.backend, scheduler=config.scheduler)
+    if parallel.workers > 1 and parallel.backend != "dask":  # local workers make the clips
+        predictor.leave_cores(parallel.workers)
     batch = _default(config.batch_size,
                      lambda: 16 if predictor.context.device.type == "cuda" else 4)
+    about = {} if data else _sources(names)  # {name: {"path", "source"}}
     with (ResultFile(config.output, _identity(config, predictor), config.retry_failed)
           if config.output else _NoFile()) as results:
-        todo = [i for i in chosen if names[i] not in results.done]
-        if len(todo) < len(chosen):
-            click.echo(f"{len(chosen) - len(todo)} video(s) already in {config.output}",
-                       err=True)
-        parts = _parts(todo, names, config.window, results, failures)  # [(video, span)]
+        todo = _todo(chosen, names, about, results, config, failures)
+
+        def record(name, **result):  # one video's result line
+            return {"video": name, **about.get(name, {}), **result}
+
+        parts = _parts(todo, names, config.window, results, failures, record)
+        stems = _path_stems(names) if config.timeline else {}  # timeline pictures
         windows, count = {}, Counter(video for video, _ in parts)  # results so far, needed
         tasks = [(k, names[video]) if data else (k, names[video], span and span[:2])
                  for k, (video, span) in enumerate(parts)]
@@ -533,24 +539,58 @@ def predict_command(videos, data, video_list, list_format, as_json, **options):
                 done = windows.setdefault(name, {})
                 done[span] = _window_result(span, probabilities, item, predictor)
                 if len(done) == count[video]:
-                    _finish_windows(name, done, results, failures, config, predictor,
-                                    as_json, tqdm.write)
+                    _finish_windows(record(name, windows=[done[s] for s in sorted(done)]),
+                                    results, failures, config, predictor, as_json,
+                                    tqdm.write, stems.get(name))
                 continue
             if probabilities is None:
                 failures.append((name, item["error"]))
-                results.write({"video": name, "error": item["error"]})
+                results.write(record(name, error=item["error"]))
                 continue
-            record = {"video": name, "top": _ranked(predictor.top(probabilities)),
-                      **(item.get("decoded") or {})}
-            results.write(record)
+            result = record(name, top=_ranked(predictor.top(probabilities)),
+                            **(item.get("decoded") or {}))
+            results.write(result)
             picture = None
             if config.cam:
                 picture, problems = predictor.pictures(
                     _picture_name(name, pictures), item["clip"], item["gops"])
                 for problem in problems:
                     tqdm.write(f"warning: {problem}", file=sys.stderr)
-            _print_top(record, picture, as_json, tqdm.write)
+            _print_top(result, picture, as_json, tqdm.write)
     _report(failures, notes=notes)
+
+
+def _sources(names):
+    """{name: {"path": resolved, "source": size:mtime}} of video files: what keys their
+    results (teamnet/results.py), whatever folder a name was typed from."""
+    about = {}
+    for name in names:
+        try:
+            status = Path(name).stat()
+            stamp = f"{status.st_size}:{status.st_mtime_ns}"
+        except OSError:
+            stamp = "unreadable"
+        about[name] = {"path": str(Path(name).resolve()), "source": stamp}
+    return about
+
+
+def _todo(chosen, names, about, results, config, failures):
+    """The videos of chosen to predict, given the results file: those not in it, and those
+    whose file changed since (their new result says so). One that failed earlier (any part
+    of it) counts as a failure of this run too until --retry-failed does it again."""
+    from teamnet.results import plan
+    keys = [about.get(names[i], {}).get("path", names[i]) for i in chosen]
+    stamps = [about.get(names[i], {}).get("source") for i in chosen]
+    todo, kept, earlier, changed = plan(results.done, keys, stamps)
+    if kept:
+        click.echo(f"{len(kept)} video(s) already in {config.output}", err=True)
+    for i, old in changed.items():
+        about[names[chosen[i]]] = {**about[names[chosen[i]]], "changed": f"the file changed "
+                                   f"since its earlier result (size:mtime was {old})"}
+    for i, result in earlier:
+        failures.append((names[chosen[i]], "failed in an earlier run (add --retry-failed to "
+                         f"try it again): {result.get('error') or 'windows failed'}"))
+    return [chosen[i] for i in todo]
 
 
 def _identity(config, predictor):
@@ -577,10 +617,10 @@ def _check_predict_options(config, videos, data, video_list):
         raise click.UsageError("--timeline draws the windows of --window")
 
 
-def _parts(todo, names, window, results, failures):
+def _parts(todo, names, window, results, failures, record):
     """What the workers do: (video, span) for every video of todo, span None (the whole
     video) or, with --window, each window's (start, seconds, end). A video whose windows
-    cannot be found is a failure, written at once."""
+    cannot be found is a failure, written at once (record(name, error=...))."""
     if not window:
         return [(video, None) for video in todo]
     from preprocess.decode import VideoError
@@ -593,7 +633,7 @@ def _parts(todo, names, window, results, failures):
                       for start, seconds in spans]
         except VideoError as error:
             failures.append((names[video], str(error)))
-            results.write({"video": names[video], "error": str(error)})
+            results.write(record(names[video], error=str(error)))
     return parts
 
 
@@ -611,10 +651,10 @@ def _ranked(top):
     return [{"class": class_name, "probability": p} for class_name, p in top]
 
 
-def _finish_windows(name, done, results, failures, config, predictor, as_json, write):
-    """A video's windows are all scored: its line, its text, its timeline picture."""
-    timeline = [done[span] for span in sorted(done)]
-    record = {"video": name, "windows": timeline}
+def _finish_windows(record, results, failures, config, predictor, as_json, write, stem):
+    """A video's windows are all scored: its line (record), its text, its timeline picture
+    (--timeline DIR/stem.png)."""
+    name, timeline = record["video"], record["windows"]
     results.write(record)
     failed = [w for w in timeline if "error" in w]
     if failed:
@@ -623,7 +663,7 @@ def _finish_windows(name, done, results, failures, config, predictor, as_json, w
     picture = None
     if config.timeline:
         from teamnet.pictures import PictureError, timeline_strip
-        path = Path(config.timeline) / f"{Path(name).stem}.png"
+        path = Path(config.timeline) / f"{stem}.png"
         try:
             timeline_strip(timeline, predictor.classes, name, path)
             picture = path
@@ -655,6 +695,22 @@ class _NoFile:
 
 def _default(value, default):
     return default() if value is None else value
+
+
+def _path_stems(names):
+    """{name: a file name standing for its path below the inputs' common folder}
+    (a/clip.mp4 -> a__clip): two inputs never share one; long ones end in a digest."""
+    import hashlib
+    paths = {name: os.path.abspath(name) for name in names}
+    base = os.path.dirname(os.path.commonpath(list(paths.values()))) if len(paths) == 1 \
+        else os.path.commonpath(list(paths.values())) if paths else ""
+    stems = {}
+    for name, path in paths.items():
+        stem = "__".join(Path(os.path.relpath(path, base)).with_suffix("").parts) or "video"
+        if len(os.fsencode(stem)) > 200:
+            stem = stem[-120:] + "~" + hashlib.sha256(os.fsencode(path)).hexdigest()[:16]
+        stems[name] = stem
+    return stems
 
 
 def _picture_name(name, taken):

@@ -96,6 +96,8 @@ def predicting(checkpoint_path, paths, workers, batch, segments):
                                         num_segments=segments))
     made = functools.partial(represent, recorded=predictor.data_settings,
                              encoder=encoder_of(predictor.data_settings))
+    if workers > 1:  # as the command does
+        predictor.leave_cores(workers)
     tasks = [(k, str(path), None) for k, path in enumerate(paths)]
     start = time.perf_counter()
     clips = run_parallel(FileClips(made, predictor.make), tasks,
@@ -417,7 +419,7 @@ def main():
     if args.minutes is None:
         args.minutes = [1, 5, 30] if args.mode == "long" else [1, 10]
     sys.path.insert(0, str(ROOT))
-    work = Path(tempfile.mkdtemp(prefix="teamnet-predict-speed-"))
+    work = Path(tempfile.mkdtemp(prefix="teamnet-bench-predict-"))
     try:
         result = {"throughput": throughput, "memory": memory, "stages": stages,
                   "long": long_inputs}[args.mode](args, work)

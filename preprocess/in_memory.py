@@ -23,7 +23,8 @@ import h5py
 from .atomic import owner_tag
 from .decode import VideoError, probe
 from .discover import DatasetError, Video
-from .encode import encode_video, find_ffmpeg, from_recorded, output_size, settings_of
+from .encode import (encode_video, find_ffmpeg, from_recorded, output_size, recorded_stamp,
+                     settings_of)
 from .extract import extract_video
 from .sampled import check_runs, encode_runs, stream_index
 from .settings import ExtractSettings
@@ -32,6 +33,7 @@ from .store.index import entry
 MEMORY_SHARD = "in-memory"  # the shard name the index of an in-memory video gives
 WORK_PREFIX = "teamnet-predict-"  # + HOST-PID- + random: a predict run's temporary folder
 GRACE_S = 60.0  # a work folder younger than this is never removed (work_folder)
+WORK_MARK = ".teamnet-predict-work"  # inside each work folder: it is predict's
 
 
 def encoder_of(recorded, ffmpeg=None):
@@ -110,18 +112,44 @@ def extract_in_memory(encoded, recorded, choose=None, reads=None, sampled=None):
 
 def encoded_as(path, recorded):
     """Whether a file is `teamnet encode` output with the encoding a dataset records: an .mp4
-    under a folder whose encode-settings.json names that encoding. Such a file is scored as
-    stored: encoding it again would change it (generation loss)."""
+    under a folder whose encode-settings.json names that encoding, whose own stream is so
+    encoded (MPEG-4 Part 2 at the recorded size, strict GOPs, the source stamp encode
+    writes). Such a file is scored as stored: encoding it again would change it (generation
+    loss). Returns (whether, why not where the folder says so but the file does not)."""
     path = Path(path).absolute()
     if path.suffix.lower() != ".mp4":
-        return False
+        return False, ""
     def encoding(settings):  # the binary that encoded is not part of the encoding
         return {key: value for key, value in settings.items() if key != "ffmpeg"}
     for folder in path.parents:
         found = settings_of(folder)
         if found is not None:
-            return encoding(found) == encoding(recorded["encode"])
-    return False
+            if encoding(found) != encoding(recorded["encode"]):
+                return False, ""
+            problem = _not_as_encoded(path, recorded["encode"])
+            return not problem, problem and (f"under {folder}, whose encode-settings.json "
+                                             f"matches, but {problem}: re-encoded")
+    return False, ""
+
+
+def _not_as_encoded(path, encoding):
+    """What shows a file is not as `teamnet encode` wrote it with encoding, or ''."""
+    try:
+        info, index, stamp = probe(path), stream_index(path), recorded_stamp(path)
+    except VideoError as error:
+        return str(error)
+    settings = from_recorded(encoding)
+    size = output_size(info.width, info.height, settings)
+    if info.codec != "mpeg4":
+        return f"its codec is {info.codec}"
+    if (info.width, info.height) != tuple(size) or (
+            not settings.short_side and tuple(size) != tuple(settings.size)):
+        return f"it is {info.width}x{info.height}, not {size[0]}x{size[1]}"
+    if index.untrusted or index.keyframes != tuple(range(0, index.frames, settings.gop)):
+        return f"its keyframes are not every {settings.gop} frames"
+    if stamp is None:
+        return "it carries no source stamp of `teamnet encode`"
+    return ""
 
 
 def represent(source, recorded, encoder, choose=None, span=None, reads=None):
@@ -132,17 +160,20 @@ def represent(source, recorded, encoder, choose=None, span=None, reads=None):
     frames can be located by timestamp (sampled.py), else whole, saying why. span (start,
     seconds): that part of the file alone, frames round(start x rate) up to round((start +
     seconds) x rate), as a video of its own."""
-    if span is None and encoded_as(source, recorded):
+    stored, not_stored = encoded_as(source, recorded) if span is None else (False, "")
+    if stored:
         file, index = extract_in_memory(source, recorded, choose, reads)
         return file, {**index, "decoded": {"decoded": "stored GOPs"}}
+    said = {"note": not_stored} if not_stored else {}
     with work_folder() as work:
         try:
-            return sampled_in_memory(source, recorded, encoder, choose, work, span, reads)
+            file, index = sampled_in_memory(source, recorded, encoder, choose, work, span, reads)
+            return file, {**index, "decoded": {**index["decoded"], **said}}
         except SampledUnfit as error:
             why = str(error)
         file, index = extract_in_memory(encode_to(source, work, encoder, span), recorded,
                                         choose, reads)
-        return file, {**index, "decoded": {"decoded": "whole", "why": why}}
+        return file, {**index, "decoded": {"decoded": "whole", "why": why, **said}}
 
 
 class SampledUnfit(VideoError):
@@ -198,8 +229,8 @@ class _Stages:
 @contextmanager
 def work_folder():
     """A new private temporary folder, held for as long as it is used: its owner keeps an
-    flock on the folder itself, and a run removes only the folders whose lock it can take
-    (those of killed runs) and that are older than GRACE_S. A pid proves nothing in a shared
+    flock on the folder itself, and a run removes only the folders that carry WORK_MARK,
+    whose lock it can take (those of killed runs) and that are older than GRACE_S. A pid proves nothing in a shared
     /tmp (another container's process has a pid that does not exist here); a held flock
     does, across PID namespaces. GRACE_S covers the instant between a folder's creation and
     its owner's lock."""
@@ -211,6 +242,7 @@ def work_folder():
             fcntl.flock(descriptor, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except OSError:  # a file system without locks: others will not take it either
             pass
+        (Path(work) / WORK_MARK).touch()  # what makes it ours to remove once unheld
         yield work
     finally:
         shutil.rmtree(work, ignore_errors=True)  # still held: nobody else removes it
@@ -220,8 +252,9 @@ def work_folder():
 def remove_abandoned(folder, grace_s=GRACE_S):
     """Remove the work folders in folder that no live run holds (work_folder)."""
     for left in Path(folder).glob(f"{WORK_PREFIX}*"):
-        try:
-            if time.time() - left.lstat().st_mtime < grace_s or not left.is_dir():
+        try:  # another program's folder of a similar name has no mark: never touched
+            if (time.time() - left.lstat().st_mtime < grace_s or not left.is_dir()
+                    or left.is_symlink() or not (left / WORK_MARK).is_file()):
                 continue
             descriptor = os.open(left, os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW)
         except OSError:  # gone meanwhile, or not ours to open

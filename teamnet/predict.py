@@ -8,12 +8,14 @@ decoder; StoredClips: the videos of an extracted dataset), in parallel processes
 cluster, while this process scores them several videos a step (score_all); each result is
 handed over as soon as it is made.
 """
+import os
 from dataclasses import dataclass
 
 import numpy as np
 import torch
 
 from preprocess.errors import TeamnetError
+from preprocess.machine import usable_cores
 from preprocess.store import StoreError, load_index
 
 from . import checkpoint
@@ -160,6 +162,13 @@ class Predictor:
             compile_regions(self.model)
         self.make = ClipMaker(self.model.modalities, config.num_segments, self.input_size,
                               config.crops, self.data_settings["p_stride"])
+
+    def leave_cores(self, workers):
+        """On a CPU, score with the cores that `workers` local processes making clips leave
+        (at least one), unless OMP_NUM_THREADS says otherwise: torch's threads would take
+        every core, and the workers' decoders and encoders, one thread each, would wait."""
+        if self.context.device.type == "cpu" and "OMP_NUM_THREADS" not in os.environ:
+            torch.set_num_threads(max(1, usable_cores() - workers))
 
     def score(self, clips):
         """Class probabilities (N, K), float64, of clips made by self.make, in one step."""

@@ -1,10 +1,12 @@
 """`teamnet predict --output FILE.jsonl`: one JSON line a video, safe to interrupt and resume.
 
 The first line says what wrote the file ({"teamnet_predict": {checkpoint, its SHA-256, the
-protocol}}); every other line is one video's result, {"video", "top"} or {"video", "error"},
-written with one write() of the whole line as soon as the video is done. A kill at any moment
+protocol}}); every other line is one video's result, {"video", "top"} or {"video", "error"}
+(a video file's with its resolved "path" and "source" stamp, size:mtime), written with one
+write() of the whole line as soon as the video is done. A kill at any moment
 leaves whole lines (at most the last one torn, which the next run drops), and a rerun with the
-same --output skips the videos it holds. A file written with another checkpoint or protocol
+same --output skips the videos it holds: the same path with the same stamp (a file changed
+since, or another file now at that path, is done again). A file written with another checkpoint or protocol
 is refused by name: its lines would not be comparable.
 """
 import hashlib
@@ -40,10 +42,41 @@ def _line(record):
         return (json.dumps(record) + "\n").encode("ascii")
 
 
+def key(record):
+    """What identifies a result's video: the resolved path of a video file (its "path"),
+    else the video id (predict --data)."""
+    return record.get("path") or record["video"]
+
+
+def failed(record):
+    """Whether a result is a failure: the video's, or any of its windows'."""
+    return "error" in record or any("error" in window for window in record.get("windows", ()))
+
+
+def plan(done, keys, stamps):
+    """(to do, already in, failed in an earlier run, changed since) of videos i (keys[i],
+    source stamps[i], None for stored videos), given the results done ({key: record}): a
+    file is done again where its stamp differs from its result's (another file now at the
+    path), {i: earlier stamp} in changed."""
+    todo, kept, failures, changed = [], [], [], {}
+    for i, (name, stamp) in enumerate(zip(keys, stamps)):
+        record = done.get(name)
+        if record is None:
+            todo.append(i)
+        elif stamp is not None and record.get("source") != stamp:
+            todo.append(i)
+            changed[i] = record.get("source")
+        else:
+            kept.append(i)
+            if failed(record):
+                failures.append((i, record))
+    return todo, kept, failures, changed
+
+
 class ResultFile:
-    """Open (locked) for one run: .done holds the results already in it, {video: record};
-    write(record) appends one. identity: what the header must say; retry_failed: drop the
-    videos that failed, to do them again."""
+    """Open (locked) for one run: .done holds the results already in it, {key: record}
+    (the last line of a key wins); write(record) appends one. identity: what the header must
+    say; retry_failed: drop the videos that failed (any part of them), to do them again."""
 
     def __init__(self, path, identity, retry_failed=False):
         self.path, self.identity, self.retry_failed = Path(path), identity, retry_failed
@@ -63,7 +96,7 @@ class ResultFile:
         lines = self._read()  # [(bytes, record)]
         header = lines[0][0] if lines else _line({HEADER: self.identity})
         kept = [(line, record) for line, record in lines[1:]
-                if not (self.retry_failed and "error" in record)]
+                if not (self.retry_failed and failed(record))]
         try:
             if len(kept) < len(lines) - 1 or not lines:
                 with atomic_output(self.path) as temporary:  # never a file half rewritten
@@ -75,7 +108,7 @@ class ResultFile:
                 f"could not write {self.path}: "
                 f"{NO_SPACE if is_disk_full(error) else error.strerror}; it is as it was. "
                 "Make room (or give a writable --output), then rerun") from None
-        self.done = {record["video"]: record for _, record in kept}
+        self.done = {key(record): record for _, record in kept}
         self._descriptor = os.open(self.path, os.O_WRONLY | os.O_APPEND)
 
     def _read(self):
@@ -148,7 +181,7 @@ class ResultFile:
                 f"{NO_SPACE if full else failure.strerror}; the {len(self.done)} result(s) "
                 f"before {record['video']!r} are kept in it. Make room (at least "
                 f"{len(line):,} bytes), then rerun with the same --output to continue")
-        self.done[record["video"]] = record
+        self.done[key(record)] = record
 
     def __exit__(self, *failure):
         if self._descriptor is not None:

@@ -2,6 +2,7 @@
 reference's crops and test views, its initial weights and learning rates, CoViAR's own recipe,
 an RGB TSN on decoded frames of any position, and per-video scores fused late."""
 import json
+import re
 from pathlib import Path
 
 import av
@@ -284,5 +285,50 @@ def test_a_hostile_score_file_is_refused(tmp_path):
     np.savez(tmp_path / "evil.npz", videos=np.array([object()], dtype=object))
     (tmp_path / "text.npz").write_text("not an archive")
     for name in ("evil.npz", "text.npz"):
-        with pytest.raises(ScoreFileError, match="not a score file"):
+        with pytest.raises(ScoreFileError, match="not a score file|holds object values"):
             fuse([tmp_path / name])
+
+
+def _score_file(path, **arrays):
+    """A score file as evaluate writes it (4 videos, 2 classes), with arrays replaced."""
+    found = {"videos": np.array(["a", "b", "c", "d"]), "labels": np.array([0, 1, 1, 0]),
+             "classes": np.array(["x", "y"]), "about": np.array("{}"),
+             "logits_fused": np.eye(4, 2, dtype=np.float32), **arrays}
+    np.savez(path, **{name: value for name, value in found.items() if value is not None})
+    return path
+
+
+@pytest.mark.parametrize("arrays, problem", [
+    ({"videos": np.array(["a", "b", "a", "c"])}, "video 'a' is scored twice (rows 0 and 2)"),
+    ({"labels": np.array([0, -1, 1, 0])}, "video 'b' has label -1, not a class number 0-1"),
+    ({"labels": np.array([0, 99, 1, 0])}, "video 'b' has label 99"),
+    ({"classes": np.array("x")}, "its arrays do not fit one another"),
+    ({"logits_fused": np.full((4, 2), "1")}, "logits_fused holds <U1 values, not numbers"),
+    ({"logits_fused": np.full((4, 2), np.nan)}, "holds values that are not finite"),
+    ({"extra": np.zeros(3)}, "holds 'extra.npy', which a score file"),
+    ({"about": None}, "lacks about"),
+])
+def test_score_files_are_checked_before_they_are_fused(tmp_path, arrays, problem):
+    path = _score_file(tmp_path / "scores.npz", **arrays)
+    with pytest.raises(ScoreFileError, match=re.escape(problem)):
+        fuse([path])
+
+
+def test_a_declared_shape_without_the_bytes_behind_it_is_never_loaded(tmp_path):
+    import io
+    import zipfile
+    path = _score_file(tmp_path / "scores.npz")
+    with zipfile.ZipFile(path) as archive:
+        members = {name: archive.read(name) for name in archive.namelist()}
+    header = io.BytesIO()  # logits of 3.6 TiB declared, 32 bytes behind them
+    np.lib.format.write_array_header_1_0(header, {"descr": "<f4", "fortran_order": False,
+                                                  "shape": (999_999_999, 999)})
+    members["logits_fused.npy"] = header.getvalue() + bytes(32)
+    with zipfile.ZipFile(path, "w") as archive:
+        for name, data in members.items():
+            archive.writestr(name, data)
+    with pytest.raises(ScoreFileError, match=r"logits_fused declares shape \(999999999, 999\)"):
+        fuse([path])
+    good = _score_file(tmp_path / "good.npz")
+    result = CliRunner().invoke(main, ["fuse", str(good), "--weights", "nan"])
+    assert result.exit_code == 1 and "every weight must be a finite number" in result.output

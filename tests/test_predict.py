@@ -261,10 +261,13 @@ def test_predict_removes_only_the_work_folders_no_live_run_holds(trained, tmp_pa
     monkeypatch.setattr(tempfile, "tempdir", str(tmp))
     tag = f"teamnet-predict-{socket.gethostname()}-{process.pid}"  # a pid gone here
     dead, other, young = (tmp / f"{tag}-{name}" for name in ("killed", "held", "young"))
-    for folder in (dead, other, young):
+    stranger = tmp / "teamnet-predict-speed-benchmark"  # someone else's, of a like name
+    for folder in (dead, other, young, stranger):
         folder.mkdir()
         (folder / "video.mp4").write_bytes(b"work")
-    for folder in (dead, other):  # older than the grace a new folder is given
+        if folder is not stranger:
+            (folder / ".teamnet-predict-work").touch()  # what a work folder holds
+    for folder in (dead, other, stranger):  # older than the grace a new folder is given
         os.utime(folder, (time.time() - 3600, time.time() - 3600))
     holder = subprocess.Popen(
         ["unshare", "--pid", "--fork", "--kill-child", sys.executable, "-c",
@@ -277,8 +280,9 @@ def test_predict_removes_only_the_work_folders_no_live_run_holds(trained, tmp_pa
         result = CliRunner().invoke(main, ["predict", "--checkpoint", str(run / "best.pt"),
                                            str(data.parent / "raw" / "up" / "up00.mkv")])
         assert result.exit_code == 0, result.output
-        # the killed run's folder is gone, and predict's own; the live and young ones kept
-        assert sorted(tmp.iterdir()) == [other, young]
+        # the killed run's folder is gone, and predict's own; the live, young and unmarked
+        # ones are kept
+        assert sorted(tmp.iterdir()) == sorted([other, stranger, young])
         assert (other / "video.mp4").read_bytes() == b"work"
     finally:
         holder.kill()

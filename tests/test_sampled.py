@@ -1,6 +1,8 @@
 """predict's sampled GOPs (preprocess/sampled.py): the GOPs a clip reads, re-encoded alone,
 equal those of `encode` + `extract` of the whole file bit for bit; files whose frames cannot
 be located by timestamp are encoded whole, and say so."""
+import json
+import shutil
 import subprocess
 from fractions import Fraction
 
@@ -154,3 +156,23 @@ def test_a_window_s_gops_equal_those_of_the_window_encoded_alone(inputs):
         sampled, whole = representations(path, 4, span)
         assert sampled[1]["decoded"] == {"decoded": "sampled GOPs"}
         assert_same(sampled, whole, 4)
+
+
+def test_a_file_under_an_encoded_folder_is_checked_before_it_is_read_as_stored(
+        inputs, tmp_path, ffmpeg_binary):
+    # a folder whose encode-settings.json matches the checkpoint's encoding: its files are
+    # read as stored only where they are what encode writes
+    folder = tmp_path / "encoded"
+    folder.mkdir()
+    (folder / "encode-settings.json").write_text(json.dumps({**RECORDED["encode"],
+                                                             "ffmpeg": None}))
+    large = folder / "large.mp4"  # MPEG-4 Part 2, strict GOPs, but 640x480
+    ffmpeg(ffmpeg_binary, "-i", inputs["bikes.mp4"], "-vf", "scale=640:480", "-c:v", "mpeg4",
+           "-g", 12, "-bf", 0, "-q:v", 1, large)
+    h264 = folder / "h264.mp4"
+    shutil.copyfile(inputs["bikes.mp4"], h264)
+    for path, problem in ((large, "it is 640x480, not 340x256"), (h264, "its codec is h264")):
+        sampled, whole = representations(path)
+        assert sampled[1]["decoded"]["decoded"] == "sampled GOPs"
+        assert problem in sampled[1]["decoded"]["note"]
+        assert_same(sampled, whole)
