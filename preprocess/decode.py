@@ -181,21 +181,45 @@ def decode_with_motion(path, runs=None):
 
 def _runs(container, stream, runs):
     """The decoded frames of runs [(first frame, count)] of a stream whose runs start at
-    keyframes, in order: a seek to each run, then its frames."""
-    stamps = sorted(packet.pts for packet in container.demux(stream) if packet.size)
+    keyframes, in order: a seek to each run, then its frames. Frame i's timestamp is taken
+    as i frame durations (a constant-rate encoding from 0, as encode writes), checked on the
+    frame found there; where it does not hold, the timestamps are read from the packets."""
+    rate, base = stream.average_rate or stream.guessed_rate, stream.time_base
+    stamp_of = (lambda i: round(i / (rate * base))) if rate and base else None
+    demuxed = False
     for first, count in runs:
-        if first + count > len(stamps):
-            raise VideoError(f"frames {first}-{first + count - 1} were to be read, the video "
-                             f"has {len(stamps)}")
-        container.seek(stamps[first], stream=stream)  # to the keyframe at or before it
-        taken = 0
-        for frame in container.decode(stream):
-            if frame.pts is None or frame.pts < stamps[first]:
-                continue
-            yield frame
-            taken += 1
+        start, frames = _seek(container, stream, stamp_of, first)
+        if start is None and not demuxed:  # not a constant rate from 0: ask the packets
+            container.seek(0, stream=stream)
+            stamps = sorted(packet.pts for packet in container.demux(stream)
+                            if packet.size and packet.pts is not None)
+            stamp_of, demuxed = stamps.__getitem__, True
+            start, frames = _seek(container, stream, stamp_of, first)
+        if start is None:
+            raise VideoError(f"no frame {first} where a strict-GOP encoding puts it")
+        yield start
+        taken = 1
+        for frame in frames:
             if taken == count:
                 break
+            yield frame
+            taken += 1
         if taken < count:
             raise VideoError(f"decoding stopped {count - taken} frame(s) short of frame "
                              f"{first + count - 1}")
+
+
+def _seek(container, stream, stamp_of, frame):
+    """(the decoded frame number `frame`, the frames after it) by seeking to its timestamp
+    stamp_of(frame); (None, None) where no I-frame (a run's start) has that timestamp."""
+    try:
+        stamp = stamp_of(frame) if stamp_of else None
+    except IndexError:
+        return None, None
+    if stamp is None:
+        return None, None
+    container.seek(stamp, stream=stream)  # to the keyframe at or before it
+    frames = (f for f in container.decode(stream) if f.pts is not None and f.pts >= stamp)
+    start = next(frames, None)
+    found = start is not None and start.pts == stamp and PictureType(start.pict_type).name == "I"
+    return (start, frames) if found else (None, None)

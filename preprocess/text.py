@@ -57,6 +57,8 @@ def ssv2_entries(path):
         items = json.loads(text)
     except json.JSONDecodeError:
         return None
+    except RecursionError:  # [[[[...: no annotation file nests this deep
+        raise TextError(f"{path}: JSON nested too deeply to be an annotation file") from None
     if not (isinstance(items, list) and items and all(
             isinstance(item, dict) and isinstance(item.get("id"), (str, int)) for item in items)):
         return None
@@ -70,7 +72,7 @@ def kinetics_entries(path):
     time_start, time_end, split), or None where the file is not one. Clips are named as the
     download scripts name them, <youtube_id>_<start:06d>_<end:06d> (whole seconds), or the
     bare YouTube id where the CSV gives no times."""
-    rows = list(csv.DictReader(io.StringIO(read_text(path), newline="")))
+    rows = csv_rows(path, csv.DictReader)
     if not rows or not {"label", "youtube_id"} <= {key.strip() for key in rows[0] if key}:
         return None
     entries = []
@@ -85,6 +87,30 @@ def kinetics_entries(path):
         entries.append((number, "_".join([row["youtube_id"], *(f"{t:06d}" for t in times)]),
                         row["label"]))
     return entries
+
+
+def csv_rows(path, reader=csv.reader):
+    """The rows of a CSV file (reader: csv.reader or csv.DictReader), or TextError naming
+    the file and the line where it is not CSV we read (a field over the csv module's 128 KB
+    limit, a NUL byte)."""
+    rows = reader(io.StringIO(read_text(path), newline=""))
+    try:
+        return list(rows)
+    except csv.Error as error:
+        line = rows.line_num + 1  # the line being read (csv counts those it finished)
+        raise TextError(f"{path}:{line}: not CSV this reads ({error})") from None
+
+
+def one_class_each(path, entries):
+    """{video: class} of [(line number, video, class)], refusing a video given two classes
+    (naming both lines); a video given one class twice counts once."""
+    classes, lines = {}, {}
+    for number, video, class_name in entries:
+        if classes.get(video, class_name) != class_name:
+            raise TextError(f"{path}: {video!r} has two classes, {classes[video]!r} and "
+                            f"{class_name!r} (lines {lines[video]} and {number}); keep one")
+        classes[video], lines[video] = class_name, number
+    return classes
 
 
 def plural(count, noun):

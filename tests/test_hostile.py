@@ -2,6 +2,7 @@
 point into other files, declare what they do not hold, or were replaced under their index."""
 import json
 import os
+import re
 import shutil
 import socket
 import subprocess
@@ -16,6 +17,7 @@ import synthetic
 from cli import main
 from preprocess import store
 from preprocess.checksum import fletcher32
+from preprocess.errors import TeamnetError
 from preprocess.motion import GopAccumulator
 from preprocess.store.chunks import ChunkError, read_chunk
 from teamnet.data import ClipDataset
@@ -457,3 +459,26 @@ def test_replaced_sources_are_done_again_and_deleted_ones_named(dataset, tmp_pat
     assert result.exit_code == 0
     assert "1 stored video(s) are no longer in the source folder, such as 'walk/b'" in \
         result.output
+
+
+# --- round 4: labels files ------------------------------------------------------------------
+
+@pytest.mark.parametrize("name, text, problem", [
+    ("something-something-v2-train.json",
+     '[{"id": "7", "template": "Pushing [something]"}, {"id": "8", "template": "Lifting '
+     '[something]"}, {"id": "7", "template": "Lifting [something]"}]',
+     "'7' has two classes, 'Pushing something' and 'Lifting something' (lines 1 and 3)"),
+    ("train.csv", "label,youtube_id,time_start,time_end,split\nabseiling,abc,0,10,train\n"
+     "archery,abc,0,10,train\n",
+     "'abc_000000_000010' has two classes, 'abseiling' and 'archery' (lines 2 and 3)"),
+    ("labels.csv", "video,class\nwalk/a,walk\nwalk/a.mkv,run\n",
+     "'walk/a' has two classes, 'walk' and 'run' (lines 2 and 3)"),
+    ("deep.json", "[" * 100_000 + "]" * 100_000, "JSON nested too deeply"),
+    ("wide.csv", "video,class\n" + "a" * 200_000 + ",walk\n", "wide.csv:2: not CSV this reads"),
+])
+def test_a_labels_file_that_names_a_video_twice_or_cannot_be_one_is_refused(
+        tmp_path, name, text, problem):
+    path = tmp_path / name
+    path.write_text(text)
+    with pytest.raises(TeamnetError, match=re.escape(problem)):
+        store.index.read_labels(path)

@@ -3,8 +3,6 @@
 The index is rebuilt from the shards themselves (never patched), at the end of every
 extraction run or by `teamnet index` after `--part` jobs, so it never names a missing video.
 """
-import csv
-import io
 import json
 from functools import lru_cache
 from pathlib import Path
@@ -12,7 +10,7 @@ from pathlib import Path
 from ..atomic import write_json
 from ..discover import strip_video_extension
 from ..settings import FORMAT_VERSION
-from ..text import kinetics_entries, quoted, read_text, ssv2_entries
+from ..text import csv_rows, kinetics_entries, one_class_each, quoted, ssv2_entries
 from .layout import (INDEX_NAME, SHARD_GLOB, StoreError, check_settings, check_shard,
                      is_shard_name, read_shard, short)
 
@@ -31,25 +29,20 @@ def read_labels(path):
     known by file name only (the second)."""
     ssv2 = ssv2_entries(path)
     if ssv2 is not None:  # videos <id>.webm in one folder; test items carry no class
-        return {}, {video: class_name for _, video, class_name in ssv2 if class_name}
+        return {}, one_class_each(path, [entry for entry in ssv2 if entry[2]])
     kinetics = kinetics_entries(path)
     if kinetics is not None:  # clips known by file name: a flat download, or one a class
-        return {}, {name: label for _, name, label in kinetics}
-    rows = list(csv.reader(io.StringIO(read_text(path), newline="")))
-    labels, lines = {}, {}
-    for number, row in enumerate(rows, 1):
+        return {}, one_class_each(path, kinetics)
+    entries = []
+    for number, row in enumerate(csv_rows(path), 1):
         # every row is an entry (real names begin with '#'), but for a header
         if not row or (number == 1 and row[:2] == ["video", "class"]):
             continue
         if len(row) != 2:
             raise StoreError(f"{path}:{number}: expected 'video,class', got "
                              f"{quoted(','.join(row))}")
-        video, class_name = strip_video_extension(row[0].strip()), row[1].strip()
-        if labels.get(video, class_name) != class_name:
-            raise StoreError(f"{path}: {video!r} has two classes, {labels[video]!r} and "
-                             f"{class_name!r} (lines {lines[video]} and {number}); keep one")
-        labels[video], lines[video] = class_name, number
-    return labels, {}
+        entries.append((number, strip_video_extension(row[0].strip()), row[1].strip()))
+    return one_class_each(path, entries), {}
 
 
 def labels_for(video_ids, labels, strict=True):
