@@ -8,6 +8,7 @@ import torch
 from preprocess.atomic import NO_SPACE, atomic_output, is_disk_full
 from preprocess.errors import TeamnetError
 from preprocess.settings import check_fields
+from preprocess.store.layout import StoreError, check_settings
 
 from .config import TrainConfig
 
@@ -67,7 +68,25 @@ def load(path, check=True):
     if check and not (isinstance(state, dict) and all(key in state for key in REQUIRED)):
         raise CheckpointError(f"{path} is not a teamnet checkpoint (it lacks "
                               f"{', '.join(REQUIRED)}); use a last.pt or best.pt of `teamnet train`")
+    if check:
+        check_recorded(state, path)
     return state
+
+
+def check_recorded(state, path):
+    """What a checkpoint records of its data, checked as every other reader of it checks it
+    (a checkpoint is a file anyone can edit): distinct class names, and data settings that
+    an index would accept (preprocess.store.layout.check_settings)."""
+    classes = state["classes"]
+    if not (isinstance(classes, list) and classes and all(isinstance(c, str) for c in classes)
+            and len(set(classes)) == len(classes)):
+        raise CheckpointError(f"{path}: its classes {str(classes)[:80]!r} are not a list of "
+                              "distinct names; use a checkpoint of `teamnet train`")
+    if state.get("data_settings") is not None:
+        try:
+            check_settings(state["data_settings"])
+        except StoreError as error:
+            raise CheckpointError(f"{path}: its data_settings cannot be used ({error})") from None
 
 
 def trained_config(state, path):

@@ -482,3 +482,32 @@ def test_a_labels_file_that_names_a_video_twice_or_cannot_be_one_is_refused(
     path.write_text(text)
     with pytest.raises(TeamnetError, match=re.escape(problem)):
         store.index.read_labels(path)
+
+
+# --- round 4: what a checkpoint records ------------------------------------------------------
+
+GOOD_SETTINGS = {"format_version": 1, "storage": "int8", "compression": "zstd", "p_stride": 1,
+                 "encode": {"size": [340, 256], "gop": 12, "qscale": 1, "short_side": None}}
+
+
+@pytest.mark.parametrize("edit, problem", [
+    ({"data_settings": {**GOOD_SETTINGS, "p_stride": 0}}, "its data_settings cannot be used"),
+    ({"data_settings": {**GOOD_SETTINGS, "p_stride": -3}}, "its data_settings cannot be used"),
+    ({"data_settings": [GOOD_SETTINGS]}, "its data_settings cannot be used"),
+    ({"data_settings": {**GOOD_SETTINGS, "encode": {**GOOD_SETTINGS["encode"], "gop": 0}}},
+     "its data_settings cannot be used"),
+    ({"classes": [1, 2, 3]}, "are not a list of distinct names"),
+    ({"classes": ["walk", "walk"]}, "are not a list of distinct names"),
+])
+def test_a_checkpoint_s_recorded_data_are_checked_by_every_reader(tmp_path, edit, problem):
+    import torch
+    path = tmp_path / "edited.pt"
+    torch.save({"model": {}, "config": {}, "classes": ["walk", "run"],
+                "data_settings": GOOD_SETTINGS, **edit}, path)
+    video = synthetic.write_video(tmp_path / "a.mkv", synthetic.pan(13, 64, 96, 1, 0))
+    for args in (["predict", "--checkpoint", path, video],
+                 ["evaluate", "--checkpoint", path, "--data", tmp_path],
+                 ["export", "--checkpoint", path, "--out", tmp_path / "small.pt"]):
+        result = invoke(*args)
+        assert result.exit_code == 1, (args, result.output)
+        assert problem in result.output and "Traceback" not in result.output
