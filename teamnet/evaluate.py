@@ -14,7 +14,7 @@ from preprocess.store import load_index
 from . import checkpoint, scores
 from .cam import check_cam_class, dataset_clips, write_cam_pictures
 from .checkpoint import CheckpointError
-from .compiled import compile_regions
+from .compiled import compile_regions, recompiling
 from .data import ClipDataset, make_loader, with_p_frames
 from .distributed import all_gather, setup, use_cores
 from .metrics import accuracy_report, save_confusion_image
@@ -172,7 +172,8 @@ def evaluate_checkpoint(config):
                          context.world_size, train=False,
                          pin_memory=context.device.type == "cuda")
     start = time.perf_counter()
-    logits, labels, branches = predict(model, loader, context, branches=True)
+    logits, labels, branches = recompiling(
+        lambda: predict(model, loader, context, branches=True))
     if not context.is_main:
         return None
     report = accuracy_report(logits, labels, index["classes"])

@@ -21,7 +21,7 @@ from preprocess.store import StoreError, load_index
 from . import checkpoint
 from .cam import check_cam_class, write_cam_pictures
 from .checkpoint import CheckpointError
-from .compiled import compile_regions
+from .compiled import compile_regions, recompiling
 from .data import ClipDataset
 from .distributed import setup, use_cores
 from .evaluate import clip_logits
@@ -174,7 +174,8 @@ class Predictor:
         """Class probabilities (N, K), float64, of clips made by self.make, in one step."""
         batch = {m: torch.stack([clip[m] for clip in clips]) for m in self.model.modalities}
         with torch.no_grad():
-            logits = clip_logits(self.model, batch, self.config.crops, self.context)
+            logits = recompiling(lambda: clip_logits(self.model, batch, self.config.crops,
+                                                     self.context))
         return probabilities_of(logits.cpu().numpy())
 
     def pictures(self, name, clip, gops):

@@ -1,8 +1,9 @@
 """The TEAM module and the models: equations, structure, shapes, gradients, weights."""
 import copy
 import itertools
-import sys
+import os
 import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -296,6 +297,38 @@ def test_a_compiled_team_module_equals_the_eager_one(arrangement):
         fused = torch.compile(team)(*features)  # the gates in a few fused kernels
     for a, b in zip(fused, eager):
         torch.testing.assert_close(a, b, rtol=1e-5, atol=1e-5)
+
+
+COMPILE_TEAM = """
+import sys, torch
+from teamnet.compiled import recompiling, use_private_cache
+from teamnet.fusion import TEAM
+use_private_cache()
+torch.manual_seed(0)
+team = TEAM((8, 4, 4), arrangement="c->s")
+features = [torch.randn(2, c, 5, 5) for c in (8, 4, 4)]
+with torch.no_grad():
+    eager, fused = team(*features), recompiling(lambda: torch.compile(team)(*features))
+assert all(torch.allclose(a, b, atol=1e-5) for a, b in zip(eager, fused))
+"""
+
+
+def test_compiled_code_is_cached_privately_and_compiled_again_when_damaged(tmp_path):
+    environment = {key: value for key, value in os.environ.items()
+                   if not key.startswith("TORCHINDUCTOR")}
+    environment["HOME"] = str(tmp_path)
+    root = Path(__file__).parent.parent
+    subprocess.run([sys.executable, "-c", COMPILE_TEAM], check=True, cwd=root, env=environment)
+    cache = tmp_path / ".cache" / "teamnet" / "inductor"
+    files = [path for path in cache.rglob("*") if path.is_file()]
+    assert files and cache.stat().st_mode & 0o777 == 0o700
+    for path in files:  # every cached file replaced by junk
+        path.write_bytes(b"not compiled code")
+    done = subprocess.run([sys.executable, "-c", COMPILE_TEAM], cwd=root, env=environment,
+                          capture_output=True, text=True)
+    assert done.returncode == 0, done.stderr[-3000:]
+    assert f"compiled code in {cache} could not be used" in done.stderr  # and said so
+    assert "compiling again into" in done.stderr
 
 
 @pytest.mark.slow
