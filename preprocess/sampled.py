@@ -22,20 +22,21 @@ from dataclasses import dataclass
 from fractions import Fraction
 
 import ffmpeg
+import numpy as np
 
 from .decode import VideoError, open_video
 
 # how far (in frames) a timestamp may stray from a constant frame rate's: well inside the
 # 0.6 and 1.1 frame thresholds at which ffmpeg's constant-rate output drops or repeats one
-DRIFT = Fraction(1, 4)
-START_DRIFT = Fraction(1, 10)  # a video this much after the file's start gets a frame more
+DRIFT = 0.25
+START_DRIFT = 0.1  # a video this much after the file's start gets a frame more
 
 
 @dataclass(frozen=True)
 class StreamIndex:
     """A video stream as demuxing shows it: its frames in presentation order."""
     frames: int
-    times: tuple  # each frame's time from the file's start, seconds (Fraction)
+    times: np.ndarray  # each frame's time from the file's start, seconds
     keyframes: tuple  # the frame numbers a decoder can start at, ascending
     rate: Fraction  # frames a second
     untrusted: str = ""  # why its frames cannot be located by timestamp ('' where they can)
@@ -48,40 +49,51 @@ def stream_index(path):
         packets = [(packet.pts, packet.dts, packet.is_keyframe, packet.is_discard
                     or packet.is_corrupt) for packet in container.demux(stream) if packet.size]
         declared, base, rate = stream.frames, stream.time_base, stream.guessed_rate
-        start = Fraction(container.start_time or 0, 1_000_000)
+        start = (container.start_time or 0) / 1_000_000
         avi = container.format.name == "avi"
-    stamps = sorted(pts for pts, _, _, _ in packets if pts is not None)
-    times = tuple(pts * base - start for pts in stamps) if base else ()
-    order = {pts: frame for frame, pts in enumerate(stamps)}
-    keyframes = tuple(sorted(order[pts] for pts, _, key, _ in packets if key and pts in order))
-    index = StreamIndex(len(packets), times, keyframes, Fraction(rate or 0))
-    why = _untrusted(index, packets, declared, avi and not _avi_indexed(path))
-    return StreamIndex(index.frames, times, keyframes, index.rate, why)
+    rate = Fraction(rate or 0)
+    why = _untrusted(packets, declared, rate, base, avi and not _avi_indexed(path))
+    if why:
+        return StreamIndex(len(packets), np.zeros(0), (), rate, why)
+    pts = np.array([packet[0] for packet in packets], np.int64)
+    order = np.argsort(pts, kind="stable")
+    times = pts[order] * float(base) - start
+    rank = np.empty_like(order)
+    rank[order] = np.arange(len(order))  # each packet's frame number
+    keyframes = tuple(sorted(int(rank[i]) for i, packet in enumerate(packets) if packet[2]))
+    index = StreamIndex(len(packets), times, keyframes, rate)
+    return StreamIndex(index.frames, times, keyframes, rate, _irregular(index))
 
 
-def _untrusted(index, packets, declared, avi_without_index):
-    """Why the frames of a stream cannot be located by timestamp, or ''."""
+def _untrusted(packets, declared, rate, base, avi_without_index):
+    """Why the packets of a stream do not locate its frames, or ''."""
     if not packets:
         return "no video packets"
     if avi_without_index:
         return "an AVI without an index (seeking in it is not exact)"
-    if any(pts is None or dts is None for pts, dts, _, _ in packets) or not index.rate:
+    if any(pts is None or dts is None for pts, dts, _, _ in packets) or not rate or not base:
         return "packets without timestamps or frame rate"
     if any(hidden for _, _, _, hidden in packets):
         return "packets marked to be discarded (an edit list) or corrupt"
-    dts = [dts for _, dts, _, _ in packets]
-    if any(later <= earlier for earlier, later in zip(dts, dts[1:])) or len(
-            index.times) != len(set(index.times)):
+    dts = np.array([dts for _, dts, _, _ in packets], np.int64)
+    pts = np.sort(np.array([pts for pts, _, _, _ in packets], np.int64))
+    if (np.diff(dts) <= 0).any() or (np.diff(pts) <= 0).any():
         return "timestamps that go back or repeat"
-    if declared and declared != index.frames:
-        return f"the container states {declared} frames, its stream holds {index.frames}"
+    if declared and declared != len(packets):
+        return f"the container states {declared} frames, its stream holds {len(packets)}"
+    return ""
+
+
+def _irregular(index):
+    """Why frame i is not the i-th frame of a constant rate from the file's start, or ''."""
     if not index.keyframes or index.keyframes[0] != 0:
         return "the first frame is not a keyframe (an open GOP)"
-    if abs(index.times[0]) * index.rate > START_DRIFT:
-        return f"the video starts {float(index.times[0]):.3f} s after the file"
-    worst = max(abs(time * index.rate - frame) for frame, time in enumerate(index.times))
+    rate = float(index.rate)
+    if abs(index.times[0]) * rate > START_DRIFT:
+        return f"the video starts {index.times[0]:.3f} s after the file"
+    worst = float(np.abs(index.times * rate - np.arange(index.frames)).max())
     if worst > DRIFT:
-        return f"a variable frame rate (a frame {float(worst):.2f} frames off {index.rate} fps)"
+        return f"a variable frame rate (a frame {worst:.2f} frames off {index.rate} fps)"
     return ""
 
 
@@ -125,7 +137,7 @@ def encode_runs(source, target, index, runs, size, settings, stream=0):
         start = group[0][0]
         # half a frame before it: frame `start` is the first at or after the seek whatever
         # the rounding of the timestamps (ffmpeg drops the decoded frames before the seek)
-        seek = {"ss": f"{float(index.times[start] - 1 / (2 * index.rate)):.6f}"} if start else {}
+        seek = {"ss": f"{index.times[start] - 0.5 / float(index.rate):.6f}"} if start else {}
         video = ffmpeg.input("SOURCE.mkv", threads=1, **seek)[f"v:{stream}"]
         end = group[-1][0] + group[-1][1] - start
         video = video.trim(end_frame=end)  # the input ends there: nothing after it decoded

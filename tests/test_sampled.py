@@ -97,7 +97,7 @@ def test_the_frame_count_comes_from_the_packets(inputs):
     index = stream_index(inputs["bikes.mp4"])
     assert (index.frames, index.rate, index.untrusted) == (250, 25, "")
     assert index.keyframes == (0, 30, 76, 137, 187, 242)  # its scene cuts
-    assert index.times[:3] == (0, Fraction(1, 25), Fraction(2, 25))
+    np.testing.assert_allclose(index.times[:3], [0, 0.04, 0.08])
 
 
 def avi_with(avi, target, edit):
