@@ -151,8 +151,9 @@ def encode_video(source, target, settings, span=None):
             check_strict_gop(types, settings.gop)
     except VideoError as error:
         return EncodeResult(str(source), "failed", str(error))
-    except OSError as error:  # a path the system cannot take (longer than PATH_MAX)
-        return EncodeResult(str(source), "failed", f"cannot be written: {error.strerror}")
+    except OSError as error:  # an unwritable folder, a path longer than PATH_MAX
+        return EncodeResult(str(source), "failed", f"cannot write {target}: {error.strerror}; "
+                            "make its folder writable, or give another target folder")
     except Exception as error:  # a bug must not cost the other files their output
         return EncodeResult(str(source), "failed", f"internal error: {error!r}")
     warnings = []
@@ -161,8 +162,9 @@ def encode_video(source, target, settings, span=None):
                         "decoded: the input may be truncated")
     shown, made = info.width / info.height, width / height
     if abs(made / shown - 1) > ASPECT_TOLERANCE:
+        hint = " (a portrait clip?)" if shown < 1 <= made else ""
         warnings.append(f"--size {width}x{height} changes its display aspect ratio from "
-                        f"{shown:.2f} to {made:.2f} (a portrait clip?); --short-side N keeps it")
+                        f"{shown:.2f} to {made:.2f}{hint}; --short-side N keeps it")
     return EncodeResult(str(source), "encoded", "; ".join(warnings))
 
 

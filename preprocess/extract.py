@@ -179,10 +179,21 @@ def _fill_shard(shard, videos, settings, recorded, result):
             if is_disk_full(error):
                 raise  # HDF5 met a full disk (another writer took the space): the shard is lost
             del stored[name]
-            reason = str(error) if isinstance(error, VideoError) else f"internal error: {error!r}"
-            result.failures.append((str(video.path), reason))
+            result.failures.append((str(video.path), failure_reason(error, video.path)))
         else:
             result.stored.append(video.video_id)
+
+
+def failure_reason(error, path):
+    """What a failure says: a VideoError's message; for a file that cannot be read or
+    written, which one and what to do; anything else is a bug (its kind named)."""
+    if isinstance(error, VideoError):
+        return str(error)
+    if isinstance(error, OSError):
+        where = error.filename or path
+        return (f"cannot read or write {where}: {error.strerror or error}; check that it "
+                "is readable and its output folder writable")
+    return f"internal error: {error!r}"
 
 
 def extract_shard(task):
@@ -197,7 +208,7 @@ def extract_shard(task):
             if not result.stored:
                 temporary.unlink()
     except Exception as error:  # the shard could not be completed: none of it is kept
-        reason = NO_SPACE if is_disk_full(error) else f"internal error: {error!r}"
+        reason = NO_SPACE if is_disk_full(error) else failure_reason(error, shard_path)
         failed = {path for path, _ in result.failures}
         result.failures += [(str(v.path), reason) for v in videos if str(v.path) not in failed]
         result.stored = []
@@ -249,9 +260,9 @@ def _set_aside_replaced(shards, videos):
                     if video_id in current and attrs["source_stamp"] is not None
                     and attrs["source_stamp"] != _stamp_or_none(current[video_id])]
         if replaced:
-            shard.rename(shard.with_name(shard.name + ".replaced"))
+            aside = store.set_aside(shard, "replaced")
             notes.append((str(shard), f"{replaced[0]!r} was replaced since it was extracted: "
-                          f"set aside as {shard.name}.replaced; its {len(stored)} video(s) "
+                          f"set aside as {aside.name}; its {len(stored)} video(s) "
                           "are extracted again"))
         else:
             kept.append((shard, stored))
@@ -271,8 +282,9 @@ def _extract_locked(videos, target_root, settings, recorded, parallel, labels_fi
     # shards' and report's, a whole run everything's (index.json's too)
     remove_partials(target_root, "*" if part is None else store.shard_prefix(part) + "*")
     remove_partials(target_root, report_name(REPORT_NAME, part) + "*")
-    notes = [(str(path), f"unreadable ({reason}): set aside as {path.name}.broken; its videos "
-              "are extracted again") for path, reason in store.set_aside_broken(target_root)]
+    notes = [(str(path), f"unreadable ({reason}): set aside as {aside.name}; its videos "
+              "are extracted again")
+             for path, reason, aside in store.set_aside_broken(target_root)]
     _, shards = store.complete_shards(target_root, recorded)
     shards, replaced = _set_aside_replaced(shards, videos)
     notes += replaced

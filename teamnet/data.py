@@ -90,8 +90,10 @@ class ClipDataset(Dataset):
         if self.needs_p_frames:
             empty = [v for (v, _), n in zip(self.entries, self.num_p) if not n.any()]
             if empty:
-                raise SplitError(f"{len(empty)} video(s) have no P-frame, such as {empty[0]!r}: "
-                                 "remove them from the list, or use an I-frame-only model")
+                still = index["by_id"][empty[0]]["frames"] == 1
+                raise SplitError(f"{len(empty)} video(s) have no P-frame, such as {empty[0]!r}"
+                                 + (" (a still image: one frame, no motion)" if still else "")
+                                 + ": remove them from the list, or use an I-frame-only model")
         self.sizes = [(index["by_id"][v]["height"], index["by_id"][v]["width"])
                       for v, _ in self.entries]
         shards = {index["by_id"][v]["shard"] for v, _ in self.entries} - set(files or ())

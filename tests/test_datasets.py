@@ -414,6 +414,9 @@ def test_a_squashed_aspect_ratio_is_warned_about_naming_short_side(tmp_path):
     assert ("portrait.mkv: warning: --size 64x48 changes its display aspect ratio from 0.56 to "
             "1.33 (a portrait clip?); --short-side N keeps it") in result.output
     assert "wide.mkv: warning" not in result.output
+    result = invoke("encode", tmp_path / "raw", tmp_path / "squat", "--size", "36x64")
+    assert ("wide.mkv: warning: --size 36x64 changes its display aspect ratio from 1.33 to "
+            "0.56; --short-side N keeps it") in result.output  # no portrait hint: it is not
     result = invoke("encode", tmp_path / "raw", tmp_path / "kept", "--short-side", "36")
     assert result.exit_code == 0 and "warning" not in result.output
 

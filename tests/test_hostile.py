@@ -454,6 +454,17 @@ def test_replaced_sources_are_done_again_and_deleted_ones_named(dataset, tmp_pat
         a, b = store.read_video(fresh, video_id), store.read_video(tmp_path / "ext", video_id)
         np.testing.assert_array_equal(a["mvs"], b["mvs"])
     assert store.read_video(fresh, "walk/a")["mvs"][..., 1].max() > 0  # the new, vertical pan
+    for seed in (11, 12):  # replaced twice more: its new shard, the last, takes the name
+        earlier = {path: path.read_bytes() for path in (tmp_path / "ext").glob("*.replaced*")}
+        synthetic.write_video(tmp_path / "raw" / "walk" / "a.mkv",  # of the one set aside
+                              synthetic.pan(25, 64, 96, 3, 0, seed=seed))
+        assert invoke("encode", tmp_path / "raw", tmp_path / "enc", "--size",
+                      "96x64").exit_code == 0
+        result = invoke("extract", tmp_path / "enc", tmp_path / "ext", "--shard-size", "1")
+        assert result.exit_code == 0, result.output
+        aside = sorted((tmp_path / "ext").glob("*.replaced*"))
+        assert len(aside) == len(earlier) + 1  # each kept, as it was
+        assert all(path.read_bytes() == data for path, data in earlier.items())
     encoded.with_name("b.mp4").unlink()
     result = invoke("extract", tmp_path / "enc", tmp_path / "ext", "--shard-size", "1")
     assert result.exit_code == 0
@@ -511,3 +522,18 @@ def test_a_checkpoint_s_recorded_data_are_checked_by_every_reader(tmp_path, edit
         result = invoke(*args)
         assert result.exit_code == 1, (args, result.output)
         assert problem in result.output and "Traceback" not in result.output
+
+
+def test_an_unwritable_target_is_named_with_what_to_do(tmp_path):
+    from disks import small_disk
+    raw, target = tmp_path / "raw", tmp_path / "enc"
+    (raw / "walk").mkdir(parents=True)
+    synthetic.write_video(raw / "walk" / "a.mkv", synthetic.pan(13, 64, 96, 1, 0))
+    target.mkdir()
+    with small_disk(target / "walk", "1m") as disk:
+        subprocess.run(["mount", "-o", "remount,ro", str(disk)], check=True)
+        result = invoke("encode", raw, target)
+    assert result.exit_code == 1
+    assert (f"cannot write {target / 'walk' / 'a.mp4'}: Read-only file system; make its "
+            "folder writable") in result.output
+    assert "internal error" not in result.output

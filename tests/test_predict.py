@@ -76,6 +76,7 @@ def test_predict_gives_evaluate_s_scores_on_raw_videos(trained, tmp_path):
     assert result.exit_code == 1  # the broken file is named, every other video done
     assert f"{broken}: " in result.output and "2 file(s) failed" in result.output
     assert f"{one_frame}: 1 video(s) have no P-frame" in result.output
+    assert "(a still image: one frame, no motion)" in result.output
     lines = [json.loads(line) for line in result.stdout.splitlines() if line.startswith("{")]
     got = {line["video"]: line["top"] for line in lines}
     classes = load_index(data)["classes"]

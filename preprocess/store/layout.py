@@ -6,6 +6,7 @@ dtypes and filters extract writes, agreeing with each other and with the video's
 HDF5 would otherwise follow external links, external raw storage and virtual datasets into
 any file, and size its reads by whatever a header declares.
 """
+import itertools
 import json
 import math
 import re
@@ -254,14 +255,23 @@ def read_shard(path):
         raise _unreadable(path, error) from None
 
 
+def set_aside(shard, suffix):
+    """Rename a shard to NAME.SUFFIX, or NAME.SUFFIX.2, .3, ... where that is taken: one set
+    aside earlier is never replaced. Returns the new path."""
+    for number in itertools.count(1):
+        target = shard.with_name(f"{shard.name}.{suffix}" + (f".{number}" if number > 1 else ""))
+        if not target.exists() and not target.is_symlink():
+            shard.rename(target)  # the folder is locked by this run: no one takes it meanwhile
+            return target
+
+
 def set_aside_broken(root):
-    """Rename the unreadable shards of root to NAME.broken (no longer a shard); returns
-    [(path, reason)] of those."""
+    """Rename the unreadable shards of root to NAME.broken (no longer a shard; set_aside);
+    returns [(path, reason, where it now is)] of those."""
     broken = []
     for shard in sorted(Path(root).glob(SHARD_GLOB)):
         try:
             _read_shard(shard)
         except UNREADABLE as error:
-            shard.rename(shard.with_name(shard.name + ".broken"))
-            broken.append((shard, short(error)))
+            broken.append((shard, short(error), set_aside(shard, "broken")))
     return broken
