@@ -23,6 +23,7 @@ OUT.json made with other options. The runs (and the synthetic set) go into a new
 Heavy modules are imported after the options are read, so that --help is immediate.
 """
 import argparse
+import hashlib
 import json
 import re
 import shlex
@@ -152,8 +153,9 @@ def arguments():
                              "(about 260 MB a setting and seed) [default: the system's "
                              "temporary folder]")
     parser.add_argument("--resume", action="store_true",
-                        help="keep the seeds OUT.json already has (made with the same "
-                             "options) and train only the missing ones")
+                        help="keep the seeds OUT.json already has (made on the same data, "
+                             "test list and options: recorded and compared) and train only "
+                             "the missing ones")
     parser.add_argument("--keep", action="store_true",
                         help="keep --work's runs afterwards [default: removed at the end]")
     return parser.parse_args()
@@ -177,7 +179,8 @@ def ablate(args, work):
     from motion_runs import BASE, motion_dataset, test
     options = shlex.split(args.train_options) + ["--val-fraction", "0"]
     where = f'the "{args.set}" set' if args.data is None else str(args.data)
-    if args.data is None:
+    synthetic = args.data is None
+    if synthetic:
         args.data, args.train_list, args.test_list = motion_dataset.build(
             work / "set", args.set, **({"per_class_train": 16, "per_class_test": 8}
                                        if args.set == "which" else {}))
@@ -189,9 +192,10 @@ def ablate(args, work):
              "positions (c->s)": {p: ["--team-positions", p] for p in args.positions},
              "models": MODELS}
     grids = {title: grid for title, grid in grids.items() if title.split()[0] in args.grids}
-    before = earlier_tables(args.out.with_suffix(".json"), options) if args.resume else {}
+    made = identity(args, options, synthetic)
+    before = earlier_tables(args.out.with_suffix(".json"), made) if args.resume else {}
     settings = {"data": where, "grids": args.grids, "seeds": args.seeds,
-                "train_options": args.train_options, "options": options}
+                "train_options": args.train_options, "options": options, "identity": made}
     tables, done = {}, {}
     for title, grid in grids.items():
         rows = tables.setdefault(title, {})
@@ -217,15 +221,34 @@ def ablate(args, work):
     print(f"wrote {args.out.with_suffix('.md')}, .png and .json")
 
 
-def earlier_tables(path, options):
-    """{grid title: {setting: row}} from an OUT.json made with options (a row's "top1": seeds
-    0, 1, ...)."""
+def identity(args, options, synthetic):
+    """What defines a row besides its own setting and seed: the data (the synthetic set's
+    name, or the dataset's resolved path) and a fingerprint of its index (classes, settings,
+    every video's id, label and GOPs), the test list's content, and the training options.
+    The grids and the seed count are not in it: --resume adds settings and seeds."""
+    index = json.loads((Path(args.data) / "index.json").read_text())
+    videos = sorted((v["id"], v["label"], v["p_frames"]) for v in index["videos"])
+    digest = lambda value: hashlib.sha256(  # noqa: E731
+        json.dumps(value, sort_keys=True).encode()).hexdigest()[:16]
+    return {"set": args.set if synthetic else None,
+            "data": None if synthetic else str(Path(args.data).resolve()),
+            "data_fingerprint": digest([index["classes"], index["settings"], videos]),
+            "test_list_fingerprint": digest(Path(args.test_list).read_text()),
+            "options": options}
+
+
+def earlier_tables(path, made):
+    """{grid title: {setting: row}} from an OUT.json whose rows were made as `made`
+    (identity) says (a row's "top1": seeds 0, 1, ...); anything else stops the run."""
     if not path.exists():
         return {}
     earlier = json.loads(path.read_text())
-    if earlier["settings"].get("options") != options:
-        raise SystemExit(f"{path} was made with other options "
-                         f"({earlier['settings'].get('options')}, not {options}): "
+    recorded = earlier.get("settings", {}).get("identity") or {}
+    differ = [key for key in made if recorded.get(key) != made[key]]
+    if differ:
+        shown = "; ".join(f"{key} {recorded.get(key)!r} there, {made[key]!r} here"
+                          for key in differ)
+        raise SystemExit(f"{path} was made otherwise ({shown}): its rows are not this run's; "
                          "run without --resume, or give another --out")
     return earlier["tables"]
 

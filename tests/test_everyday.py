@@ -1,6 +1,7 @@
 """Everyday use: defaults sized from the machine, outputs that never replace each other, a run
 whose progress can be seen (learning curves, best epoch, resume messages), readable pictures."""
 import json
+import re
 import os
 import subprocess
 import sys
@@ -299,21 +300,41 @@ def test_the_ablation_runner_s_help_is_immediate_and_its_runs_are_named():
     assert run_name(["--team-arrangement", "c->s"], 0) == "team-arrangement-c-s-seed0"
 
 
-def test_the_ablation_runner_resumes_only_what_the_same_options_made(tmp_path):
+def test_the_ablation_runner_resumes_only_what_the_same_data_and_options_made(tmp_path):
+    import argparse
     sys.path.insert(0, str(ROOT / "benchmarks"))
-    from ablation import earlier_tables, write
+    from ablation import earlier_tables, identity, write
+
+    def dataset(name, classes):  # an index.json and a test list, as the runner reads them
+        folder = tmp_path / name
+        folder.mkdir()
+        (folder / "index.json").write_text(json.dumps({
+            "classes": classes, "settings": {"p_stride": 1},
+            "videos": [{"id": f"{c}/v", "label": k, "p_frames": [11]}
+                       for k, c in enumerate(classes)]}))
+        (folder / "test.txt").write_text("".join(f"{c}/v.mp4\n" for c in classes))
+        return argparse.Namespace(data=folder, test_list=folder / "test.txt", set="which")
+
+    which, other = dataset("which", ["a", "b"]), dataset("other", ["a", "c"])
+    made = identity(which, ["--epochs", "20"], synthetic=True)
     out = tmp_path / "fusion.json"
-    assert earlier_tables(out, ["--epochs", "20"]) == {}  # nothing yet: every seed is trained
+    assert earlier_tables(out, made) == {}  # nothing yet: every seed is trained
     tables = {"models": {"TEAM-Net s": {"top1": [0.75, 0.5], "params_M": 1.0, "gflops": 0.1}}}
-    out.write_text(json.dumps({"settings": {"options": ["--epochs", "20"]}, "tables": tables}))
-    assert earlier_tables(out, ["--epochs", "20"]) == tables
-    with pytest.raises(SystemExit, match="made with other options"):
-        earlier_tables(out, ["--epochs", "14"])
+    out.write_text(json.dumps({"settings": {"identity": made}, "tables": tables}))
+    assert earlier_tables(out, made) == tables
+    for changed, problem in (
+            (identity(which, ["--epochs", "14"], synthetic=True), "options"),
+            (identity(other, ["--epochs", "20"], synthetic=True), "data_fingerprint"),
+            (identity(argparse.Namespace(**{**vars(which), "set": "patch"}), ["--epochs", "20"],
+                      synthetic=True), "set 'which' there, 'patch' here"),
+            (identity(which, ["--epochs", "20"], synthetic=False), "data None there")):
+        with pytest.raises(SystemExit, match=re.escape(problem)):
+            earlier_tables(out, changed)
     # a resumed run's tables, written after each setting, keep the rows it has not reached
     settings = {"data": "d", "grids": ["models"], "seeds": 3, "train_options": "",
-                "options": ["--epochs", "20"]}
-    made = {"models": {"TEAM-Net c": {"top1": [0.25], "params_M": 1.0, "gflops": 0.1}}}
-    text, written = write(out.with_suffix(""), settings, made, tables)
-    assert written == {"models": {**tables["models"], **made["models"]}}
-    assert earlier_tables(out, ["--epochs", "20"]) == written
+                "options": ["--epochs", "20"], "identity": made}
+    done = {"models": {"TEAM-Net c": {"top1": [0.25], "params_M": 1.0, "gflops": 0.1}}}
+    text, written = write(out.with_suffix(""), settings, done, tables)
+    assert written == {"models": {**tables["models"], **done["models"]}}
+    assert earlier_tables(out, made) == written
     assert "| TEAM-Net s | 0.625 +- 0.125 | 2 |" in text and "| TEAM-Net c | 0.250" in text
