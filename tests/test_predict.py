@@ -571,3 +571,53 @@ def test_evaluate_prints_its_numbers_when_the_scores_cannot_be_written(trained, 
              "device; the numbers above are whole")
     assert error in result.output and "top-1 " in result.output
     assert result.output.index("top-1 ") < result.output.index(error)
+
+
+def test_results_are_keyed_by_the_file_not_the_name_typed(trained, tmp_path, monkeypatch):
+    run, (data, _, _) = trained
+    raw = sorted((data.parent / "raw").glob("*/*.mkv"))
+    for day, source in (("day1", raw[0]), ("day2", raw[5])):  # one name, two files
+        (tmp_path / day).mkdir()
+        shutil.copyfile(source, tmp_path / day / "upload.mkv")
+    output = tmp_path / "same.jsonl"
+
+    def predict(*args):
+        return CliRunner().invoke(main, ["predict", "--checkpoint", str(run / "best.pt"),
+                                         "--output", str(output), "--workers", "0", *args])
+
+    monkeypatch.chdir(tmp_path / "day1")
+    assert predict("upload.mkv").exit_code == 0
+    monkeypatch.chdir(tmp_path / "day2")
+    result = predict("upload.mkv")
+    assert result.exit_code == 0 and "already in" not in result.output
+    upload = tmp_path / "day2" / "upload.mkv"
+    shutil.copyfile(raw[9], upload)  # replaced at a known path
+    os.utime(upload, ns=(1, 1))
+    result = predict("upload.mkv")
+    assert result.exit_code == 0 and "already in" not in result.output
+    lines = [json.loads(line) for line in output.read_text().splitlines()[1:]]
+    assert [line["path"] for line in lines] == [str(tmp_path / "day1" / "upload.mkv"),
+                                                str(upload), str(upload)]
+    assert "changed" not in lines[1] and "the file changed since" in lines[2]["changed"]
+    assert lines[2]["source"] == f"{upload.stat().st_size}:1"
+    assert "already in" in predict("upload.mkv").output  # now it is
+
+
+def test_a_video_with_a_failed_window_is_failed_until_retried(trained, tmp_path):
+    run, (data, _, _) = trained
+    clip = sorted((data.parent / "raw").glob("*/*.mkv"))[0]
+    output = tmp_path / "windows.jsonl"
+    command = ["predict", "--checkpoint", str(run / "best.pt"), "--output", str(output),
+               "--window", "1", "--workers", "0", str(clip)]
+    assert CliRunner().invoke(main, command).exit_code == 0
+    header, line = output.read_text().splitlines()
+    record = json.loads(line)  # as a truncated download leaves it: its last window failed
+    record["windows"][-1] = {**record["windows"][-1], "error": "decoding failed"}
+    del record["windows"][-1]["top"]
+    output.write_text(header + "\n" + json.dumps(record) + "\n")
+    again = CliRunner().invoke(main, command)
+    assert again.exit_code == 1 and "failed in an earlier run (add --retry-failed" in again.output
+    retried = CliRunner().invoke(main, [*command, "--retry-failed"])
+    assert retried.exit_code == 0, retried.output
+    lines = output.read_text().splitlines()
+    assert len(lines) == 2 and "error" not in lines[1]
