@@ -26,7 +26,8 @@ from .discover import DatasetError, Video
 from .encode import (encode_video, find_ffmpeg, from_recorded, output_size, recorded_stamp,
                      settings_of)
 from .extract import extract_video
-from .sampled import check_runs, encode_runs, stream_index
+from .sampled import (batches, check_runs, encode_runs, join_command, seek_groups,
+                      stream_index)
 from .settings import ExtractSettings
 from .store.index import entry
 
@@ -196,13 +197,17 @@ def sampled_in_memory(source, recorded, encoder, choose, work, span=None, reads=
     encoded = Path(work) / "video.mp4"
     # every run but the video's last GOP has the same length: an encoder GOP each
     run_gop = replace(encoder, gop=min(encoder.gop, reads or encoder.gop))
-    command = encode_runs(source, encoded, index, runs,
-                          output_size(info.width, info.height, encoder), run_gop, info.stream)
+    size = output_size(info.width, info.height, encoder)
+    parts = batches(seek_groups(index, runs), info.width * info.height * 3 // 2)
     clock("probe")
-    done = subprocess.run(command, capture_output=True, text=True, errors="replace")
-    if done.returncode != 0:
-        message = done.stderr.strip().splitlines()[-1:] or [f"exit {done.returncode}"]
-        raise SampledUnfit(f"ffmpeg failed on its sampled GOPs: {message[0]}")
+    names = [encoded] if len(parts) == 1 else [Path(work) / f"part-{k}.mp4"
+                                               for k in range(len(parts))]
+    for groups, name in zip(parts, names):
+        _ffmpeg(encode_runs(source, name, index, groups, size, run_gop, info.stream))
+    if len(parts) > 1:  # high resolutions: several ffmpeg, each holding fewer inputs
+        listing = Path(work) / "parts.txt"
+        listing.write_text("".join(f"file '{name.name}'\n" for name in names))
+        _ffmpeg(join_command(listing, encoded, encoder))
     try:
         check_runs(probe(encoded).frames, runs)
     except VideoError as error:
@@ -212,6 +217,13 @@ def sampled_in_memory(source, recorded, encoder, choose, work, span=None, reads=
                                      sampled=(frames, expected, float(index.rate)))
     clock("extract")
     return file, {**memory, "decoded": {"decoded": "sampled GOPs"}}
+
+
+def _ffmpeg(command):
+    done = subprocess.run(command, capture_output=True, text=True, errors="replace")
+    if done.returncode != 0:
+        message = done.stderr.strip().splitlines()[-1:] or [f"exit {done.returncode}"]
+        raise SampledUnfit(f"ffmpeg failed on its sampled GOPs: {message[0]}")
 
 
 class _Stages:

@@ -30,6 +30,8 @@ from .decode import VideoError, open_video
 # 0.6 and 1.1 frame thresholds at which ffmpeg's constant-rate output drops or repeats one
 DRIFT = 0.25
 START_DRIFT = 0.1  # a video this much after the file's start gets a frame more
+MEMORY_BUDGET = 512 * 2**20  # bytes of decoded frames one ffmpeg may hold for its inputs
+INPUT_FRAMES = 16  # decoded frames an input holds at most: reference frames and queues
 
 
 @dataclass(frozen=True)
@@ -118,20 +120,34 @@ def _avi_indexed(path):
     return False
 
 
-def encode_runs(source, target, index, runs, size, settings, stream=0):
-    """The ffmpeg argument list that encodes the source frames of runs [(first frame,
-    count)], back to back, into target, as `teamnet encode` encodes them: one input a group
-    of runs that no source keyframe separates (sought to just before its first frame, read
-    to its last), the frames between its runs dropped (select), groups joined (concat).
-    Every run of a strict GOP starts a GOP of the output."""
-    from .encode import compiled, encoder_options, scaled
-    groups = []  # [[(first, count), ...]]: runs decoded from one seek
+def seek_groups(index, runs):
+    """Runs [(first frame, count)] grouped by the seek that reaches them: a run joins the
+    group before it where no source keyframe lies between them (decoding on is cheaper
+    than seeking back to the same keyframe)."""
+    groups = []
     for first, count in runs:
         last = groups[-1][-1][0] + groups[-1][-1][1] if groups else 0
         if groups and not any(last < key <= first for key in index.keyframes):
             groups[-1].append((first, count))
         else:
             groups.append([(first, count)])
+    return groups
+
+
+def batches(groups, frame_bytes):
+    """Groups split into the inputs of one ffmpeg each: ffmpeg opens every input at once,
+    and each holds about INPUT_FRAMES decoded frames, so at most MEMORY_BUDGET of them."""
+    per_process = max(1, int(MEMORY_BUDGET // (INPUT_FRAMES * frame_bytes)))
+    return [groups[k:k + per_process] for k in range(0, len(groups), per_process)]
+
+
+def encode_runs(source, target, index, groups, size, settings, stream=0):
+    """The ffmpeg argument list that encodes the source frames of groups of runs
+    [[(first frame, count), ...], ...] (seek_groups), back to back, into target, as `teamnet
+    encode` encodes them: one input a group (sought to just before its first frame, read to
+    its last), the frames between its runs dropped (select), groups joined (concat). Every
+    run of a strict GOP starts a GOP of the output."""
+    from .encode import compiled, encoder_options, scaled
     parts = []
     for group in groups:
         start = group[0][0]
@@ -153,6 +169,14 @@ def encode_runs(source, target, index, runs, size, settings, stream=0):
                            **encoder_options(settings))
     return compiled(output.global_args("-filter_complex_threads", "1"), settings, source,
                     target)
+
+
+def join_command(listing, target, settings):
+    """The ffmpeg argument list that joins the encodings a concat listing names into target,
+    packets copied (the same encoder settings: one stream)."""
+    from .encode import compiled
+    output = ffmpeg.input("SOURCE.mkv", format="concat", safe=0).output("TARGET.mp4", c="copy")
+    return compiled(output, settings, listing, target)
 
 
 def check_runs(encoded_frames, runs):

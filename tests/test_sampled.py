@@ -176,3 +176,15 @@ def test_a_file_under_an_encoded_folder_is_checked_before_it_is_read_as_stored(
         assert sampled[1]["decoded"]["decoded"] == "sampled GOPs"
         assert problem in sampled[1]["decoded"]["note"]
         assert_same(sampled, whole)
+
+
+def test_sampled_gops_of_a_large_video_made_by_several_ffmpeg_equal_the_whole(inputs,
+                                                                             monkeypatch):
+    import preprocess.sampled
+    # a budget of one 640x272 input a process: its 3 seeks in 3 ffmpeg, joined (a 4K
+    # input gets 3 a process from the default budget)
+    monkeypatch.setattr(preprocess.sampled, "MEMORY_BUDGET", 16 * 640 * 272 * 3 // 2)
+    assert len(preprocess.sampled.batches([[(0, 6)]] * 3, 640 * 272 * 3 // 2)) == 3
+    sampled, whole = representations(inputs["bikes.mp4"])
+    assert sampled[1]["decoded"] == {"decoded": "sampled GOPs"}
+    assert_same(sampled, whole)
