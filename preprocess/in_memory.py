@@ -306,7 +306,8 @@ def windows(source, seconds):
         raise VideoError("its duration is unknown (no frame rate or no frames), and --window "
                          "needs it; re-mux it (ffmpeg -i IN -c copy OUT.mkv)")
     duration = float(index.frames / rate)
-    count = max(1, int(duration // seconds))
+    # never more windows than frames: a file may declare (or time) far more than it holds
+    count = max(1, min(index.frames, int(duration // seconds)))
     # the last window asks for a second more than is left: ffmpeg stops at the end
     return [(k * seconds, seconds if k < count - 1 else duration - k * seconds + 1.0)
             for k in range(count)], duration

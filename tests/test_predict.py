@@ -621,3 +621,18 @@ def test_a_video_with_a_failed_window_is_failed_until_retried(trained, tmp_path)
     assert retried.exit_code == 0, retried.output
     lines = output.read_text().splitlines()
     assert len(lines) == 2 and "error" not in lines[1]
+
+
+def test_timelines_of_two_inputs_of_one_name_are_two_pictures(trained, tmp_path):
+    run, (data, _, _) = trained
+    raw = sorted((data.parent / "raw").glob("*/*.mkv"))
+    for folder, source in (("a", raw[0]), ("b", raw[7])):
+        (tmp_path / folder).mkdir()
+        shutil.copyfile(source, tmp_path / folder / "clip.mkv")
+    result = CliRunner().invoke(main, [
+        "predict", "--checkpoint", str(run / "best.pt"), "--window", "1", "--workers", "0",
+        "--timeline", str(tmp_path / "strips"), str(tmp_path / "a" / "clip.mkv"),
+        str(tmp_path / "b" / "clip.mkv")])
+    assert result.exit_code == 0, result.output
+    assert sorted(path.name for path in (tmp_path / "strips").iterdir()) == [
+        "a__clip.png", "b__clip.png"]

@@ -188,3 +188,18 @@ def test_sampled_gops_of_a_large_video_made_by_several_ffmpeg_equal_the_whole(in
     sampled, whole = representations(inputs["bikes.mp4"])
     assert sampled[1]["decoded"] == {"decoded": "sampled GOPs"}
     assert_same(sampled, whole)
+
+
+def test_windows_are_bounded_by_the_frames_a_file_holds(tmp_path):
+    path = tmp_path / "two.mkv"  # 2 frames, the second 20,000 s after the first
+    with av.open(str(path), "w") as container:
+        stream = container.add_stream("ffv1", rate=25)
+        stream.width, stream.height, stream.pix_fmt = 96, 64, "bgr0"
+        stream.time_base = Fraction(1, 1000)
+        for pts, pixels in zip((0, 20_000_000), synthetic.pan(2, 64, 96, 1, 0)):
+            frame = av.VideoFrame.from_ndarray(pixels, format="rgb24")
+            frame.pts, frame.time_base = pts, stream.time_base
+            container.mux(stream.encode(frame))
+        container.mux(stream.encode())
+    spans, _ = windows(path, 10)
+    assert len(spans) <= 2  # not 2,000 re-encodes
