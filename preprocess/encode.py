@@ -5,6 +5,7 @@ some FFmpeg builds promote P-frames to I-frames at scene cuts (the imageio-ffmpe
 did not, even at a hard cut; Debian's 5.1 did). Whatever the build does, every output is
 verified by decoding its frame types before it gets its final name.
 """
+import errno
 import json
 import os
 import shutil
@@ -151,7 +152,9 @@ def encode_video(source, target, settings, span=None):
             check_strict_gop(types, settings.gop)
     except VideoError as error:
         return EncodeResult(str(source), "failed", str(error))
-    except OSError as error:  # an unwritable folder, a path longer than PATH_MAX
+    except OSError as error:  # a path longer than PATH_MAX, an unwritable folder
+        if error.errno == errno.ENAMETOOLONG:
+            return EncodeResult(str(source), "failed", f"cannot be written: {error.strerror}")
         return EncodeResult(str(source), "failed", f"cannot write {target}: {error.strerror}; "
                             "make its folder writable, or give another target folder")
     except Exception as error:  # a bug must not cost the other files their output
