@@ -489,11 +489,14 @@ def predict_command(videos, data, video_list, list_format, as_json, **options):
     """Classify video files (or every video in folders, or an extracted dataset) with a
     checkpoint.
 
-    Each video is re-encoded in a temporary folder the way the checkpoint's dataset was
-    (`teamnet encode` settings recorded in it), extracted in memory, and scored with the
-    evaluation protocol: the same numbers `teamnet evaluate` gives after encode + extract.
-    Any file ffmpeg reads will do (H.264 with B-frames, audio, rotation, odd sizes); files
-    that `teamnet encode` wrote with the checkpoint's settings are read as they are.
+    Only the GOPs each video's clip reads are re-encoded, in a temporary folder, the way the
+    checkpoint's dataset was (`teamnet encode` settings recorded in it): ffmpeg seeks to
+    them, so the cost follows the segments, not the video's length. They are extracted in
+    memory and scored with the evaluation protocol: the same numbers `teamnet evaluate`
+    gives after encode + extract of the whole file. Any file ffmpeg reads will do (H.264
+    with B-frames, audio, rotation, odd sizes); one whose frames cannot be located by
+    timestamp (variable frame rate, no index) is re-encoded whole, and its result says why;
+    files that `teamnet encode` wrote with the checkpoint's settings are read as they are.
     --workers processes prepare videos while the model scores --batch-size of them a step;
     results come in the order they are done. --window scores a long video window by window.
     """
