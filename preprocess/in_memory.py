@@ -112,11 +112,12 @@ def extract_in_memory(encoded, recorded, choose=None, reads=None, sampled=None):
 
 
 def encoded_as(path, recorded):
-    """Whether a file is `teamnet encode` output with the encoding a dataset records: an .mp4
-    under a folder whose encode-settings.json names that encoding, whose own stream is so
-    encoded (MPEG-4 Part 2 at the recorded size, the source stamp encode writes; its GOPs
-    are checked as they are read). Such a file is scored as stored: encoding it again would change it (generation
-    loss). Returns (whether, why not where the folder says so but the file does not)."""
+    """Whether a file is `teamnet encode` output with the encoding a dataset records: an
+    .mp4 under a folder whose encode-settings.json names that encoding, whose own stream is
+    so encoded (MPEG-4 Part 2 at the recorded size, the source stamp encode writes; its GOPs
+    are checked as they are read). Such a file is scored as stored: encoding it again would
+    change it (generation loss). Returns (whether, why not where the folder says so but the
+    file does not)."""
     path = Path(path).absolute()
     if path.suffix.lower() != ".mp4":
         return False, ""
@@ -243,10 +244,10 @@ class _Stages:
 def work_folder():
     """A new private temporary folder, held for as long as it is used: its owner keeps an
     flock on the folder itself, and a run removes only the folders that carry WORK_MARK,
-    whose lock it can take (those of killed runs) and that are older than GRACE_S. A pid proves nothing in a shared
-    /tmp (another container's process has a pid that does not exist here); a held flock
-    does, across PID namespaces. GRACE_S covers the instant between a folder's creation and
-    its owner's lock."""
+    whose lock it can take (those of killed runs) and that are older than GRACE_S. A pid
+    proves nothing in a shared /tmp (another container's process has a pid that does not
+    exist here); a held flock does, across PID namespaces. GRACE_S covers the instant
+    between a folder's creation and its owner's lock."""
     remove_abandoned(tempfile.gettempdir())
     work = tempfile.mkdtemp(prefix=f"{WORK_PREFIX}{owner_tag()}-")
     descriptor = os.open(work, os.O_RDONLY | os.O_DIRECTORY)

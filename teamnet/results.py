@@ -1,13 +1,13 @@
 """`teamnet predict --output FILE.jsonl`: one JSON line a video, safe to interrupt and resume.
 
 The first line says what wrote the file ({"teamnet_predict": {checkpoint, its SHA-256, the
-protocol}}); every other line is one video's result, {"video", "top"} or {"video", "error"}
-(a video file's with its resolved "path" and "source" stamp, size:mtime), written with one
-write() of the whole line as soon as the video is done. A kill at any moment
-leaves whole lines (at most the last one torn, which the next run drops), and a rerun with the
-same --output skips the videos it holds: the same path with the same stamp (a file changed
-since, or another file now at that path, is done again). A file written with another checkpoint or protocol
-is refused by name: its lines would not be comparable.
+protocol}}); every other line is one video's result, {"video", "top"} or {"video", "error"} (a
+video file's with its resolved "path" and "source" stamp, size:mtime), written with one write()
+of the whole line as soon as the video is done. A kill at any moment leaves whole lines (at
+most the last one torn, which the next run drops), and a rerun with the same --output skips the
+videos it holds: the same path with the same stamp (a file changed since, or another file now
+at that path, is done again). A file written with another checkpoint or protocol is refused by
+name: its lines would not be comparable.
 """
 import hashlib
 import json

@@ -635,3 +635,26 @@ def test_timelines_of_two_inputs_of_one_name_are_two_pictures(trained, tmp_path)
     assert result.exit_code == 0, result.output
     assert sorted(path.name for path in (tmp_path / "strips").iterdir()) == [
         "a__clip.png", "b__clip.png"]
+
+
+def test_the_readme_serves_an_onnx_export_as_predict_scores_it(trained, tmp_path, monkeypatch):
+    run, (data, _, _) = trained
+    video = sorted((data.parent / "raw").glob("*/*.mkv"))[3]
+    shutil.copyfile(video, tmp_path / "clip.mp4")  # the names the README's block uses
+    result = CliRunner().invoke(main, ["export", "--checkpoint", str(run / "best.pt"), "--out",
+                                       str(tmp_path / "model.onnx")])
+    assert result.exit_code == 0, result.output
+    readme = (Path(__file__).parent.parent / "README.md").read_text()
+    block = readme.split("## Serving an exported model")[1].split("```python\n")[1]
+    monkeypatch.chdir(tmp_path)
+    served = {}
+    exec(block.split("```")[0], served)  # noqa: S102 - the README's own example
+    result = CliRunner().invoke(main, ["predict", "--checkpoint", str(run / "best.pt"), "--json",
+                                       "--top-k", "4", "--workers", "0",
+                                       str(tmp_path / "clip.mp4")])
+    assert result.exit_code == 0, result.output
+    expected = {top["class"]: top["probability"]
+                for top in json.loads(result.stdout.splitlines()[-1])["top"]}
+    assert len(served["classes"]) == len(expected) == 4
+    for name, probability in zip(served["classes"], served["probabilities"][0]):
+        assert probability == pytest.approx(expected[name], abs=1e-5)
