@@ -168,8 +168,10 @@ class ModelConfig:
                               "and take it), a torchvision state dict file or a folder of "
                               "<arch>.pth, or none (random, from scratch).",
                               parse=parse_pretrained, metavar="WEIGHTS")
-    init_from: str = setting(None, "Start from a TEAM-Net checkpoint (other classes: heads "
-                             "re-initialised).", path="file")
+    init_from: str = setting(None, "Start from a checkpoint of the same network: every "
+                             "weight is taken from it (--pretrained is not fetched), its "
+                             "classifier heads only where its class names are this run's "
+                             "(else new heads); recorded in init_from.json.", path="file")
 
     def uses_p_frames(self):
         """Whether the model needs P-frames: all but TSN on I-frames or RGB frames (an RGB

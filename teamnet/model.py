@@ -159,22 +159,24 @@ def build_model(config, num_classes, initialise=True):
     raise ValueError(f"model {config.model!r}: choose one of {MODELS}")
 
 
-def load_weights(model, state_dict):
-    """Initialise from a checkpoint's model state, possibly trained for other classes.
+def load_weights(model, state_dict, keep_heads=False):
+    """Initialise from a checkpoint's model state, every weight but the classifier heads
+    (keep_heads: theirs too, for a checkpoint of the very same classes: a head of another
+    dataset's classes would map its class k onto this run's class k, whatever they are).
 
-    Prefixes of DDP ("module.") and torch.compile ("_orig_mod.") are dropped. Heads whose shape
-    differs (Kinetics-400 -> UCF-101) keep their fresh initialisation; any other mismatch is an
-    error. Returns the names of the re-initialised head parameters.
+    Prefixes of DDP ("module.") and torch.compile ("_orig_mod.") are dropped; any other
+    mismatch is an error. Returns the names of the head parameters left fresh.
     """
     own = model.state_dict()
     cleaned = {k.replace("_orig_mod.", "").removeprefix("module."): v for k, v in state_dict.items()}
-    reinitialised = sorted(k for k, v in cleaned.items()
-                           if k.startswith("heads.") and k in own and own[k].shape != v.shape)
+    reinitialised = [] if keep_heads else sorted(k for k in cleaned if k.startswith("heads."))
     for key in reinitialised:
         del cleaned[key]
-    missing, unexpected = model.load_state_dict(cleaned, strict=False)
-    missing = [k for k in missing if k not in reinitialised]
-    if missing or unexpected:
+    shapes = [k for k, v in cleaned.items() if k in own and own[k].shape != v.shape]
+    missing, unexpected = model.load_state_dict(
+        {k: v for k, v in cleaned.items() if k not in shapes}, strict=False)
+    missing = [k for k in missing if k not in reinitialised and k not in shapes]
+    if missing or unexpected or shapes:
         raise CheckpointError(f"checkpoint does not fit the model: missing {missing[:5]}, "
-                         f"unexpected {unexpected[:5]}")
-    return reinitialised
+                              f"unexpected {unexpected[:5]}, other shapes {shapes[:5]}")
+    return [k for k in reinitialised if k in own]

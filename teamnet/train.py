@@ -216,9 +216,13 @@ def run(config, resume=False, given=()):
                             "--flip off flips no clip: give --flip on with it, or leave it out")
     if config.data.flip_pairs:  # refused before anything is written, like the weights below
         read_flip_pairs(config.data.flip_pairs, index["classes"])
-    # built before anything is written: weights that cannot be had stop the run here
-    model = build_model(config.model, len(index["classes"]), initialise=not resume)
-    if context.is_main and not resume and config.model.pretrained != "none":
+    # built before anything is written: weights that cannot be had stop the run here; a
+    # run started from a checkpoint takes every weight from it (nothing fetched)
+    start = starting_point(config.model) if config.model.init_from and not resume else None
+    model = build_model(dataclasses.replace(config.model, pretrained="none") if start
+                        else config.model,
+                        len(index["classes"]), initialise=not resume)
+    if context.is_main and not resume and config.model.pretrained != "none" and not start:
         print("initial weights: " + ", ".join(
             f"{m} {weights_name(config.model.pretrained, model.branches[m].arch)}"
             for m in model.modalities))
@@ -242,8 +246,8 @@ def run(config, resume=False, given=()):
                       f"skipped, listed in {output / 'missing.txt'}")
             print(f"{len(train)} training and {len(validation)} validation videos, "
                   f"{plural(len(index['classes']), 'class')} -> {output}")
-        if config.model.init_from and not resume:
-            _initialise(model, config.model.init_from, index, context)
+        if start:
+            _initialise(model, start, config.model.init_from, index, context, output)
         cuda = context.device.type == "cuda"
         model = model.to(context.device, memory_format=torch.channels_last if cuda else torch.preserve_format)
         optimizer = make_optimizer(model, config)
@@ -360,13 +364,40 @@ def best_epoch(history):
     return [m["epoch"] for m in scored if m["val_top1"] == best][-1], best
 
 
-def _initialise(model, path, index, context):
-    """Weights from another run's checkpoint; heads are fresh where the classes differ."""
+ARCHITECTURE = ("model", "modality", "iframe_arch", "pframe_arch", "team_positions",
+                "team_arrangement", "temporal_shift")  # what a checkpoint's weights must fit
+
+
+def starting_point(model_config):
+    """The checkpoint --init-from names, loaded and checked against the run's architecture
+    before anything is written: a mismatch is one line naming both."""
+    path = model_config.init_from
     start = checkpoint.load(path)
-    heads = load_weights(model, start["model"])
-    if heads and context.is_main:
-        print(f"{path}: {len(start['classes'])} classes -> {len(index['classes'])}: heads "
-              f"re-initialised ({', '.join(heads)})")
+    theirs = checkpoint.trained_config(start, path).model
+    differ = [f"{name} {getattr(theirs, name)!r} there, {getattr(model_config, name)!r} here"
+              for name in ARCHITECTURE if getattr(theirs, name) != getattr(model_config, name)]
+    if differ:
+        raise checkpoint.CheckpointError(
+            f"--init-from {path} is another network ({'; '.join(differ)}): give the same "
+            "options as it was trained with, or start from another checkpoint")
+    return start
+
+
+def _initialise(model, start, path, index, context, output):
+    """Weights from another run's checkpoint: its heads only where its classes are this
+    run's, by name and order; recorded in init_from.json."""
+    keep = list(start["classes"]) == list(index["classes"])
+    fresh = load_weights(model, start["model"], keep_heads=keep)
+    if context.is_main:
+        print(f"{path}: weights loaded; " + (
+            "its classes are this run's: heads kept" if keep else
+            f"its {len(start['classes'])} classes are not this run's "
+            f"{len(index['classes'])}: heads new ({len(fresh)} parameters)"))
+        write_json(output / "init_from.json", {
+            "checkpoint": str(Path(path).absolute()), "classes": list(start["classes"]),
+            "loaded": sorted({name.split(".")[0] for name in start["model"]
+                              if name.split(".")[0] != "heads"} | ({"heads"} if keep else set())),
+            "fresh": fresh})
 
 
 def _restore(saved, model, optimizer, scheduler, context, output, config):

@@ -258,6 +258,11 @@ def test_init_from_a_checkpoint_with_other_classes():
     reinitialised = load_weights(ucf, compiled_names)
     assert reinitialised == sorted(f"heads.{m}.fc.{p}" for m in ("iframe", "mv", "residual")
                                    for p in ("bias", "weight"))
+    other, same = TEAMNet(400, "resnet18", "resnet18"), TEAMNet(400, "resnet18", "resnet18")
+    load_weights(other, kinetics.state_dict())  # as many classes: the heads stay fresh all
+    assert not torch.equal(other.heads["mv"].fc.weight, kinetics.heads["mv"].fc.weight)
+    assert load_weights(same, kinetics.state_dict(), keep_heads=True) == []  # the same ones
+    assert torch.equal(same.heads["mv"].fc.weight, kinetics.heads["mv"].fc.weight)
     torch.testing.assert_close(ucf.teams["res3"].spatial.convs[1].weight,
                                kinetics.teams["res3"].spatial.convs[1].weight)
     assert ucf.heads["iframe"].fc.weight.shape == (101, 512)

@@ -658,3 +658,40 @@ def test_the_readme_serves_an_onnx_export_as_predict_scores_it(trained, tmp_path
     assert len(served["classes"]) == len(expected) == 4
     for name, probability in zip(served["classes"], served["probabilities"][0]):
         assert probability == pytest.approx(expected[name], abs=1e-5)
+
+
+def test_init_from_takes_every_weight_from_the_checkpoint_and_heads_only_for_its_classes(
+        trained, tmp_path, monkeypatch):
+    run, (data, train_list, _) = trained
+    monkeypatch.setenv("TORCH_HOME", str(tmp_path / "no-weights"))  # offline: nothing cached
+    options = ["--init-from", str(run / "best.pt"), "--epochs", "1", "--lr-steps", "1",
+               *SMALL[2:]]  # with the default --pretrained (ImageNet): never fetched
+    same = tmp_path / "same"
+    result = CliRunner().invoke(main, ["train", "--data", str(data), "--train-list",
+                                       str(train_list), "--output", str(same), *options])
+    assert result.exit_code == 0, result.output
+    assert "its classes are this run's: heads kept" in result.output
+    assert json.loads((same / "init_from.json").read_text())["fresh"] == []
+    # the same number of classes under other names: new heads, never old class k as new k
+    renamed = tmp_path / "renamed"
+    shutil.copytree(data, renamed)
+    index = load_index(data)
+    labels = tmp_path / "labels.csv"
+    labels.write_text("".join(f"{video['id']},other-{video['class']}\n"
+                              for video in index["videos"]))
+    assert CliRunner().invoke(main, ["index", str(renamed), "--labels", str(labels)]
+                              ).exit_code == 0
+    other = tmp_path / "other"
+    result = CliRunner().invoke(main, ["train", "--data", str(renamed), "--output", str(other),
+                                       *options])
+    assert result.exit_code == 0, result.output
+    assert "classes are not this run's 4: heads new" in result.output
+    record = json.loads((other / "init_from.json").read_text())
+    assert "heads" not in record["loaded"] and len(record["fresh"]) == 2 * 3
+    # another network: one line naming both, before anything is written
+    result = CliRunner().invoke(main, ["train", "--data", str(data), "--output",
+                                       str(tmp_path / "bigger"), *options,
+                                       "--iframe-arch", "resnet34"])
+    assert result.exit_code == 1
+    assert "iframe_arch 'resnet18' there, 'resnet34' here" in result.output
+    assert "Traceback" not in result.output and not (tmp_path / "bigger").exists()
