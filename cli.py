@@ -503,7 +503,6 @@ def predict_command(videos, data, video_list, list_format, as_json, **options):
     from tqdm import tqdm
 
     from preprocess.discover import select_part
-    from preprocess.machine import usable_cores
     from preprocess.parallel import run_parallel
     from teamnet.predict import Predictor, score_all
     from teamnet.results import ResultFile
@@ -514,12 +513,7 @@ def predict_command(videos, data, video_list, list_format, as_json, **options):
     names, make_clip = (_stored_videos(data, video_list, list_format, predictor, notes)
                         if data else _video_files(videos, predictor))
     chosen = select_part(list(range(len(names))), config.part)
-    parallel = ParallelSettings(workers=max(1, _default(config.workers, usable_cores)),
-                                backend=config.backend, scheduler=config.scheduler)
-    if parallel.workers > 1 and parallel.backend != "dask":  # local workers make the clips
-        predictor.leave_cores(parallel.workers)
-    batch = _default(config.batch_size,
-                     lambda: 16 if predictor.context.device.type == "cuda" else 4)
+    parallel, batch = _predict_parallel(config, predictor)
     about = {} if data else _sources(names)  # {name: {"path", "source"}}
     with (ResultFile(config.output, _identity(config, predictor), config.retry_failed)
           if config.output else _NoFile()) as results:
@@ -550,17 +544,36 @@ def predict_command(videos, data, video_list, list_format, as_json, **options):
                 failures.append((name, item["error"]))
                 results.write(record(name, error=item["error"]))
                 continue
-            result = record(name, top=_ranked(predictor.top(probabilities)),
-                            **(item.get("decoded") or {}))
-            results.write(result)
-            picture = None
-            if config.cam:
-                picture, problems = predictor.pictures(
-                    _picture_name(name, pictures), item["clip"], item["gops"])
-                for problem in problems:
-                    tqdm.write(f"warning: {problem}", file=sys.stderr)
-            _print_top(result, picture, as_json, tqdm.write)
+            _finish_video(record(name, top=_ranked(predictor.top(probabilities)),
+                                 **(item.get("decoded") or {})),
+                          item, results, config, predictor, as_json, pictures)
     _report(failures, notes=notes)
+
+
+def _predict_parallel(config, predictor):
+    """(ParallelSettings, videos a model step) of a predict run; local workers get the
+    cores the model leaves them."""
+    from preprocess.machine import usable_cores
+    parallel = ParallelSettings(workers=max(1, _default(config.workers, usable_cores)),
+                                backend=config.backend, scheduler=config.scheduler)
+    if parallel.workers > 1 and parallel.backend != "dask":  # local workers make the clips
+        predictor.leave_cores(parallel.workers)
+    batch = _default(config.batch_size,
+                     lambda: 16 if predictor.context.device.type == "cuda" else 4)
+    return parallel, batch
+
+
+def _finish_video(result, item, results, config, predictor, as_json, pictures):
+    """A video is scored: its line (result), its CAM picture (--cam), its text."""
+    from tqdm import tqdm
+    results.write(result)
+    picture = None
+    if config.cam:
+        picture, problems = predictor.pictures(
+            _picture_name(result["video"], pictures), item["clip"], item["gops"])
+        for problem in problems:
+            tqdm.write(f"warning: {problem}", file=sys.stderr)
+    _print_top(result, picture, as_json, tqdm.write)
 
 
 def _sources(names):

@@ -84,11 +84,10 @@ def check_room(frames, width, height, settings, folder, what="this video"):
                      f"MB, {free / 2**20:,.0f} MB are free)")
 
 
-def extract_video(video, group, settings, keep=None, runs=None):
-    """Decode one video and write its GOPs and attributes into an HDF5 group. keep: the GOP
-    numbers to store (default all; the others are decoded, checked and skipped: memory then
-    grows with them, not with the video); runs: [(first frame, count)] of whole GOPs, the
-    only frames decoded (by seeking), all stored."""
+def extract_video(video, group, settings, runs=None):
+    """Decode one video and write its GOPs and attributes into an HDF5 group. runs: [(first
+    frame, count)] of GOPs, the only frames decoded (by seeking: memory and time then grow
+    with them, not with the video); default: every frame."""
     try:
         video.relative.as_posix().encode("utf-8")
     except UnicodeEncodeError:  # ids are text: in HDF5 attributes, index.json, lists
@@ -106,14 +105,11 @@ def extract_video(video, group, settings, keep=None, runs=None):
     rgb = RGBConverter()  # one per video: its frames share size and format
     frames = p_frames_with_motion = position = 0  # position: P-frames so far in this GOP
     p_counts = []  # true P-frames per GOP (the stored ones are every p_stride-th)
-    kept = None  # whether the GOP being decoded is stored (None before the first I-frame)
 
     def finish_gop(count):
         nonlocal writer
         _check_gop_length(p_counts, count)
         p_counts.append(count)
-        if not kept:
-            return
         if folder is not None:
             check_room(1 + count, iframe.shape[1], iframe.shape[0], settings, folder,
                        f"GOP {len(p_counts) - 1}")
@@ -131,24 +127,19 @@ def extract_video(video, group, settings, keep=None, runs=None):
                              f"{size[0]}x{size[1]} to {frame.width}x{frame.height}; "
                              f"{ENCODE_HINT} (it scales every frame to one size)")
         if is_iframe:
-            if kept is not None:
+            if iframe is not None:
                 finish_gop(position)
-            kept, position = keep is None or len(p_counts) in keep, 0
-            if kept:
-                iframe = rgb(frame)
-                accumulator = GopAccumulator(iframe)
-                buffer = buffer or _GopBuffer(*iframe.shape[:2], dtype)
-                buffer.count = 0
+            iframe, position = rgb(frame), 0
+            accumulator = GopAccumulator(iframe)
+            buffer = buffer or _GopBuffer(*iframe.shape[:2], dtype)
+            buffer.count = 0
         else:
             position += 1
             p_frames_with_motion += records is not None
-            if kept:
-                accumulator.warp(records)
-                if (position - 1) % settings.p_stride == 0:
-                    accumulator.outputs(rgb(frame), *buffer.next_slots())
+            accumulator.warp(records)
+            if (position - 1) % settings.p_stride == 0:
+                accumulator.outputs(rgb(frame), *buffer.next_slots())
     finish_gop(position)
-    if writer is None:
-        raise VideoError(f"none of GOPs {sorted(keep)} exist: the video has {len(p_counts)}")
     if sum(p_counts) and not p_frames_with_motion:
         raise VideoError("no P-frame carries motion vectors (decoder without export_mvs?)")
     writer.finish(video_id=video.video_id, source=video.relative.as_posix(),

@@ -18,13 +18,16 @@ file that fails a check (no index to seek with, timestamps that go back or are m
 variable frame rate, a video that starts after the file, an edit list, a frame count that
 disagrees with the container's) is encoded whole instead, and its result says so and why.
 """
+import os
 from dataclasses import dataclass
 from fractions import Fraction
+from functools import lru_cache
 
 import ffmpeg
 import numpy as np
 
-from .decode import VideoError, open_video
+from .decode import open_video
+from .encode import compiled, encoder_options, scaled
 
 # how far (in frames) a timestamp may stray from a constant frame rate's: well inside the
 # 0.6 and 1.1 frame thresholds at which ffmpeg's constant-rate output drops or repeats one
@@ -45,7 +48,15 @@ class StreamIndex:
 
 
 def stream_index(path):
-    """The StreamIndex of a file's main video stream, from its packets alone."""
+    """The StreamIndex of a file's main video stream, from its packets alone. Kept for the
+    few files last asked about (as long as they are unchanged): `--window` asks once a
+    window, and a demux of an hour's packets takes most of a second."""
+    status = os.stat(path)
+    return _stream_index(str(path), status.st_size, status.st_mtime_ns)
+
+
+@lru_cache(maxsize=4)
+def _stream_index(path, _size, _mtime_ns):
     container, stream = open_video(path)
     with container:
         packets = [(packet.pts, packet.dts, packet.is_keyframe, packet.is_discard
@@ -60,15 +71,19 @@ def stream_index(path):
     pts = np.array([packet[0] for packet in packets], np.int64)
     order = np.argsort(pts, kind="stable")
     times = pts[order] * float(base) - start
+    if (np.diff(times) <= 0).any() or (np.diff([packet[1] for packet in packets]) <= 0).any():
+        return StreamIndex(len(packets), np.zeros(0), (), rate,
+                           "timestamps that go back or repeat")
     rank = np.empty_like(order)
     rank[order] = np.arange(len(order))  # each packet's frame number
     keyframes = tuple(sorted(int(rank[i]) for i, packet in enumerate(packets) if packet[2]))
-    index = StreamIndex(len(packets), times, keyframes, rate)
-    return StreamIndex(index.frames, times, keyframes, rate, _irregular(index))
+    return StreamIndex(len(packets), times, keyframes, rate,
+                       _irregular(times, keyframes, rate))
 
 
 def _untrusted(packets, declared, rate, base, avi_without_index):
-    """Why the packets of a stream do not locate its frames, or ''."""
+    """Why the packets of a stream cannot locate its frames, or '' (their order is checked
+    once they are arrays, in _stream_index)."""
     if not packets:
         return "no video packets"
     if avi_without_index:
@@ -77,25 +92,20 @@ def _untrusted(packets, declared, rate, base, avi_without_index):
         return "packets without timestamps or frame rate"
     if any(hidden for _, _, _, hidden in packets):
         return "packets marked to be discarded (an edit list) or corrupt"
-    dts = np.array([dts for _, dts, _, _ in packets], np.int64)
-    pts = np.sort(np.array([pts for pts, _, _, _ in packets], np.int64))
-    if (np.diff(dts) <= 0).any() or (np.diff(pts) <= 0).any():
-        return "timestamps that go back or repeat"
     if declared and declared != len(packets):
         return f"the container states {declared} frames, its stream holds {len(packets)}"
     return ""
 
 
-def _irregular(index):
+def _irregular(times, keyframes, rate):
     """Why frame i is not the i-th frame of a constant rate from the file's start, or ''."""
-    if not index.keyframes or index.keyframes[0] != 0:
+    if not keyframes or keyframes[0] != 0:
         return "the first frame is not a keyframe (an open GOP)"
-    rate = float(index.rate)
-    if abs(index.times[0]) * rate > START_DRIFT:
-        return f"the video starts {index.times[0]:.3f} s after the file"
-    worst = float(np.abs(index.times * rate - np.arange(index.frames)).max())
+    if abs(times[0]) * float(rate) > START_DRIFT:
+        return f"the video starts {times[0]:.3f} s after the file"
+    worst = float(np.abs(times * float(rate) - np.arange(len(times))).max())
     if worst > DRIFT:
-        return f"a variable frame rate (a frame {worst:.2f} frames off {index.rate} fps)"
+        return f"a variable frame rate (a frame {worst:.2f} frames off {rate} fps)"
     return ""
 
 
@@ -147,7 +157,6 @@ def encode_runs(source, target, index, groups, size, settings, stream=0):
     encode` encodes them: one input a group (sought to just before its first frame, read to
     its last), the frames between its runs dropped (select), groups joined (concat). Every
     run of a strict GOP starts a GOP of the output."""
-    from .encode import compiled, encoder_options, scaled
     parts = []
     for group in groups:
         start = group[0][0]
@@ -174,14 +183,5 @@ def encode_runs(source, target, index, groups, size, settings, stream=0):
 def join_command(listing, target, settings):
     """The ffmpeg argument list that joins the encodings a concat listing names into target,
     packets copied (the same encoder settings: one stream)."""
-    from .encode import compiled
     output = ffmpeg.input("SOURCE.mkv", format="concat", safe=0).output("TARGET.mp4", c="copy")
     return compiled(output, settings, listing, target)
-
-
-def check_runs(encoded_frames, runs):
-    """Raise VideoError unless the encoding holds every frame of the runs."""
-    expected = sum(count for _, count in runs)
-    if encoded_frames != expected:
-        raise VideoError(f"{expected} frames were to be encoded, ffmpeg gave {encoded_frames}"
-                         " (frames that fail to decode?)")

@@ -143,6 +143,21 @@ def confusion_path(config, evaluated):
         + ("" if config.view == "tsn" else f"-{config.view}") + ".png")
 
 
+def _write_scores(config, report, videos, labels, classes, logits):
+    """The score file of --scores (teamnet/scores.py), with the protocol the report
+    records; one that cannot be written goes to report["not_written"]."""
+    try:
+        scores.write(config.scores, videos, labels, classes, logits,
+                     {"checkpoint": str(config.checkpoint), "evaluated": report["evaluated"],
+                      **report["protocol"]})
+        report["scores"] = str(config.scores)
+    except OSError as error:
+        report["not_written"].append(
+            f"could not write the scores to {config.scores}: "
+            f"{NO_SPACE if is_disk_full(error) else error.strerror or error}; the numbers "
+            "above are whole: evaluate again with a writable --scores FILE")
+
+
 def evaluate_checkpoint(config):
     """Accuracy of a checkpoint as an EvalConfig asks (settings left None: as trained): the
     report on rank 0, None on the other ranks (which help to compute it)."""
@@ -186,19 +201,8 @@ def evaluate_checkpoint(config):
     # (and, for the scores a user asked for, exit status 1: report["not_written"])
     report["warnings"], report["not_written"] = [], []
     if config.scores:
-        try:
-            scores.write(config.scores, [video for video, _ in entries], labels,
-                         index["classes"], {"fused": logits, **branches},
-                         {"checkpoint": str(config.checkpoint), "evaluated": evaluated,
-                          "model": trained.model.model, "num_segments": config.num_segments,
-                          "crops": config.crops, "view": config.view,
-                          "input_size": dataset.output_size})
-            report["scores"] = str(config.scores)
-        except OSError as error:
-            report["not_written"].append(
-                f"could not write the scores to {config.scores}: "
-                f"{NO_SPACE if is_disk_full(error) else error.strerror or error}; the "
-                "numbers above are whole: evaluate again with a writable --scores FILE")
+        _write_scores(config, report, [video for video, _ in entries], labels,
+                      index["classes"], {"fused": logits, **branches})
     differ = data_differences(saved.get("data_settings"), index["settings"])
     if differ:
         report["warnings"].append(
@@ -206,10 +210,17 @@ def evaluate_checkpoint(config):
             f"{config.checkpoint} was trained on ({', '.join(differ)}): these numbers are not "
             "its accuracy on its own kind of data (`teamnet predict` re-encodes videos as "
             "the checkpoint's data were)")
+    _pictures(config, report, index["classes"], name, entries, model, context)
+    return report
+
+
+def _pictures(config, report, classes, name, entries, model, context):
+    """The confusion matrix and, with --cam, the CAM pictures: a picture that cannot be
+    written is a warning in the report."""
     confusion = config.confusion or confusion_path(config, name)
     if confusion != "none":
         try:
-            save_confusion_image(report["confusion"], index["classes"], confusion)
+            save_confusion_image(report["confusion"], classes, confusion)
             report["confusion_image"] = str(confusion)
         except PictureError as error:
             report["warnings"].append(str(error))
@@ -220,7 +231,6 @@ def evaluate_checkpoint(config):
                               view=config.view)
         written, problems = write_cam_pictures(
             model, dataset_clips(dataset, [video for video, _ in shown]), config.crops,
-            context, index["classes"], config.cam, config.cam_class)
+            context, classes, config.cam, config.cam_class)
         report["cam_pictures"] = [str(path) for path in written]
         report["warnings"] += problems
-    return report

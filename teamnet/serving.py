@@ -13,6 +13,7 @@ import numpy as np
 from preprocess.errors import SettingsError
 
 from . import checkpoint
+from .config import INPUTS
 from .predict import ClipMaker, data_settings
 
 
@@ -32,8 +33,8 @@ def protocol_of(model):
                 protocol["crops"], protocol["input_size"], about["data_settings"])
     saved = checkpoint.load(model)
     trained = checkpoint.trained_config(saved, model)
-    from .model import build_model
-    modalities = build_model(trained.model, len(saved["classes"]), initialise=False).modalities
+    # the model's branches, in its input order, from its weights (no network built)
+    modalities = tuple(m for m in INPUTS if f"heads.{m}.fc.weight" in saved["model"])
     return (modalities, 25, 1, trained.data.input_size, data_settings(saved, trained, model))
 
 

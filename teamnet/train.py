@@ -216,16 +216,7 @@ def run(config, resume=False, given=()):
                             "--flip off flips no clip: give --flip on with it, or leave it out")
     if config.data.flip_pairs:  # refused before anything is written, like the weights below
         read_flip_pairs(config.data.flip_pairs, index["classes"])
-    # built before anything is written: weights that cannot be had stop the run here; a
-    # run started from a checkpoint takes every weight from it (nothing fetched)
-    start = starting_point(config.model) if config.model.init_from and not resume else None
-    model = build_model(dataclasses.replace(config.model, pretrained="none") if start
-                        else config.model,
-                        len(index["classes"]), initialise=not resume)
-    if context.is_main and not resume and config.model.pretrained != "none" and not start:
-        print("initial weights: " + ", ".join(
-            f"{m} {weights_name(config.model.pretrained, model.branches[m].arch)}"
-            for m in model.modalities))
+    model, start = _new_model(config.model, len(index["classes"]), resume, context)
     check_step_memory(config, len(index["classes"]), rank_batch(config, len(train), context),
                       sample_bytes(model.modalities, index["settings"]["storage"]), context,
                       context.local_world_size)
@@ -237,15 +228,7 @@ def run(config, resume=False, given=()):
                 raise checkpoint.CheckpointError(
                     f"{output} already holds a run (last.pt): --resume continues it; to start "
                     "over, choose another --output or remove that one")
-            (output / "config.json").write_text(json.dumps(config.as_dict(), indent=1) + "\n")
-            write_json(output / "split.json", split_record(train, validation, index["classes"]))
-            if missing:  # listed, never downloaded (Kinetics): for anyone to fetch or audit
-                with atomic_output(output / "missing.txt") as temporary:
-                    temporary.write_text("".join(f"{video}\n" for video in missing))
-                print(f"{len(missing):,} listed video(s) are not in {config.data.data}: "
-                      f"skipped, listed in {output / 'missing.txt'}")
-            print(f"{len(train)} training and {len(validation)} validation videos, "
-                  f"{plural(len(index['classes']), 'class')} -> {output}")
+            _write_run_record(config, output, (train, validation), index["classes"], missing)
         if start:
             _initialise(model, start, config.model.init_from, index, context, output)
         cuda = context.device.type == "cuda"
@@ -362,6 +345,35 @@ def best_epoch(history):
         return history[-1]["epoch"], None
     best = max(m["val_top1"] for m in scored)
     return [m["epoch"] for m in scored if m["val_top1"] == best][-1], best
+
+
+def _write_run_record(config, output, split, classes, missing):
+    """What a run folder says of the run before its first step: config.json, split.json
+    and, where listed videos are absent, missing.txt."""
+    train, validation = split
+    (output / "config.json").write_text(json.dumps(config.as_dict(), indent=1) + "\n")
+    write_json(output / "split.json", split_record(train, validation, classes))
+    if missing:  # listed, never downloaded (Kinetics): for anyone to fetch or audit
+        with atomic_output(output / "missing.txt") as temporary:
+            temporary.write_text("".join(f"{video}\n" for video in missing))
+        print(f"{len(missing):,} listed video(s) are not in {config.data.data}: "
+              f"skipped, listed in {output / 'missing.txt'}")
+    print(f"{len(train)} training and {len(validation)} validation videos, "
+          f"{plural(len(classes), 'class')} -> {output}")
+
+
+def _new_model(model_config, classes, resume, context):
+    """(the network, the --init-from checkpoint or None), made before anything is written:
+    weights that cannot be had stop the run here. A run started from a checkpoint takes
+    every weight from it (nothing fetched); a resumed one from its last.pt, later."""
+    start = starting_point(model_config) if model_config.init_from and not resume else None
+    model = build_model(dataclasses.replace(model_config, pretrained="none") if start
+                        else model_config, classes, initialise=not resume)
+    if context.is_main and not resume and model_config.pretrained != "none" and not start:
+        print("initial weights: " + ", ".join(
+            f"{m} {weights_name(model_config.pretrained, model.branches[m].arch)}"
+            for m in model.modalities))
+    return model, start
 
 
 ARCHITECTURE = ("model", "modality", "iframe_arch", "pframe_arch", "team_positions",
