@@ -6,6 +6,8 @@ import codecs
 import csv
 import io
 import json
+import os
+import stat
 
 from .errors import TeamnetError
 
@@ -14,10 +16,22 @@ class TextError(TeamnetError):
     """An annotation file that is not text in an encoding we read; the message says which."""
 
 
+# What was read from pipes (`--list <(grep ... list.txt)`), by path and pipe: a pipe gives
+# its bytes once, and a list is read more than once (its format, then its entries)
+_PIPED = {}
+
+
 def read_text(path):
     """The text of a file, decoded by its byte-order mark (UTF-8 without one)."""
     try:
-        data = open(path, "rb").read()
+        status = os.stat(path)
+        key = (str(path), status.st_dev, status.st_ino)
+        data = _PIPED.get(key)
+        if data is None:
+            with open(path, "rb") as file:
+                data = file.read()
+            if not stat.S_ISREG(status.st_mode):
+                _PIPED[key] = data
     except OSError as error:
         raise TextError(f"{path}: cannot be read ({error.strerror})") from None
     encoding = ("utf-16" if data[:2] in (codecs.BOM_UTF16_LE, codecs.BOM_UTF16_BE) else

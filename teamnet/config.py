@@ -10,6 +10,7 @@ The lists of choices are defined here too (the model code imports them), so that
 the settings never imports torch.
 """
 from dataclasses import asdict, dataclass, field, fields, is_dataclass, replace
+from pathlib import Path
 
 from preprocess.errors import SettingsError
 from preprocess.settings import option_name, parse_part, setting
@@ -38,6 +39,8 @@ RECIPE_DEFAULTS = {"teamnet": {"dropout": 0.5, "lr": 0.01, "weight_decay": 5e-4,
 COVIAR_LR = {"iframe": 3e-4, "mv": 1e-2, "residual": 5e-3, "rgb": 3e-4}
 DEFAULT_DROPOUT = RECIPE_DEFAULTS["teamnet"]["dropout"]
 MISSING = ("skip", "error")
+# Flip pairs shipped with the package (teamnet/), by the name --flip-pairs takes
+SHIPPED_FLIP_PAIRS = {"ssv2": "ssv2_flip_pairs.txt"}
 
 
 def _words(text):
@@ -84,6 +87,15 @@ def parse_positions(text):
     return positions
 
 
+def parse_flip_pairs(text):
+    """--flip-pairs: a shipped file's name (kept as it is: the installed package holds it)
+    or a file that is there."""
+    if text in SHIPPED_FLIP_PAIRS or Path(text).is_file():
+        return text
+    raise SettingsError(f"{text!r}: no such file, and not one of the pairs shipped "
+                        f"({', '.join(SHIPPED_FLIP_PAIRS)})")
+
+
 def show_words(values):
     return " ".join(map(str, values)) or "none"
 
@@ -103,6 +115,11 @@ def _missing():
 
 def _split():
     return setting(1, "HMDB-51 split number, when a folder of split files is given.", minimum=1)
+
+
+def _class_index():
+    return setting(None, "UCF-101's classInd.txt, naming the numbered labels of a list saved "
+                   "away from it [default: the classInd.txt beside the list].", path="file")
 
 
 def _device():
@@ -128,8 +145,11 @@ class DataConfig:
     flip: str = setting("on", "Horizontal flips in training (p = 0.5): on for UCF-101 or "
                         "Kinetics; off where classes are defined by direction "
                         "(Something-Something, Jester).", choices=("on", "off"))
-    flip_pairs: str = setting(None, "With --flip on: a file of 'class,class' lines, pairs of "
-                              "classes a flip turns into each other (left/right).", path="file")
+    flip_pairs: str = setting(None, "With --flip on: pairs of classes a flip turns into each "
+                              "other (left/right): ssv2 (shipped: Something-Something v2's) "
+                              "or a file of 'class,class' lines.", parse=parse_flip_pairs,
+                              metavar="ssv2|FILE")
+    class_index: str = _class_index()
     crop_scales: tuple = setting(None, "Sides of the training crops x the shorter side, "
                                  "drawn for width and height [default: 1 .875 .75 .66 for "
                                  "a model that reads I-frames, 1 .875 .75 for MVs or "
@@ -319,6 +339,7 @@ class EvalConfig:
     all_videos: bool = setting(False, "Evaluate every video of --data, training videos "
                                "included (instead of the default list).")
     list_format: str = _list_format()
+    class_index: str = _class_index()
     split: int = _split()
     missing: str = _missing()
     num_segments: int = _segments()

@@ -95,7 +95,8 @@ def evaluated_videos(config, trained, index, say):
     videos of the data the run did not train on (its split.json beside the checkpoint); else
     all of them, with a warning that the run trained on them."""
     read = lambda path, data: read_list(path, index, "test", data.list_format,  # noqa: E731
-                                        data.split, say, config.missing)
+                                        data.split, say, config.missing,
+                                        class_index=data.class_index)
     everything = [(v["id"], v["label"]) for v in index["videos"]]
     if config.list:
         return read(config.list, config), f"the list {config.list}", _list_name(

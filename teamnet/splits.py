@@ -27,7 +27,7 @@ from preprocess.discover import strip_video_extension
 from preprocess.errors import TeamnetError
 from preprocess.text import kinetics_entries, plural, quoted, ssv2_entries, text_lines
 
-from .config import LIST_FORMATS
+from .config import LIST_FORMATS, SHIPPED_FLIP_PAIRS
 
 
 class SplitError(TeamnetError):
@@ -73,17 +73,26 @@ def _fields(path, number, line, count, expected):
     return parts
 
 
-def _ucf101(path, _role, _split):
-    class_ind = path.parent / "classInd.txt"
+def _class_names(path, class_index):
+    """{label: class name} of UCF-101's classInd.txt: the one given (--class-index), else the
+    one beside the list; the error names the files searched."""
+    class_ind = Path(class_index) if class_index else path.parent / "classInd.txt"
+    if not class_ind.is_file():
+        raise SplitError(f"{path}: its labels are numbers, and {class_ind} (where their class "
+                         "names are looked for) is not there; give the list's class index "
+                         "with --class-index FILE (UCF-101's classInd.txt)")
     names = {}
-    if class_ind.is_file():
-        for number, line in _lines(class_ind):
-            label, name = _fields(class_ind, number, line, 2, "'N ClassName'")
-            if not label.isdigit():
-                raise SplitError(f"{class_ind}:{number}: expected 'N ClassName', got "
-                                 f"{quoted(line)}")
-            names[int(label)] = name
-    entries = []
+    for number, line in _lines(class_ind):
+        label, name = _fields(class_ind, number, line, 2, "'N ClassName'")
+        if not label.isdigit():
+            raise SplitError(f"{class_ind}:{number}: expected 'N ClassName', got "
+                             f"{quoted(line)}")
+        names[int(label)] = name
+    return class_ind, names
+
+
+def _ucf101(path, class_index=None):
+    entries, names = [], None
     for number, line in _lines(path):
         parts = line.split()
         video = strip_video_extension(parts[0])
@@ -91,6 +100,8 @@ def _ucf101(path, _role, _split):
             raise SplitError(f"{path}:{number}: expected 'Class/clip.avi [N]', got "
                              f"{quoted(line)}")
         if len(parts) > 1:
+            if names is None:  # a test list has no labels, and needs no class index
+                class_ind, names = _class_names(path, class_index)
             if int(parts[1]) not in names:
                 raise SplitError(f"{path}:{number}: label {parts[1]} not in {class_ind}")
             entries.append((number, video, names[int(parts[1])]))
@@ -116,7 +127,7 @@ def _hmdb51(path, role, split):
     return entries
 
 
-def _kinetics(path, _role, _split):
+def _kinetics(path):
     """An official Kinetics CSV's entries, named by clip file name (text.kinetics_entries);
     read_list matches them to the dataset's videos (_match_clips)."""
     entries = kinetics_entries(path)
@@ -125,7 +136,7 @@ def _kinetics(path, _role, _split):
     return entries
 
 
-def _ssv2(path, _role, _split):
+def _ssv2(path):
     return ssv2_entries(path) or []
 
 
@@ -199,10 +210,12 @@ def _why_none(path, entries, by_id):
     return f"is {path} a list of this dataset?"
 
 
-def list_entries(path, by_id, classes=(), role="train", list_format="auto", split=1):
+def list_entries(path, by_id, classes=(), role="train", list_format="auto", split=1,
+                 class_index=None):
     """(format, [(line, video, label or None)]) of a list file, its videos matched to the
     ids of by_id where the format names them otherwise (Kinetics and SSv2 by file name);
-    role "any": every video an HMDB-51 split file names. Labels are as the file gives them."""
+    role "any": every video an HMDB-51 split file names. Labels are as the file gives them
+    (UCF-101's numbers named by class_index, else the classInd.txt beside the list)."""
     path = Path(path)
     if not path.exists():
         raise SplitError(f"{path}: no such list file")
@@ -211,9 +224,12 @@ def list_entries(path, by_id, classes=(), role="train", list_format="auto", spli
         raise SplitError(f"list format {list_format!r}: choose one of {LIST_FORMATS}")
     if list_format == "generic":
         entries = _generic(path, set(classes), by_id)
+    elif list_format == "hmdb51":
+        entries = _hmdb51(path, role, split)
+    elif list_format == "ucf101":
+        entries = _ucf101(path, class_index)
     else:
-        entries = {"ucf101": _ucf101, "hmdb51": _hmdb51, "kinetics": _kinetics,
-                   "ssv2": _ssv2}[list_format](path, role, split)
+        entries = {"kinetics": _kinetics, "ssv2": _ssv2}[list_format](path)
     if not entries:
         raise SplitError(f"{path} names no videos")
     if list_format in ("kinetics", "ssv2"):
@@ -232,15 +248,17 @@ def listed(path, video_ids, list_format="auto", split=1):
 
 
 def read_list(path, index, role="train", list_format="auto", split=1, report=None,
-              missing="skip", skipped=None):
+              missing="skip", skipped=None, class_index=None):
     """[(video_id, label)] of a list file, checked against the dataset index. report: a
     function given one line saying what was used ("trainlist01.txt: 9,537 videos of 101
     classes (0 skipped)") and a line for each entry skipped (the first few only where many
     videos are missing). missing: "skip" listed videos the dataset lacks (undownloaded
-    Kinetics clips: appended to `skipped`, a list, where given) or "error"."""
+    Kinetics clips: appended to `skipped`, a list, where given) or "error". class_index:
+    UCF-101's classInd.txt for a list saved elsewhere."""
     path = Path(path)
     by_id, classes = index["by_id"], index["classes"]
-    list_format, entries = list_entries(path, by_id, classes, role, list_format, split)
+    list_format, entries = list_entries(path, by_id, classes, role, list_format, split,
+                                        class_index)
     absent = [(n, video) for n, video, _ in entries if video not in by_id]
     if absent and (missing == "error" or len(absent) == len(entries)):
         n, video = absent[0]
@@ -312,13 +330,26 @@ def group_key(pattern, entries):
     return key
 
 
-def read_flip_pairs(path, classes):
-    """{label: label} of a file of "class,class" lines (either way round), for ClipDataset.
-    A pair neither of whose classes the dataset has is passed over (a file written for a
-    whole dataset, such as teamnet/ssv2_flip_pairs.txt, used on part of it)."""
+def flip_pairs_file(name):
+    """The file of --flip-pairs: a shipped one by name (ssv2), else the path given."""
+    if name in SHIPPED_FLIP_PAIRS:
+        return Path(__file__).parent / SHIPPED_FLIP_PAIRS[name]
+    if not Path(name).is_file():
+        raise SplitError(f"--flip-pairs {name}: no such file, and not one of the pairs "
+                         f"shipped ({', '.join(SHIPPED_FLIP_PAIRS)})")
+    return Path(name)
+
+
+def read_flip_pairs(name, classes, report=None):
+    """{label: label} of --flip-pairs (a file of "class,class" lines, either way round, or a
+    shipped one by name), for ClipDataset. A pair neither of whose classes the dataset has
+    is passed over (a file written for a whole dataset used on part of it); report is given
+    a line saying how many pairs apply."""
+    path = flip_pairs_file(name)
     label_of = {name: label for label, name in enumerate(classes)}
-    pairs = {}
+    pairs, lines = {}, 0
     for number, line in _lines(path, comments=True):
+        lines += 1
         names = [name.strip() for name in line.split(",")]
         if len(names) == 2 and not any(name in label_of for name in names):
             continue
@@ -330,6 +361,10 @@ def read_flip_pairs(path, classes):
             if pairs.get(a, b) != b:
                 raise SplitError(f"{path}:{number}: {classes[a]!r} is paired twice")
             pairs[a] = b
+    if report:
+        report(f"--flip-pairs {name}: {len(pairs) // 2} of {plural(lines, 'pair')} apply "
+               "(the others name classes this dataset lacks)" if len(pairs) // 2 < lines else
+               f"--flip-pairs {name}: all {plural(lines, 'pair')} apply")
     return pairs
 
 

@@ -177,7 +177,8 @@ def training_videos(data, index, seed, output=None, report=None, missing=None,
     if saved and saved.is_file():
         return _saved_split(saved, index, data.data)
     read = lambda path, role: read_list(path, index, role, data.list_format,  # noqa: E731
-                                        data.split, report, data.missing, missing)
+                                        data.split, report, data.missing, missing,
+                                        data.class_index)
     if data.train_list:
         train = read(data.train_list, "train")
     else:
@@ -215,7 +216,8 @@ def run(config, resume=False, given=()):
         raise SettingsError("--flip-pairs names the classes a flipped clip changes into, and "
                             "--flip off flips no clip: give --flip on with it, or leave it out")
     if config.data.flip_pairs:  # refused before anything is written, like the weights below
-        read_flip_pairs(config.data.flip_pairs, index["classes"])
+        read_flip_pairs(config.data.flip_pairs, index["classes"],
+                        print if context.is_main else None)
     model, start = _new_model(config.model, len(index["classes"]), resume, context)
     check_step_memory(config, len(index["classes"]), rank_batch(config, len(train), context),
                       sample_bytes(model.modalities, index["settings"]["storage"]), context,

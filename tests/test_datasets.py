@@ -2,6 +2,7 @@
 annotation files (real naming, CRLF endings, names beginning with '#'), read without a
 hand-written converter, and no video silently lost or mislabelled."""
 import json
+import os
 import re
 from pathlib import Path
 
@@ -80,6 +81,47 @@ def test_a_renamed_ucf101_list_keeps_its_labels(ucf101, tmp_path):
     subset = read_list(renamed, index, report=said.append)
     assert subset == [entry for entry in official if "Handstand" not in entry[0]]
     assert said == ["ucf_train_3cls.txt: 4 videos of 2 classes (0 skipped)"]
+
+
+def test_a_ucf101_list_saved_elsewhere_takes_its_class_index(ucf101, tmp_path):
+    data, lists = ucf101
+    index = load_index(data)
+    # grep -v HandstandPushups trainlist01.txt > /elsewhere/mine.txt: no classInd.txt there
+    mine = tmp_path / "elsewhere" / "mine.txt"
+    mine.parent.mkdir()
+    mine.write_bytes(b"".join(line + b"\n" for line in (lists / "trainlist01.txt").read_bytes(
+        ).splitlines() if b"HandstandPushups" not in line))
+    with pytest.raises(SplitError, match=re.escape(
+            f"{mine}: its labels are numbers, and {mine.parent / 'classInd.txt'} (where their "
+            "class names are looked for) is not there; give the list's class index with "
+            "--class-index FILE")):
+        read_list(mine, index)
+    expected = [e for e in read_list(lists / "trainlist01.txt", index) if "Hand" not in e[0]]
+    assert read_list(mine, index, class_index=lists / "classInd.txt") == expected
+    result = invoke("train", "--data", data, "--train-list", mine, "--class-index",
+                    lists / "classInd.txt", "--output", tmp_path / "run", *SMALL)
+    assert result.exit_code == 0, result.output
+    assert "mine.txt: 4 videos of 2 classes" in result.output
+    test = mine.parent / "test.txt"  # a test list (no labels) needs no class index
+    test.write_bytes((lists / "testlist01.txt").read_bytes())
+    assert len(read_list(test, index, "test")) == 6
+
+
+def test_a_list_through_a_pipe_is_read_once(ucf101, tmp_path):
+    """`--list <(grep -v Biking testlist01.txt)`: the shell hands a pipe, readable once."""
+    data, lists = ucf101
+    raw = data.parent / "raw"
+    read, write = os.pipe()
+    os.write(write, b"".join(line + b"\r\n" for line in (lists / "testlist01.txt").read_bytes(
+        ).splitlines() if b"Biking" not in line))
+    os.close(write)
+    try:
+        result = invoke("encode", raw, tmp_path / "enc", "--size", "64x48", "--list",
+                        f"/dev/fd/{read}")
+    finally:
+        os.close(read)
+    assert result.exit_code == 0, result.output
+    assert "encoded 4, already done 0, failed 0" in result.output
 
 
 def test_labels_that_contradict_the_data_stop_with_the_cause(ucf101):
@@ -332,7 +374,7 @@ def test_kinetics_as_downloaded_trains_and_evaluates(tmp_path):
 
 # --- Something-Something v2 ---------------------------------------------------------------
 
-def test_something_something_v2_as_downloaded(tmp_path):
+def test_something_something_v2_as_downloaded(tmp_path, monkeypatch):
     # all videos in one folder, <id>.webm; classes are the templates without brackets
     train = {"78687": "Holding [something] next to [something]",
              "42326": "Pushing [something] from left to right",
@@ -370,13 +412,14 @@ def test_something_something_v2_as_downloaded(tmp_path):
     assert [(video, index["classes"][label]) for video, label in entries] == [
         (video, template.replace("[", "").replace("]", "")) for video, template in train.items()]
     assert said == ["something-something-v2-train.json: 4 videos of 3 classes (0 skipped)"]
-    shipped = Path(__file__).parent.parent / "teamnet" / "ssv2_flip_pairs.txt"
-    assert read_flip_pairs(shipped, index["classes"]) == {1: 2, 2: 1}  # left <-> right
+    assert read_flip_pairs("ssv2", index["classes"]) == {1: 2, 2: 1}  # left <-> right
+    monkeypatch.chdir(tmp_path)  # the shipped pairs by name, away from the clone
     result = invoke("train", "--data", tmp_path / "ext", "--train-list",
                     files / "something-something-v2-train.json", "--test-list",
-                    files / "something-something-v2-validation.json", "--flip-pairs", shipped,
+                    files / "something-something-v2-validation.json", "--flip-pairs", "ssv2",
                     "--output", tmp_path / "run", *SMALL)
     assert result.exit_code == 0, result.output
+    assert "--flip-pairs ssv2: 1 of 3 pairs apply (the others name classes" in result.output
     assert json.loads((tmp_path / "run" / "test_metrics.json").read_text())["videos"] == 1
     broken = files / "broken.json"
     broken.write_text('[{"id": "78687", "template": 3}' + ", " * 10000 + "]")
