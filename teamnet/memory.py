@@ -66,11 +66,35 @@ def _gib(count):
     return f"{count / GIB:.1f} GiB"
 
 
+# What a step must leave free beyond its estimate: the estimate is within a third of measured
+# steps, and a shared machine's free memory moves while a run starts (a run estimated at 20.4
+# GiB, started with 21 GiB free, filled a 23 GiB machine)
+MARGIN = 0.15
+SPARE = 1 * GIB
+
+
+def with_margin(total):
+    """Bytes a step of `total` estimated bytes is given room for."""
+    return int(total * (1 + MARGIN) + SPARE)
+
+
+def fitting_batch(need, batch, workers, have):
+    """The most clips a rank can take a step within `have` bytes, margin included, from the
+    estimate `need` of a step of `batch` clips (activations and loader batches grow with the
+    clips; weights, the runtime and the workers' own memory do not)."""
+    per_clip = max(1, (need["activations"] + need["loader"] - workers * WORKER) // batch)
+    fixed = need["model"] + need["runtime"] + workers * WORKER
+    room = (have - SPARE) / (1 + MARGIN) - fixed
+    return max(0, int(room // per_clip))
+
+
 def check_step_memory(config, num_classes, batch, sample_bytes, context, ranks_here):
     """Say what a step needs against what the device has (main rank), and on a CPU refuse a
-    step that will not fit (every rank: each must stop, not wait for the others), naming the
-    options that shrink it. ranks_here: ranks sharing this machine's memory."""
+    step that will not fit with the margin (every rank: each must stop, not wait for the
+    others), naming the batch size that fits and the options that shrink it. ranks_here:
+    ranks sharing this machine's memory."""
     need = step_memory(config, num_classes, batch, sample_bytes)
+    workers = config.data.workers
     if context.device.type == "cuda":
         have = torch.cuda.mem_get_info(context.device)[0]
         where = f"free on {torch.cuda.get_device_name(context.device)}"
@@ -81,22 +105,22 @@ def check_step_memory(config, num_classes, batch, sample_bytes, context, ranks_h
     if context.is_main:
         parts = ", ".join(f"{name} {_gib(need[name])}" for name in
                           ("activations", "model", "loader", "runtime"))
-        print(f"memory: about {_gib(need['total'])} a step ({parts}; {batch} clips a rank)"
-              + (f" of {_gib(have)} {where}" if have is not None else ""))
-    if have is None or need["total"] <= have:
+        print(f"memory: about {_gib(need['total'])} a step ({parts}, with {workers} loader "
+              f"worker(s); {batch} clips a rank), {_gib(with_margin(need['total']))} with a "
+              f"margin of {MARGIN:.0%} and {_gib(SPARE)}"
+              + (f", of {_gib(have)} {where}" if have is not None else ""))
+    if have is None or with_margin(need["total"]) <= have:
         return need
-    per_clip = max(1, (need["activations"] + need["loader"]
-                       - config.data.workers * WORKER) // batch)
-    fits = max(0, (have - need["model"] - need["runtime"]
-                   - config.data.workers * WORKER) // per_clip)
+    fits = fitting_batch(need, batch, workers, have)
     shrink = ("make clips smaller (--input-size, --num-segments, --iframe-arch resnet18) or "
               "use fewer --workers")
     most = fits * context.world_size
-    advice = (f"--batch-size {most}{' or less' if most > 1 else ''} would fit; or {shrink}"
-              if fits else f"not one clip a step fits: {shrink}")
-    message = (f"a training step needs about {_gib(need['total'])} and {_gib(have)} are "
-               f"{where}. {advice}. The defaults are the paper's GPU settings (batch 80 over "
-               "8 GPUs, 224 px, 8 segments, ResNet-50).")
+    advice = (f"--batch-size {most}{' or less' if most > 1 else ''} fits with it; or {shrink}"
+              if fits else f"not one clip a step fits with it: {shrink}")
+    message = (f"a training step needs about {_gib(need['total'])} ("
+               f"{_gib(with_margin(need['total']))} with a margin of {MARGIN:.0%} and "
+               f"{_gib(SPARE)}) and {_gib(have)} are {where}. {advice}. The defaults are the "
+               "paper's GPU settings (batch 80 over 8 GPUs, 224 px, 8 segments, ResNet-50).")
     if context.device.type == "cuda":
         if context.is_main:  # cuda's own caching and bf16 make the estimate rougher: a warning
             print(f"warning: {message}")

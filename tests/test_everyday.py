@@ -1,5 +1,6 @@
 """Everyday use: defaults sized from the machine, outputs that never replace each other, a run
 whose progress can be seen (learning curves, best epoch, resume messages), readable pictures."""
+import dataclasses
 import json
 import re
 import os
@@ -18,7 +19,8 @@ from preprocess.settings import ParallelSettings
 from preprocess.text import plural
 from teamnet.config import DataConfig, ModelConfig, TrainConfig
 from teamnet.distributed import Context
-from teamnet.memory import saved_activation_bytes, step_memory
+from teamnet.memory import (fitting_batch, saved_activation_bytes, step_memory,
+                            with_margin)
 from teamnet.model import build_model
 from teamnet.pictures import cam_grid, learning_curves
 from teamnet.train import best_epoch, fit_to_machine
@@ -120,6 +122,23 @@ def test_the_estimate_grows_with_the_batch_and_counts_every_part():
     need = step_memory(config, 4, 2, 8)
     assert need["model"] == 3 * parameters  # weights, gradients, momentum
     assert need["total"] == sum(need[k] for k in ("activations", "model", "loader", "runtime"))
+
+
+def test_a_step_keeps_a_margin_and_the_batch_it_names_fits_with_it():
+    # the issue's shared machine: an estimate of 20.4 GiB against 21 GiB free started a run
+    # that filled the machine; with the margin it is refused
+    assert with_margin(20.4 * 2**30) > 21 * 2**30
+    config = TrainConfig(data=DataConfig(data="D", workers=3, num_segments=4, input_size=160),
+                         model=ModelConfig(pretrained="none", iframe_arch="resnet18"))
+    need = step_memory(config, 4, 8, 8)
+    have = int(need["total"] * 1.05)  # the estimate fits, the margin does not
+    fits = fitting_batch(need, 8, 3, have)
+    assert 0 < fits < 8
+    at = lambda batch: with_margin(step_memory(config, 4, batch, 8)["total"])  # noqa: E731
+    assert at(fits) <= have < at(fits + 1)  # the most that fits, workers counted
+    assert step_memory(config, 4, 8, 8)["loader"] > step_memory(
+        dataclasses.replace(config, data=dataclasses.replace(config.data, workers=0)),
+        4, 8, 8)["loader"]
 
 
 def test_a_step_that_cannot_fit_the_cpu_is_refused_before_anything_is_written(tmp_path,
