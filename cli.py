@@ -25,13 +25,21 @@ from teamnet.config import (INPUTS, LIST_FORMATS, DataConfig, EvalConfig, ModelC
 VIDEO_TOOLS = {"av", "ffmpeg", "imageio_ffmpeg", "numba", "skvideo"}
 
 
+class Interrupted(KeyboardInterrupt):
+    """Ctrl-C, with what was done and how to continue (its message)."""
+
+
 class _Group(click.Group):
     """Prints the errors a user can fix (TeamnetError) as one line, exit status 1; anything
-    else is a bug and keeps its traceback."""
+    else is a bug and keeps its traceback. Ctrl-C is one line too, exit status 130 (the
+    shell's for SIGINT)."""
 
     def invoke(self, context):
         try:
             return super().invoke(context)
+        except KeyboardInterrupt as interrupt:
+            click.echo(f"\ninterrupted{f': {interrupt}' if str(interrupt) else ''}", err=True)
+            context.exit(130)
         except TeamnetError as error:
             raise click.ClickException(printable(_one_line(str(error)))) from None
         except ModuleNotFoundError as error:
@@ -500,8 +508,6 @@ def predict_command(videos, data, video_list, list_format, as_json, **options):
     --workers processes prepare videos while the model scores --batch-size of them a step;
     results come in the order they are done. --window scores a long video window by window.
     """
-    from tqdm import tqdm
-
     from preprocess.discover import select_part
     from preprocess.parallel import run_parallel
     from teamnet.predict import Predictor, score_all
@@ -509,45 +515,76 @@ def predict_command(videos, data, video_list, list_format, as_json, **options):
     config = build(PredictConfig, options)
     _check_predict_options(config, videos, data, video_list)
     predictor = Predictor(config)
-    notes, failures, pictures = [], [], set()
+    notes = []
     names, make_clip = (_stored_videos(data, video_list, list_format, predictor, notes)
                         if data else _video_files(videos, predictor))
     chosen = select_part(list(range(len(names))), config.part)
     parallel, batch = _predict_parallel(config, predictor)
-    about = {} if data else _sources(names)  # {name: {"path", "source"}}
     with (ResultFile(config.output, _identity(config, predictor), config.retry_failed)
           if config.output else _NoFile()) as results:
-        todo = _todo(chosen, names, about, results, config, failures)
-
-        def record(name, **result):  # one video's result line
-            return {"video": name, **about.get(name, {}), **result}
-
-        parts = _parts(todo, names, config.window, results, failures, record)
-        stems = _path_stems(names) if config.timeline else {}  # timeline pictures
-        windows, count = {}, Counter(video for video, _ in parts)  # results so far, needed
+        run = _Predicting(config, predictor, names, results, as_json,
+                          about={} if data else _sources(names))
+        todo = _todo(chosen, names, run.about, results, config, run.failures)
+        run.plan(todo)
         tasks = [(k, names[video]) if data else (k, names[video], span and span[:2])
-                 for k, (video, span) in enumerate(parts)]
-        clips = run_parallel(make_clip, tasks, parallel, "predict",
-                             unit="window" if config.window else "video", bar=len(tasks) > 1)
-        for k, probabilities, item in score_all(predictor, clips, batch):
-            video, span = parts[k]
-            name = names[video]
-            if config.window:
-                done = windows.setdefault(name, {})
-                done[span] = _window_result(span, probabilities, item, predictor)
-                if len(done) == count[video]:
-                    _finish_windows(record(name, windows=[done[s] for s in sorted(done)]),
-                                    results, failures, config, predictor, as_json,
-                                    tqdm.write, stems.get(name))
-                continue
-            if probabilities is None:
-                failures.append((name, item["error"]))
-                results.write(record(name, error=item["error"]))
-                continue
-            _finish_video(record(name, top=_ranked(predictor.top(probabilities)),
-                                 **(item.get("decoded") or {})),
-                          item, results, config, predictor, as_json, pictures)
-    _report(failures, notes=notes)
+                 for k, (video, span) in enumerate(run.parts)]
+        clips = run_parallel(make_clip, tasks, parallel, "predict", bar=len(tasks) > 1,
+                             unit="window" if config.window else "video")
+        try:
+            for k, probabilities, item in score_all(predictor, clips, batch):
+                run.scored(k, probabilities, item)
+        except KeyboardInterrupt:
+            clips.close()  # the workers stopped before the message
+            done = len(chosen) - len(todo) + len(run.recorded)
+            raise Interrupted(f"{done} of {plural(len(chosen), 'video')} done" + (
+                ", rerun with the same --output to continue" if config.output else
+                " (with --output FILE a rerun continues where it stopped)")) from None
+    _report(run.failures, notes=notes)
+
+
+class _Predicting:
+    """One predict run's handling of what the model scores: each video's result line in
+    the results file, its text and pictures; failures counted."""
+
+    def __init__(self, config, predictor, names, results, as_json, about):
+        self.config, self.predictor, self.names = config, predictor, names
+        self.results, self.as_json = results, as_json
+        self.about = about  # {name: {"path", "source"}} of video files
+        self.failures, self.recorded, self.pictures = [], [], set()
+        self.parts, self.windows = [], {}  # what the workers do; each video's windows so far
+        self.stems = _path_stems(names) if config.timeline else {}  # timeline pictures
+
+    def record(self, name, **result):
+        """One video's result line."""
+        self.recorded.append(name)
+        return {"video": name, **self.about.get(name, {}), **result}
+
+    def plan(self, todo):
+        """The parts of the videos to do: each whole, or each window (_parts)."""
+        self.parts = _parts(todo, self.names, self.config.window, self.results,
+                            self.failures, self.record)
+        self.count = Counter(video for video, _ in self.parts)
+
+    def scored(self, k, probabilities, item):
+        """Part k is scored (probabilities None: it failed, item["error"] says why)."""
+        from tqdm import tqdm
+        video, span = self.parts[k]
+        name = self.names[video]
+        if self.config.window:
+            done = self.windows.setdefault(name, {})
+            done[span] = _window_result(span, probabilities, item, self.predictor)
+            if len(done) == self.count[video]:
+                _finish_windows(self.record(name, windows=[done[s] for s in sorted(done)]),
+                                self.results, self.failures, self.config, self.predictor,
+                                self.as_json, tqdm.write, self.stems.get(name))
+        elif probabilities is None:
+            self.failures.append((name, item["error"]))
+            self.results.write(self.record(name, error=item["error"]))
+        else:
+            _finish_video(self.record(name, top=_ranked(self.predictor.top(probabilities)),
+                                      **(item.get("decoded") or {})),
+                          item, self.results, self.config, self.predictor, self.as_json,
+                          self.pictures)
 
 
 def _predict_parallel(config, predictor):
@@ -689,10 +726,19 @@ def _finish_windows(record, results, failures, config, predictor, as_json, write
         write(json.dumps(record))
         return
     write(printable(name) + (f"  (timeline: {picture})" if picture else ""))
-    for window in timeline:
-        what = (f"failed: {window['error']}" if "error" in window else
-                f"{window['top'][0]['class']}  {window['top'][0]['probability']:7.2%}")
-        write(printable(f"  {window['start']:7.1f} - {window['end']:7.1f} s  {what}"))
+    width = max((len(printable(t["class"])) for w in timeline for t in w.get("top", ())),
+                default=0)
+    for window in timeline:  # the top k of each window, as its JSON has them
+        what = ([f"failed: {window['error']}"] if "error" in window else
+                [f"{rank:>2}  {printable(t['class']):<{width}}  {t['probability']:7.2%}"
+                 for rank, t in enumerate(window["top"], 1)])
+        span = f"  {window['start']:7.1f} - {window['end']:7.1f} s  "
+        for k, line in enumerate(what):
+            write((span if k == 0 else " " * len(span)) + printable(line))
+    start, end = timeline[-1]["start"], timeline[-1]["end"]
+    if end - start > config.window + 0.05:  # what is left after the last whole window
+        write(f"  (the last {end - start - config.window:.1f} s, less than a window, joined "
+              f"the last window: {start:.1f} - {end:.1f} s)")
 
 
 class _NoFile:

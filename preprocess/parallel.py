@@ -4,6 +4,11 @@ or, through joblib's dask backend, on a Dask cluster.
 Workers report failures in their results instead of raising, so that one bad file never
 stops the others; results arrive as they finish and stay small (outputs go to shared storage).
 """
+import functools
+import multiprocessing
+import signal
+import threading
+import warnings
 from contextlib import contextmanager, nullcontext
 
 import joblib
@@ -25,6 +30,15 @@ def _dask(scheduler, workers):
             cluster.close()
 
 
+def _in_worker(function, item):
+    """function(item), in a worker process deaf to Ctrl-C: the terminal sends SIGINT to the
+    whole process group, and the main process alone says what was done and stops the
+    workers (a worker's own traceback would bury that)."""
+    if multiprocessing.parent_process() and threading.current_thread() is threading.main_thread():
+        signal.signal(signal.SIGINT, signal.SIG_IGN)
+    return function(item)
+
+
 def run_parallel(function, items, parallel, description, total=None, unit="file", weight=None,
                  size=None, bar=True):
     """Yield function(item) for every item, in completion order, as `parallel` (a
@@ -42,7 +56,7 @@ def run_parallel(function, items, parallel, description, total=None, unit="file"
     """
     items = list(items) if size is None else sorted(items, key=size, reverse=True)
     total = len(items) if total is None else total
-    jobs = (joblib.delayed(function)(item) for item in items)
+    jobs = (joblib.delayed(functools.partial(_in_worker, function))(item) for item in items)
     dask = parallel.backend == "dask"
     # min(): joblib starts every worker even when there are fewer items
     n_jobs = -1 if dask else max(1, min(parallel.workers, len(items)))
@@ -51,7 +65,13 @@ def run_parallel(function, items, parallel, description, total=None, unit="file"
                        disable=not bar) as progress:
         # one item a dispatch: items are coarse (a video, a shard), and joblib's automatic
         # batching would group them at the end of a run, where it leaves workers idle
-        for result in joblib.Parallel(n_jobs=n_jobs, batch_size=1,
-                                      return_as="generator_unordered")(jobs):
-            progress.update(1 if weight is None else weight(result))
-            yield result
+        results = joblib.Parallel(n_jobs=n_jobs, batch_size=1,
+                                  return_as="generator_unordered")(jobs)
+        try:
+            for result in results:
+                progress.update(1 if weight is None else weight(result))
+                yield result
+        finally:  # stopped early (Ctrl-C, an error): the workers' tasks are cancelled
+            with warnings.catch_warnings():  # and joblib's count of them is no news
+                warnings.simplefilter("ignore", UserWarning)
+                results.close()

@@ -437,6 +437,33 @@ def test_a_results_file_resumes_after_a_kill_and_refuses_another_protocol(traine
     assert sum('"error"' in line for line in output.read_text().splitlines()) == 1
 
 
+def test_ctrl_c_says_what_was_done_and_how_to_go_on(trained, tmp_path):
+    run, (data, _, _) = trained
+    videos = sorted(str(p) for p in (data.parent / "raw").glob("*/*.mkv"))[:12]
+    output = tmp_path / "scores.jsonl"
+    command = [TEAMNET_CLI, "predict", "--checkpoint", str(run / "best.pt"), "--output",
+               str(output), "--workers", "2", "--batch-size", "1", *videos]
+    # a terminal's Ctrl-C: SIGINT to the whole process group, workers and ffmpeg included
+    stopped = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                               text=True, start_new_session=True)
+    deadline = time.monotonic() + 300
+    while time.monotonic() < deadline and (
+            not output.exists() or len(output.read_bytes().splitlines()) < 3):
+        time.sleep(0.02)
+    os.killpg(stopped.pid, signal.SIGINT)
+    out, err = stopped.communicate(timeout=120)
+    done = len(output.read_bytes().splitlines()) - 1
+    assert stopped.returncode == 130, err
+    assert 2 <= done < len(videos)
+    assert err.splitlines()[-1] == (f"interrupted: {done} of {len(videos)} videos done, rerun "
+                                    "with the same --output to continue")
+    for noise in ("Traceback", "Warning", "Aborted"):
+        assert noise not in out + err
+    rerun = subprocess.run(command, capture_output=True, text=True, timeout=600)
+    assert rerun.returncode == 0 and f"{done} video(s) already in" in rerun.stderr
+    assert sorted(predicted(output.read_text())) == sorted(videos)
+
+
 @pytest.mark.slow
 def test_windows_of_two_joined_clips_are_the_clips_scores(motion, tmp_path):
     import av
@@ -620,6 +647,24 @@ def test_a_video_with_a_failed_window_is_failed_until_retried(trained, tmp_path)
     assert retried.exit_code == 0, retried.output
     lines = output.read_text().splitlines()
     assert len(lines) == 2 and "error" not in lines[1]
+
+
+def test_a_window_table_shows_the_top_k_and_the_joined_rest(trained, tmp_path):
+    run, _ = trained
+    clip = synthetic.write_video(tmp_path / "four.mkv", synthetic.pan(100, 64, 64, 2, 0))  # 4 s
+    output = tmp_path / "windows.jsonl"
+    result = CliRunner().invoke(main, [
+        "predict", "--checkpoint", str(run / "best.pt"), "--window", "3", "--top-k", "2",
+        "--workers", "0", "--output", str(output), str(clip)])
+    assert result.exit_code == 0, result.output
+    (window,) = json.loads(output.read_text().splitlines()[1])["windows"]  # 0-4 s: one
+    assert (window["start"], window["end"]) == (0, 4)
+    first, second = window["top"]
+    rows = [line.split() for line in result.output.splitlines() if "%" in line]
+    assert rows == [["0.0", "-", "4.0", "s", "1", first["class"], f"{first['probability']:.2%}"],
+                    ["2", second["class"], f"{second['probability']:.2%}"]]
+    assert ("(the last 1.0 s, less than a window, joined the last window: 0.0 - 4.0 s)"
+            in result.output)
 
 
 def test_timelines_of_two_inputs_of_one_name_are_two_pictures(trained, tmp_path):
