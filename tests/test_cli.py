@@ -8,7 +8,7 @@ from click.testing import CliRunner
 from matplotlib.image import imread
 
 import synthetic
-from cli import main
+from cli import _keep_earlier_demo, main
 from preprocess.settings import EncodeSettings, ExtractSettings, ParallelSettings
 from teamnet.config import (DataConfig, EvalConfig, ModelConfig, OptimConfig, PredictConfig,
                             TrainConfig)
@@ -95,6 +95,25 @@ def test_demo_then_train_and_evaluate(runner, tmp_path):
     # without --list: the run's test list (its config.json)
     assert report["videos"] == 2 and "3 segments, 1 crop of 64 px" in result.output
     assert report["evaluated"] == f"the run's test list {tmp_path / 'test.txt'}"
+
+
+def test_a_demo_rerun_keeps_the_earlier_run_and_refuses_a_folder_not_its_own(runner, tmp_path,
+                                                                             capsys):
+    mine = tmp_path / "mine" / "run"  # someone's own run, in the folder given as --workdir
+    mine.mkdir(parents=True)
+    (mine / "notes.txt").write_text("mine")
+    result = runner.invoke(main, ["demo", "--workdir", str(mine.parent)])
+    assert result.exit_code == 1
+    assert f"{mine} is there and is not an earlier demo's run" in result.output
+    assert [p.name for p in mine.parent.iterdir()] == ["run"]  # nothing made, nothing lost
+    assert (mine / "notes.txt").read_text() == "mine"
+    for earlier in ("run.replaced", "run.replaced.2"):  # two earlier demos
+        run = tmp_path / "run"
+        run.mkdir()
+        (run / "config.json").write_text(json.dumps({"data": {"data": str(tmp_path / "extracted")}}))
+        _keep_earlier_demo(tmp_path)
+        assert not run.exists() and (tmp_path / earlier / "config.json").is_file()
+        assert capsys.readouterr().out == f"the earlier demo run is kept as {tmp_path / earlier}\n"
 
 
 # --- every setting defined once ------------------------------------------------------------
