@@ -86,6 +86,8 @@ def _option(setting):
     """The click option of one settings field: --field-name, with its default, type, help."""
     meta, default = setting.metadata, setting.default
     name = option_name(setting.name)
+    # every command's output is --output, --out too (show and export had that name first)
+    names = (name, "--out") if name == "--output" else (name,)
     if setting.type is bool:
         return click.option(name, setting.name, is_flag=True, default=default, help=meta["help"])
     kwargs = {"default": None if default is MISSING else default, "help": meta["help"],
@@ -103,7 +105,7 @@ def _option(setting):
     elif setting.type in (int, float):
         bounded = click.IntRange if setting.type is int else click.FloatRange
         kwargs["type"] = bounded(meta["minimum"], meta["maximum"])
-    return click.option(name, setting.name, **kwargs)
+    return click.option(*names, setting.name, **kwargs)
 
 
 def options_from(*settings_classes, skip=()):
@@ -224,11 +226,13 @@ def extract(src, dst, labels, video_list, list_format, **options):
     from preprocess.discover import report_name
     from preprocess.extract import REPORT_NAME, extract_dataset
     parallel = build(ParallelSettings, options)
-    listed = []
+    listed, counts = [], {}
     index, failures, notes = extract_dataset(src, dst, build(ExtractSettings, options), parallel,
                                              labels or None,
-                                             _selection(video_list, list_format, listed))
+                                             _selection(video_list, list_format, listed), counts)
     notes = listed + notes
+    click.echo(f"extracted {counts['extracted']}, already done {counts['already_done']}, "
+               f"failed {counts['failed']} -> {dst}")
     if parallel.part:
         part = parallel.part
         click.echo(f"part {part[0]}/{part[1]} done; once every part has run: teamnet index {dst}")
@@ -326,8 +330,8 @@ def verify(dst, as_json):
 @click.argument("video_id")
 @click.option("--gop", type=click.IntRange(0), default=None,
               help="GOP number, from 0 [default: the middle GOP].")
-@click.option("--out", type=click.Path(dir_okay=False, path_type=Path), default=None,
-              help="PNG to write [default: VIDEO_ID-gopK.png here, '/' as '__'].")
+@click.option("--output", "--out", "out", type=click.Path(dir_okay=False, path_type=Path),
+              default=None, help="PNG to write [default: VIDEO_ID-gopK.png here, '/' as '__'].")
 def show(data, video_id, gop, out):
     """Picture one GOP of an extracted video: its I-frame, then every stored P-frame's
     accumulated motion vectors and residual, with their value ranges. Check your data here
@@ -464,9 +468,11 @@ def fuse(files, weights, branch, as_json):
         raise click.BadParameter(f"{weights!r} is not a list of numbers like 2,1,1",
                                  param_hint="--weights") from None
     result = fuse_files(files, parsed, branch)
+    click.echo(f"{branch} logits, weighted {':'.join(f'{w:g}' for w in result['weights'])}")
     for group in result["groups"]:
         report = group["report"]
-        click.echo(f"{' + '.join(printable(f) for f in group['files'])}: "
+        weighted = (f"{w:g} x {printable(f)}" for w, f in zip(result["weights"], group["files"]))
+        click.echo(f"{' + '.join(weighted)}: "
                    f"{plural(report['videos'], 'video')}, top-1 {report['top1']:.2%}, "
                    f"top-5 {report['top5']:.2%}, mean class accuracy "
                    f"{report['mean_class_accuracy']:.2%}")
@@ -487,7 +493,10 @@ def fuse(files, weights, branch, as_json):
 @click.option("--data", type=click.Path(exists=True, file_okay=False, path_type=Path),
               default=None, help="Score the videos of this extracted dataset (output of "
               "`teamnet extract`) instead of video files: `evaluate` without labels.")
-@LIST
+@click.option("--list", "video_list", metavar="FILE", default=None,
+              type=click.Path(exists=True, path_type=Path),
+              help="With --data: only the videos this list names (any list format); those it "
+                   "names that --data lacks are reported.")
 @LIST_FORMAT
 @click.option("--json", "as_json", is_flag=True,
               help='One JSON line a video: {"video": PATH, "top": [{"class": NAME, '
@@ -802,8 +811,8 @@ def _video_files(videos, predictor):
     from preprocess.discover import find_videos
     from preprocess.in_memory import encoder_of, represent
     from teamnet.predict import FileClips
-    paths = [found for path in videos for found in (
-        [video.path for video in find_videos(path)] if path.is_dir() else [path])]
+    paths = [found for path in videos for found in (  # named as given: the folder as typed
+        [path / video.relative for video in find_videos(path)] if path.is_dir() else [path])]
     made = functools.partial(represent, recorded=predictor.data_settings,
                              encoder=encoder_of(predictor.data_settings))
     return [str(path) for path in paths], FileClips(made, predictor.make)
@@ -833,8 +842,8 @@ def _stored_videos(data, video_list, list_format, predictor, notes):
 @main.command("export")
 @click.option("--checkpoint", required=True, type=click.Path(exists=True, dir_okay=False),
               help="A checkpoint of `teamnet train`.")
-@click.option("--out", required=True, type=click.Path(dir_okay=False, path_type=Path),
-              help="FILE.pt: weights and what evaluate/predict read, no optimizer state; "
+@click.option("--output", "--out", "out", required=True,
+              type=click.Path(dir_okay=False, path_type=Path), help="FILE.pt: weights and what evaluate/predict read, no optimizer state; "
                    "FILE.pt2: a torch.export program; FILE.onnx: an ONNX model (needs "
                    "pip install 'teamnet[export]'). Never a training checkpoint or a file "
                    "that is not an export: those are refused, untouched.")

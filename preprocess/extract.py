@@ -209,7 +209,7 @@ def extract_shard(task):
 
 
 def extract_dataset(source_root, target_root, settings=ExtractSettings(),
-                    parallel=ParallelSettings(), labels_file=None, select=None):
+                    parallel=ParallelSettings(), labels_file=None, select=None, counts=None):
     """Extract every video under source_root into shards under target_root, resuming.
 
     Returns (index, failures, notes): failures lists (path, reason) of the videos not stored
@@ -217,7 +217,8 @@ def extract_dataset(source_root, target_root, settings=ExtractSettings(),
     know (unreadable shards set aside, a report or index that could not be written).
     index.json is rebuilt from all complete shards, except for a `parallel.part` (i, n) of
     the videos: then index is None and `teamnet index` (store.build_index) merges the parts
-    once all have run. The folder is locked for the run (preprocess/lock.py).
+    once all have run. The folder is locked for the run (preprocess/lock.py). counts, a dict
+    where given, gets the report's counts (videos, already_done, extracted, failed).
     """
     target_root = Path(target_root).absolute()
     found = find_videos(source_root)
@@ -233,7 +234,8 @@ def extract_dataset(source_root, target_root, settings=ExtractSettings(),
         recorded = shard_settings(settings, source_root)
         index, failures, notes = _extract_locked(videos, target_root, settings, recorded,
                                                  parallel, labels_file,
-                                                 {video.video_id for video in found})
+                                                 {video.video_id for video in found},
+                                                 {} if counts is None else counts)
     if unlabelled:  # a test set, say: not an error that blocks the labelled videos
         notes.insert(0, (str(source_root), f"{len(unlabelled)} video(s) that no labels file "
                          f"names were left out, such as {unlabelled[0].video_id!r}"))
@@ -267,7 +269,8 @@ def _stamp_or_none(path):
         return None
 
 
-def _extract_locked(videos, target_root, settings, recorded, parallel, labels_file, present):
+def _extract_locked(videos, target_root, settings, recorded, parallel, labels_file, present,
+                    counts):
     part = parallel.part
     # left by a killed run: never complete, never visible as a shard; a part removes its own
     # shards' and report's, a whole run everything's (index.json's too)
@@ -298,9 +301,10 @@ def _extract_locked(videos, target_root, settings, recorded, parallel, labels_fi
         failures.extend(result.failures)
     failures.sort()
     report = target_root / report_name(REPORT_NAME, part)
+    counts.update(videos=len(videos), already_done=len(videos) - len(todo),
+                  extracted=len(todo) - len(failures), failed=len(failures))
     problem = write_report(report, {
-        "videos": len(videos), "already_done": len(done), "extracted": len(todo) - len(failures),
-        "failed": len(failures), "settings": recorded,
+        **counts, "settings": recorded,
         "failures": [{"path": path, "reason": reason} for path, reason in failures]})
     notes += [(str(report), problem)] if problem else []
     index = None

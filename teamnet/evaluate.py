@@ -17,8 +17,8 @@ from .checkpoint import CheckpointError
 from .compiled import compile_regions, recompiling
 from .data import ClipDataset, make_loader, with_p_frames
 from .distributed import all_gather, setup, use_cores
-from .metrics import accuracy_report, save_confusion_image
-from .pictures import PictureError
+from .metrics import accuracy_report
+from .pictures import PictureError, save_confusion_image
 from .model import build_model
 from .splits import SplitError, read_list, read_split_record
 from .transforms import normalise

@@ -103,14 +103,14 @@ def export(checkpoint_path, out, segments=25, crops=1):
 
 
 def check_output(checkpoint_path, out):
-    """Refuse an --out that would replace the checkpoint exported, or any training
+    """Refuse an --output that would replace the checkpoint exported, or any training
     checkpoint (one with optimizer state: `train --resume` needs it), untouched."""
     if not out.exists():
         return
     if out.is_dir():
         raise SettingsError(f"{out} is a folder: give a file name for --out")
     if os.path.samefile(out, checkpoint_path):
-        raise SettingsError(f"--out {out} is the checkpoint being exported: writing it would "
+        raise SettingsError(f"--output {out} is the checkpoint being exported: writing it would "
                             "replace the training checkpoint; give another --out")
     if out.suffix == ".pt":
         try:
@@ -118,14 +118,14 @@ def check_output(checkpoint_path, out):
         except checkpoint.CheckpointError:
             held = None  # not torch's: refused below, as any file not ours
         if isinstance(held, dict) and "optimizer" in held:
-            raise SettingsError(f"--out {out} is a training checkpoint (it holds optimizer "
+            raise SettingsError(f"--output {out} is a training checkpoint (it holds optimizer "
                                 "state, which `teamnet train --resume` needs): give another "
                                 "--out; it was left untouched")
         if isinstance(held, dict) and all(key in held for key in checkpoint.REQUIRED):
             return  # an earlier export: replaced
     elif _exported_program(out):
         return
-    raise SettingsError(f"--out {out} already holds a file that is not an export of teamnet; "
+    raise SettingsError(f"--output {out} already holds a file that is not an export of teamnet; "
                         "it was left untouched: remove it or give another --out")
 
 

@@ -12,6 +12,10 @@ from preprocess.errors import TeamnetError
 
 from .transforms import MV_RANGE
 
+# Class names longer than this are numbered on a confusion matrix's axes and named in a key
+# beside it (Something-Something's run to 100 characters: on the axes they leave the matrix
+# a corner of the picture)
+LONG_NAME = 24
 MAX_COLUMNS = 8  # segments shown in a CAM grid (evenly spaced when there are more)
 ROW_NAMES = {"iframe": "I-frame", "mv": "motion vectors", "residual": "residual"}
 
@@ -206,3 +210,50 @@ def timeline_strip(windows, classes, title, path):
     axis.legend(handles, shown, fontsize=7, loc="upper left", bbox_to_anchor=(1.01, 1))
     figure.tight_layout()
     save_png(figure, path)
+
+
+def confusion_figure(confusion, classes):
+    """The confusion matrix's figure, row-normalised (each true class's videos sum to 1, so
+    classes with few videos show as clearly as large ones), every class named, and each
+    cell's count of videos written in it where the cells are large enough to hold it.
+    Long names are numbered on the axes and named in a key beside the matrix."""
+    import textwrap
+    counts = np.asarray(confusion)
+    matrix = counts / np.maximum(counts.sum(axis=1, keepdims=True), 1)
+    k = len(classes)
+    size = min(60, max(5, (0.3 if k <= 60 else 0.12) * k + 2.5))  # 400 classes: 50 inches
+    font = 7 if k <= 60 else 5
+    numbered = max(map(len, classes), default=0) > LONG_NAME
+    key = [f"{n:>{len(str(k))}}  {name}" for n, name in enumerate(classes, 1)]
+    key_width = max(map(len, key)) * font * 0.62 / 72 + 0.4 if numbered else 0  # inches
+    figure = pyplot().figure(figsize=(size + key_width, size), layout="constrained")
+    if numbered:
+        grid = figure.add_gridspec(1, 2, width_ratios=(size, key_width))
+        axes, legend = figure.add_subplot(grid[0]), figure.add_subplot(grid[1])
+        legend.axis("off")
+        legend.text(0, 1, "\n".join(key), va="top", ha="left", family="monospace",
+                    fontsize=font, transform=legend.transAxes)
+    else:
+        axes = figure.add_subplot()
+    labels = [str(n) for n in range(1, k + 1)] if numbered else classes
+    image = axes.imshow(matrix, cmap="Blues", vmin=0, vmax=1)
+    axes.set_xticks(range(k), labels, rotation=90, fontsize=font)
+    axes.set_yticks(range(k), labels, fontsize=font)
+    if k <= 30:
+        for (row, column), videos in np.ndenumerate(counts):
+            if videos:
+                axes.text(column, row, str(videos), ha="center", va="center",
+                          fontsize=8 if k <= 12 else 6,
+                          color="white" if matrix[row, column] > 0.5 else "black")
+    axes.set_xlabel("predicted class" + (" (numbered as in the key)" if numbered else ""))
+    axes.set_ylabel("true class")
+    title = (f"{counts.sum():,} videos; colour: share of the true class's videos"
+             + ("; numbers: videos" if k <= 30 else ""))
+    axes.set_title(textwrap.fill(title, int(size * 72 / (9 * 0.6))), fontsize=9)
+    figure.colorbar(image, ax=axes, fraction=0.046, label="share of the row")
+    return figure
+
+
+def save_confusion_image(confusion, classes, path):
+    """The confusion matrix (confusion_figure) as a PNG."""
+    save_png(confusion_figure(confusion, classes), path)

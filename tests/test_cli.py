@@ -116,6 +116,18 @@ def test_a_demo_rerun_keeps_the_earlier_run_and_refuses_a_folder_not_its_own(run
         assert capsys.readouterr().out == f"the earlier demo run is kept as {tmp_path / earlier}\n"
 
 
+def test_one_name_for_an_output_and_help_for_every_option(runner):
+    for name in ("show", "export", "train", "predict"):  # --output, and --out as an alias
+        command = main.commands[name]
+        (output,) = [p for p in command.params if "--output" in p.opts]
+        assert output.opts == ["--output", "--out"], name
+    for name, command in main.commands.items():
+        for parameter in command.params:
+            if isinstance(parameter, click.Option):
+                assert parameter.help, f"{name} {parameter.opts[0]} has no help"
+    assert "SRC" not in runner.invoke(main, ["predict", "--help"]).output
+
+
 # --- every setting defined once ------------------------------------------------------------
 
 COMMAND_SETTINGS = {

@@ -272,6 +272,8 @@ def test_scores_are_written_and_fused(tmp_path, motion):
     assert [g["report"]["top1"] for g in fused["groups"]] == pytest.approx(expected)
     assert fused["mean"]["top1"] == pytest.approx(np.mean(expected))
     assert "mean over 2 lists" in result.output
+    assert result.output.startswith("fused logits, weighted 1:2\n"
+                                    f"1 x {files[0]} + 2 x {files[1]}: 12 videos, top-1 ")
     # one branch of each file, and what cannot be fused
     assert fuse(files[:1], branch="iframe")["groups"][0]["report"]["videos"] == 12
     with pytest.raises(ScoreFileError, match="same number of files"):

@@ -444,8 +444,11 @@ def test_encode_and_extract_only_what_a_list_names(ucf101, tmp_path):
     assert result.exit_code == 0 and "6 listed video(s) are not in SRC" in result.output
     result = invoke("extract", tmp_path / "enc", tmp_path / "ext", "--list", chosen)
     assert result.exit_code == 0, result.output
+    assert "extracted 6, already done 0, failed 0" in result.output
     assert sorted(load_index(tmp_path / "ext")["by_id"]) == sorted(
         line.removesuffix(".avi") for line in chosen.read_text().split())
+    result = invoke("extract", tmp_path / "enc", tmp_path / "ext")  # a rerun, as encode says it
+    assert "extracted 0, already done 6, failed 0" in result.output
 
 
 def test_a_squashed_aspect_ratio_is_warned_about_naming_short_side(tmp_path):

@@ -8,6 +8,8 @@ import subprocess
 import sys
 from pathlib import Path
 
+import matplotlib
+import matplotlib.pyplot
 import numpy as np
 import pytest
 import torch
@@ -22,7 +24,7 @@ from teamnet.distributed import Context
 from teamnet.memory import (fitting_batch, saved_activation_bytes, step_memory,
                             with_margin)
 from teamnet.model import build_model
-from teamnet.pictures import cam_grid, learning_curves
+from teamnet.pictures import cam_grid, confusion_figure, learning_curves
 from teamnet.train import best_epoch, fit_to_machine
 
 SMALL = ["--pretrained", "none", "--iframe-arch", "resnet18", "--num-segments", "4",
@@ -217,6 +219,50 @@ def test_evaluating_other_lists_or_protocols_keeps_each_confusion_matrix(tested_
         assert pair["videos"] == off[true, predicted] > 0
         assert pair["share"] == pytest.approx(pair["videos"] / confusion[true].sum())
     assert len(first["most_confused"]) == min(10, np.count_nonzero(off))
+
+
+# Something-Something v2's class names as its labels file gives them (a few of its 174)
+SSV2_NAMES = [
+    "Approaching something with your camera", "Attaching something to something",
+    "Bending something so that it deforms", "Bending something until it breaks",
+    "Closing something", "Covering something with something",
+    "Dropping something behind something", "Folding something",
+    "Holding something next to something",
+    "Lifting a surface with something on it but not enough for it to slide down",
+    "Moving something and something so they pass each other",
+    "Poking a stack of something so the stack collapses",
+    "Pretending to put something on a surface",
+    "Pulling something from left to right", "Pulling something from right to left",
+    "Pushing something so that it slightly moves",
+    "Putting something that cannot actually stand upright upright on the table, so it "
+    "falls on its side", "Spilling something next to something",
+    "Tearing something into two pieces", "Turning the camera left while filming something",
+    "Turning the camera right while filming something", "Twisting something"]
+
+
+@pytest.mark.parametrize("classes", [SSV2_NAMES, SSV2_NAMES * 8, ["walk", "run", "jump"]],
+                         ids=["ssv2", "ssv2-176", "short"])
+def test_a_confusion_matrix_keeps_its_room_and_every_word_in_the_picture(classes):
+    classes = [f"{name} {n}" if len(classes) > 100 else name for n, name in enumerate(classes)]
+    k = len(classes)
+    confusion = np.random.default_rng(0).integers(0, 5, (k, k)) + 10 * np.eye(k, dtype=int)
+    figure = confusion_figure(confusion, classes)
+    figure.canvas.draw()
+    whole = figure.bbox
+    texts = [t for t in figure.findobj(matplotlib.text.Text) if t.get_visible() and t.get_text()]
+    for text in texts:  # title, axis labels, colour bar label, ticks, the key: none cut off
+        box = text.get_window_extent()
+        assert (box.x0 >= whole.x0 - 1 and box.y0 >= whole.y0 - 1 and box.x1 <= whole.x1 + 1
+                and box.y1 <= whole.y1 + 1), text.get_text()[:60]
+    matrix = figure.axes[0].get_window_extent()
+    assert matrix.height > 0.6 * whole.height  # not squeezed into a corner by the names
+    ticks = [t.get_text() for t in figure.axes[0].get_yticklabels()]
+    long = max(map(len, classes)) > 24
+    assert ticks == ([str(n) for n in range(1, k + 1)] if long else classes)
+    if long:  # numbered on the axes, named in the key
+        key = "\n".join(t.get_text() for t in texts)
+        assert all(f"{n}  {name}" in key for n, name in enumerate(classes, 1))
+    matplotlib.pyplot.close(figure)
 
 
 def test_most_confused_pairs_are_ranked_with_their_share():

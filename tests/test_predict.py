@@ -649,15 +649,19 @@ def test_a_video_with_a_failed_window_is_failed_until_retried(trained, tmp_path)
     assert len(lines) == 2 and "error" not in lines[1]
 
 
-def test_a_window_table_shows_the_top_k_and_the_joined_rest(trained, tmp_path):
+def test_a_window_table_shows_the_top_k_and_the_joined_rest(trained, tmp_path, monkeypatch):
     run, _ = trained
-    clip = synthetic.write_video(tmp_path / "four.mkv", synthetic.pan(100, 64, 64, 2, 0))  # 4 s
+    (tmp_path / "uploads").mkdir()
+    synthetic.write_video(tmp_path / "uploads" / "four.mkv", synthetic.pan(100, 64, 64, 2, 0))
     output = tmp_path / "windows.jsonl"
+    monkeypatch.chdir(tmp_path)
     result = CliRunner().invoke(main, [
         "predict", "--checkpoint", str(run / "best.pt"), "--window", "3", "--top-k", "2",
-        "--workers", "0", "--output", str(output), str(clip)])
+        "--workers", "0", "--output", str(output), "uploads"])  # a folder, typed relative
     assert result.exit_code == 0, result.output
-    (window,) = json.loads(output.read_text().splitlines()[1])["windows"]  # 0-4 s: one
+    line = json.loads(output.read_text().splitlines()[1])
+    assert line["video"] == "uploads/four.mkv" == result.output.splitlines()[0]  # as given
+    (window,) = line["windows"]  # a 4 s clip: one window, 0-4 s
     assert (window["start"], window["end"]) == (0, 4)
     first, second = window["top"]
     rows = [line.split() for line in result.output.splitlines() if "%" in line]
