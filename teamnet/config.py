@@ -407,10 +407,11 @@ class PredictConfig:
     compile: bool = _compile()
     window: float = setting(None, "Score consecutive windows of this many seconds (each "
                             "re-encoded and scored with the protocol), giving each video a "
-                            "timeline of classes; the last window runs to the end.",
+                            "timeline of classes; what is left after the last whole window joins it.",
                             minimum=1.0, metavar="SECONDS")
     timeline: str = setting(None, "With --window: a PNG strip of each video's timeline in this "
-                            "folder.", path="output", metavar="DIR")
+                            "folder (each window's top k as stacked bands).", path="output",
+                            metavar="DIR")
 
 
 # What a resumed run may change: how long it runs and where, never what it learns from or how.

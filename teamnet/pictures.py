@@ -186,13 +186,14 @@ def learning_curves(history, path, best=None):
     return drawn
 
 
-def timeline_strip(windows, classes, title, path):
-    """One PNG of a video's windows (predict --window): a strip along time, each window
-    coloured by its most probable class (one colour a class, named in the legend) and as
-    tall as that class's probability; failed windows hatched."""
+def timeline_figure(windows, classes, title):
+    """A video's windows (predict --window) as a strip along time: in each window its top k
+    classes (as many as its result holds) as stacked bands, the most probable at the bottom,
+    each as tall as its probability, one colour a class (named in the legend); failed
+    windows hatched."""
     plt = pyplot()
     end = max(w["end"] for w in windows)
-    shown = sorted({w["top"][0]["class"] for w in windows if "top" in w}, key=classes.index)
+    shown = sorted({t["class"] for w in windows for t in w.get("top", ())}, key=classes.index)
     colours = {name: plt.get_cmap("tab20")(k % 20) for k, name in enumerate(shown)}
     figure, axis = plt.subplots(figsize=(min(40, 4 + 0.25 * len(windows)), 2.2))
     for window in windows:
@@ -201,15 +202,22 @@ def timeline_strip(windows, classes, title, path):
             axis.bar(start, 1, width=stop - start, align="edge", color="white",
                      edgecolor="grey", hatch="//")
             continue
-        best = window["top"][0]
-        axis.bar(start, best["probability"], width=stop - start, align="edge",
-                 color=colours[best["class"]], edgecolor="white")
+        bottom = 0.0
+        for top in window["top"]:
+            axis.bar(start, top["probability"], bottom=bottom, width=stop - start,
+                     align="edge", color=colours[top["class"]], edgecolor="white")
+            bottom += top["probability"]
     axis.set(xlim=(0, end), ylim=(0, 1), xlabel="seconds", ylabel="probability")
     axis.set_title(title, fontsize=9)
     handles = [plt.Rectangle((0, 0), 1, 1, color=colours[name]) for name in shown]
     axis.legend(handles, shown, fontsize=7, loc="upper left", bbox_to_anchor=(1.01, 1))
     figure.tight_layout()
-    save_png(figure, path)
+    return figure
+
+
+def timeline_strip(windows, classes, title, path):
+    """A video's timeline (timeline_figure) as a PNG."""
+    save_png(timeline_figure(windows, classes, title), path)
 
 
 def confusion_figure(confusion, classes):

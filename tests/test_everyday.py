@@ -24,7 +24,8 @@ from teamnet.distributed import Context
 from teamnet.memory import (fitting_batch, saved_activation_bytes, step_memory,
                             with_margin)
 from teamnet.model import build_model
-from teamnet.pictures import cam_grid, confusion_figure, learning_curves
+from teamnet.pictures import (cam_grid, confusion_figure, learning_curves,
+                              timeline_figure)
 from teamnet.train import best_epoch, fit_to_machine
 
 SMALL = ["--pretrained", "none", "--iframe-arch", "resnet18", "--num-segments", "4",
@@ -262,6 +263,27 @@ def test_a_confusion_matrix_keeps_its_room_and_every_word_in_the_picture(classes
     if long:  # numbered on the axes, named in the key
         key = "\n".join(t.get_text() for t in texts)
         assert all(f"{n}  {name}" in key for n, name in enumerate(classes, 1))
+    matplotlib.pyplot.close(figure)
+
+
+def test_a_timeline_stacks_each_window_s_top_k_with_a_legend():
+    classes = ["walk", "run", "jump", "sit"]
+    top = lambda *pairs: [{"class": c, "probability": p} for c, p in pairs]  # noqa: E731
+    windows = [{"start": 0, "end": 3, "top": top(("run", 0.6), ("walk", 0.3))},
+               {"start": 3, "end": 6, "error": "decoding failed"},
+               {"start": 6, "end": 10, "top": top(("sit", 0.5), ("run", 0.45))}]
+    figure = timeline_figure(windows, classes, "clip.mkv")
+    axis = figure.axes[0]
+    colour = {t.get_text(): h.get_facecolor() for t, h in
+              zip(axis.get_legend().get_texts(), axis.get_legend().legend_handles)}
+    assert list(colour) == ["walk", "run", "sit"]  # every class shown, in the classes' order
+    bands = [(round(b.get_x(), 6), round(b.get_width(), 6), round(b.get_y(), 6),
+              round(b.get_height(), 6), b.get_facecolor()) for b in axis.patches]
+    expected = [(0, 3, 0, 0.6, colour["run"]), (0, 3, 0.6, 0.3, colour["walk"]),
+                (6, 4, 0, 0.5, colour["sit"]), (6, 4, 0.5, 0.45, colour["run"])]
+    assert [b for b in bands if b[0] != 3] == expected
+    (failed,) = [b for b in axis.patches if b.get_x() == 3]
+    assert failed.get_hatch() == "//" and failed.get_height() == 1
     matplotlib.pyplot.close(figure)
 
 
