@@ -407,7 +407,8 @@ class PredictConfig:
     compile: bool = _compile()
     window: float = setting(None, "Score consecutive windows of this many seconds (each "
                             "re-encoded and scored with the protocol), giving each video a "
-                            "timeline of classes; what is left after the last whole window joins it.",
+                            "timeline of classes; what is left after the last whole window "
+                            "joins it.",
                             minimum=1.0, metavar="SECONDS")
     timeline: str = setting(None, "With --window: a PNG strip of each video's timeline in this "
                             "folder (each window's top k as stacked bands).", path="output",
