@@ -84,6 +84,58 @@ def check_room(frames, width, height, settings, folder, what="this video"):
                      f"MB, {free / 2**20:,.0f} MB are free)")
 
 
+class _GopWriter:
+    """A video's GOPs as they are decoded, into its HDF5 group: the I-frame in RGB and, for
+    every p_stride-th P-frame, its MVs accumulated back to the I-frame and its residual.
+    folder: where the shard is written (its free space checked before each GOP), or None
+    for a file held in memory."""
+
+    def __init__(self, group, settings, folder):
+        self.group, self.settings, self.folder = group, settings, folder
+        self.dtype = np.dtype(settings.storage)
+        self.rgb = RGBConverter()  # one per video: its frames share size and format
+        self.writer = self.buffer = self.iframe = self.accumulator = None
+        self.position = 0  # P-frames so far in this GOP
+        self.p_counts = []  # true P-frames per GOP (the stored ones are every p_stride-th)
+        self.with_motion = 0  # P-frames that carried motion vectors
+
+    def i_frame(self, frame):
+        if self.iframe is not None:
+            self._finish_gop()
+        self.iframe, self.position = self.rgb(frame), 0
+        self.accumulator = GopAccumulator(self.iframe)
+        self.buffer = self.buffer or _GopBuffer(*self.iframe.shape[:2], self.dtype)
+        self.buffer.count = 0
+
+    def p_frame(self, frame, records):
+        self.position += 1
+        self.with_motion += records is not None
+        self.accumulator.warp(records)
+        if (self.position - 1) % self.settings.p_stride == 0:
+            self.accumulator.outputs(self.rgb(frame), *self.buffer.next_slots())
+
+    def _finish_gop(self):
+        _check_gop_length(self.p_counts, self.position)
+        self.p_counts.append(self.position)
+        height, width = self.iframe.shape[:2]
+        if self.folder is not None:
+            check_room(1 + self.position, width, height, self.settings, self.folder,
+                       f"GOP {len(self.p_counts) - 1}")
+        if self.writer is None:  # GOP 0 sets the P-frame count that every other GOP must have
+            self.writer = store.VideoWriter(self.group, height, width, self.buffer.count,
+                                            self.dtype, self.settings.compression)
+        count = self.buffer.count
+        self.writer.add_gop(self.iframe, self.buffer.mvs[:count], self.buffer.residuals[:count])
+
+    def finish(self, **attributes):
+        """The last GOP written, and the video's attributes."""
+        self._finish_gop()
+        if sum(self.p_counts) and not self.with_motion:
+            raise VideoError("no P-frame carries motion vectors (decoder without export_mvs?)")
+        self.writer.finish(width=self.iframe.shape[1], height=self.iframe.shape[0],
+                           **attributes)
+
+
 def extract_video(video, group, settings, runs=None):
     """Decode one video and write its GOPs and attributes into an HDF5 group. runs: [(first
     frame, count)] of GOPs, the only frames decoded (by seeking: memory and time then grow
@@ -100,52 +152,22 @@ def extract_video(video, group, settings, runs=None):
     folder = None if group.file.driver == "core" else Path(group.file.filename).parent
     if folder is not None:
         check_room(info.frames, info.width, info.height, settings, folder)
-    dtype = np.dtype(settings.storage)
-    writer = buffer = iframe = accumulator = None
-    rgb = RGBConverter()  # one per video: its frames share size and format
-    frames = p_frames_with_motion = position = 0  # position: P-frames so far in this GOP
-    p_counts = []  # true P-frames per GOP (the stored ones are every p_stride-th)
-
-    def finish_gop(count):
-        nonlocal writer
-        _check_gop_length(p_counts, count)
-        p_counts.append(count)
-        if folder is not None:
-            check_room(1 + count, iframe.shape[1], iframe.shape[0], settings, folder,
-                       f"GOP {len(p_counts) - 1}")
-        if writer is None:  # GOP 0 sets the P-frame count that every other GOP must have
-            writer = store.VideoWriter(group, *iframe.shape[:2], buffer.count, dtype,
-                                       settings.compression)
-        writer.add_gop(iframe, buffer.mvs[:buffer.count], buffer.residuals[:buffer.count])
-
-    size = None  # (width, height) of frame 0: every frame must have it
+    gops = _GopWriter(group, settings, folder)
+    frames, size = 0, None  # size: (width, height) of frame 0, which every frame must have
     for is_iframe, frame, records in decode_with_motion(video.path, runs):
-        frames += 1
         size = size or (frame.width, frame.height)
         if (frame.width, frame.height) != size:  # streams joined end to end (cat a.m4v b.m4v)
-            raise VideoError(f"the frame size changes at frame {frames - 1}, from "
+            raise VideoError(f"the frame size changes at frame {frames}, from "
                              f"{size[0]}x{size[1]} to {frame.width}x{frame.height}; "
                              f"{ENCODE_HINT} (it scales every frame to one size)")
+        frames += 1
         if is_iframe:
-            if iframe is not None:
-                finish_gop(position)
-            iframe, position = rgb(frame), 0
-            accumulator = GopAccumulator(iframe)
-            buffer = buffer or _GopBuffer(*iframe.shape[:2], dtype)
-            buffer.count = 0
+            gops.i_frame(frame)
         else:
-            position += 1
-            p_frames_with_motion += records is not None
-            accumulator.warp(records)
-            if (position - 1) % settings.p_stride == 0:
-                accumulator.outputs(rgb(frame), *buffer.next_slots())
-    finish_gop(position)
-    if sum(p_counts) and not p_frames_with_motion:
-        raise VideoError("no P-frame carries motion vectors (decoder without export_mvs?)")
-    writer.finish(video_id=video.video_id, source=video.relative.as_posix(),
-                  source_stamp=source_stamp(video.path),
-                  folder_class=video.folder_class, fps=info.fps, width=iframe.shape[1],
-                  height=iframe.shape[0], frames=frames)
+            gops.p_frame(frame, records)
+    gops.finish(video_id=video.video_id, source=video.relative.as_posix(),
+                source_stamp=source_stamp(video.path), folder_class=video.folder_class,
+                fps=info.fps, frames=frames)
 
 
 def shard_settings(settings, source_root):

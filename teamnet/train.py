@@ -191,12 +191,62 @@ def training_videos(data, index, seed, output=None, report=None, missing=None,
 def run(config, resume=False, given=()):
     """Train as configured, or continue the run in config.output (resume: `given` names the
     options given with it, which may extend the run; see TrainConfig.resumed). Returns the
-    config that ran and whether any epoch was left to train. The run folder is locked while it runs (preprocess/lock.py)."""
+    config that ran and whether any epoch was left to train. The run folder is locked while
+    it runs (preprocess/lock.py)."""
     output = Path(config.output)
     saved = checkpoint.load(output / "last.pt") if resume else None
     if resume:
         config = checkpoint.trained_config(saved, output / "last.pt").resumed(
             config, given, saved["epoch"] + 1)
+    config, context = _set_up(config)
+    say = print if context.is_main else None
+    index = load_index(config.data.data)
+    missing = []
+    train, validation = training_videos(config.data, index, config.seed,
+                                        output if resume else None, say, missing,
+                                        config.model.uses_p_frames())
+    _check_flip_pairs(config.data, index["classes"], say)
+    model, start = _new_model(config.model, len(index["classes"]), resume, context)
+    check_step_memory(config, len(index["classes"]), rank_batch(config, len(train), context),
+                      sample_bytes(model.modalities, index["settings"]["storage"]), context,
+                      context.local_world_size)
+    with ExitStack() as held:
+        if context.is_main:
+            held.enter_context(folder_lock(output))
+            _open_run_folder(config, output, resume, (train, validation), index, missing)
+        if start:
+            _initialise(model, start, config.model.init_from, index, context, output)
+        cuda = context.device.type == "cuda"
+        model = model.to(context.device,
+                         memory_format=torch.channels_last if cuda else torch.preserve_format)
+        optimizer = make_optimizer(model, config)
+        scheduler = torch.optim.lr_scheduler.MultiStepLR(optimizer, list(config.optim.lr_steps),
+                                                         0.1)
+        state = {"epoch": -1, "best_val_top1": -1.0, "history": []}
+        if resume:
+            check_classes(saved["classes"], index["classes"], output / "last.pt",
+                          config.data.data)
+            state = _restore(saved, model, optimizer, scheduler, context, output, config)
+            _say_where(output, state["epoch"] + 1, config.optim.epochs, say)
+        if state["epoch"] + 1 >= config.optim.epochs:
+            return config, False
+        wrapped = model
+        if context.world_size > 1:
+            wrapped = nn.parallel.DistributedDataParallel(
+                model, device_ids=[context.device] if cuda else None)
+        if config.compile:  # in place, piece by piece (teamnet/compiled.py)
+            compile_regions(model)
+        state = _train_epochs(config, model, wrapped, (train, validation), optimizer,
+                              scheduler, state, context, index)
+    if say:
+        epoch, score = best_epoch(state["history"])
+        say(f"best.pt is epoch {epoch} " + (f"(validation top-1 {score:.2%})" if score is not
+                                            None else "(no validation set: the last epoch)"))
+    return config, True
+
+
+def _set_up(config):
+    """(config fitted to this machine, the rank's Context): devices, ranks, seeds, threads."""
     context = setup(config.device)
     check_batch_split(config.data.batch_size, context.world_size)
     config = fit_to_machine(config, context)
@@ -205,61 +255,37 @@ def run(config, resume=False, given=()):
               + (f", {torch.get_num_threads()} torch thread(s)"
                  if context.device.type == "cpu" else ""))
     torch.backends.cudnn.benchmark = True  # fixed input shapes: pick the fastest kernels once
-    torch.manual_seed(config.seed + context.rank)  # ranks differ in dropout, not in init (DDP broadcasts)
-    index = load_index(config.data.data)
-    missing = []
-    train, validation = training_videos(config.data, index, config.seed,
-                                        output if resume else None,
-                                        print if context.is_main else None, missing,
-                                        config.model.uses_p_frames())
-    if config.data.flip_pairs and config.data.flip == "off":
+    # ranks differ in dropout, not in initialisation (DDP broadcasts the weights)
+    torch.manual_seed(config.seed + context.rank)
+    return config, context
+
+
+def _check_flip_pairs(data, classes, say):
+    """Refuse --flip-pairs that cannot apply, before anything is written; say how many do."""
+    if data.flip_pairs and data.flip == "off":
         raise SettingsError("--flip-pairs names the classes a flipped clip changes into, and "
                             "--flip off flips no clip: give --flip on with it, or leave it out")
-    if config.data.flip_pairs:  # refused before anything is written, like the weights below
-        read_flip_pairs(config.data.flip_pairs, index["classes"],
-                        print if context.is_main else None)
-    model, start = _new_model(config.model, len(index["classes"]), resume, context)
-    check_step_memory(config, len(index["classes"]), rank_batch(config, len(train), context),
-                      sample_bytes(model.modalities, index["settings"]["storage"]), context,
-                      context.local_world_size)
-    with ExitStack() as held:
-        if context.is_main:
-            held.enter_context(folder_lock(output))
-            remove_partials(output)  # checkpoints a killed run was writing
-            if not resume and (output / "last.pt").exists():
-                raise checkpoint.CheckpointError(
-                    f"{output} already holds a run (last.pt): --resume continues it; to start "
-                    "over, choose another --output or remove that one")
-            _write_run_record(config, output, (train, validation), index["classes"], missing)
-        if start:
-            _initialise(model, start, config.model.init_from, index, context, output)
-        cuda = context.device.type == "cuda"
-        model = model.to(context.device, memory_format=torch.channels_last if cuda else torch.preserve_format)
-        optimizer = make_optimizer(model, config)
-        scheduler = torch.optim.lr_scheduler.MultiStepLR(optimizer, list(config.optim.lr_steps), 0.1)
-        state = {"epoch": -1, "best_val_top1": -1.0, "history": []}
-        if resume:
-            check_classes(saved["classes"], index["classes"], output / "last.pt", config.data.data)
-            state = _restore(saved, model, optimizer, scheduler, context, output, config)
-        done = state["epoch"] + 1  # epochs trained, numbered from 0
-        if resume and context.is_main:
-            print(f"{output}: {done} of {config.optim.epochs} epochs trained" + (
-                f"; resuming at epoch {done}" if done < config.optim.epochs else
-                "; nothing to do (a larger --epochs continues it)"))
-        if done >= config.optim.epochs:
-            return config, False
-        wrapped = model
-        if context.world_size > 1:
-            wrapped = nn.parallel.DistributedDataParallel(model, device_ids=[context.device] if cuda else None)
-        if config.compile:  # in place, piece by piece (teamnet/compiled.py)
-            compile_regions(model)
-        state = _train_epochs(config, model, wrapped, (train, validation), optimizer,
-                              scheduler, state, context, index)
-    if context.is_main:
-        epoch, score = best_epoch(state["history"])
-        print(f"best.pt is epoch {epoch} " + (f"(validation top-1 {score:.2%})" if score is not
-                                             None else "(no validation set: the last epoch)"))
-    return config, True
+    if data.flip_pairs:
+        read_flip_pairs(data.flip_pairs, classes, say)
+
+
+def _open_run_folder(config, output, resume, split, index, missing):
+    """The locked run folder made ready: what a killed run was writing removed; a new run
+    never starts over an earlier one; its record (config, split, missing videos) written."""
+    remove_partials(output)  # checkpoints a killed run was writing
+    if not resume and (output / "last.pt").exists():
+        raise checkpoint.CheckpointError(
+            f"{output} already holds a run (last.pt): --resume continues it; to start "
+            "over, choose another --output or remove that one")
+    _write_run_record(config, output, split, index["classes"], missing)
+
+
+def _say_where(output, done, epochs, say):
+    """A resumed run says how far it is."""
+    if say:
+        say(f"{output}: {done} of {epochs} epochs trained" + (
+            f"; resuming at epoch {done}" if done < epochs else
+            "; nothing to do (a larger --epochs continues it)"))
 
 
 def fit_to_machine(config, context):

@@ -6,6 +6,7 @@ import re
 import shutil
 import socket
 import subprocess
+from pathlib import Path
 
 import h5py
 import numpy as np
@@ -45,10 +46,21 @@ def first_video(folder):
     return video["id"], video["group"]
 
 
+def data_copy(dataset, tmp_path):
+    """A copy of the extracted folder, to spoil."""
+    return Path(shutil.copytree(dataset[1], tmp_path / "data"))
+
+
+def walk_folder(tmp_path):
+    """SRC/walk, an empty class folder of a source tree SRC = tmp_path/src."""
+    source = tmp_path / "src" / "walk"
+    source.mkdir(parents=True)
+    return source
+
+
 def hostile(dataset, tmp_path, edit):
     """A copy of the extracted folder whose shard-00000.h5 was edited: edit(shard, group)."""
-    folder = tmp_path / "data"
-    shutil.copytree(dataset[1], folder)
+    folder = data_copy(dataset, tmp_path)
     _, name = first_video(folder)
     with h5py.File(folder / "shard-00000.h5", "r+") as shard:
         edit(shard, shard["videos"][name])
@@ -62,8 +74,7 @@ def test_a_stream_that_changes_size_is_named_and_the_rest_extracted(tmp_path):
     large = synthetic.pan(30, 96, 128, 2, 0, seed=2)
     parts = [synthetic.write_m4v(tmp_path / f"{n}.m4v", frames)
              for n, frames in enumerate((small, large))]
-    source = tmp_path / "src" / "walk"
-    source.mkdir(parents=True)
+    source = walk_folder(tmp_path)
     # cat a.m4v b.m4v: one stream whose I-frames grow (and the reverse: shrink)
     (source / "grows.m4v").write_bytes(parts[0].read_bytes() + parts[1].read_bytes())
     (source / "shrinks.m4v").write_bytes(parts[1].read_bytes() + parts[0].read_bytes())
@@ -265,8 +276,7 @@ def test_declared_shapes_and_attributes_are_checked(dataset, tmp_path, edit, pro
 
 
 def test_an_index_with_impossible_settings_is_refused(dataset, tmp_path):
-    folder = tmp_path / "data"
-    shutil.copytree(dataset[1], folder)
+    folder = data_copy(dataset, tmp_path)
     index = json.loads((folder / "index.json").read_text())
     for settings in ({**index["settings"], "p_stride": 0}, {**index["settings"], "p_stride": [4]}):
         (folder / "index.json").write_text(json.dumps({**index, "settings": settings}))
@@ -277,8 +287,7 @@ def test_an_index_with_impossible_settings_is_refused(dataset, tmp_path):
 # --- 5: a shard replaced under its index --------------------------------------------------
 
 def test_a_replaced_shard_is_not_read_as_the_index_s_videos(dataset, tmp_path):
-    folder = tmp_path / "data"
-    shutil.copytree(dataset[1], folder)
+    folder = data_copy(dataset, tmp_path)
     video_id, _ = first_video(folder)
     shutil.copy(folder / "shard-00001.h5", folder / "shard-00000.h5")  # same name, other video
     message = "does not hold the video index.json names"
@@ -308,8 +317,7 @@ def test_outputs_with_the_longest_legal_names_are_written(tmp_path):
 
 def test_a_raw_stream_onto_a_full_disk_is_refused_before_hdf5_meets_it(tmp_path):
     from disks import grow, small_disk
-    source = tmp_path / "src" / "walk"
-    source.mkdir(parents=True)
+    source = walk_folder(tmp_path)
     # 360 frames of 320x240 in a raw .m4v (no frame count anywhere): some 45 MB of shards
     synthetic.write_m4v(source / "long.m4v", synthetic.pan(360, 240, 320, 3, 1))
     with small_disk(tmp_path / "disk", "18m") as disk:
@@ -324,8 +332,7 @@ def test_a_raw_stream_onto_a_full_disk_is_refused_before_hdf5_meets_it(tmp_path)
 
 
 def test_names_that_are_not_utf8_or_too_long_are_named_and_the_rest_done(tmp_path):
-    source = tmp_path / "src" / "walk"
-    source.mkdir(parents=True)
+    source = walk_folder(tmp_path)
     synthetic.write_video(source / "fine.mkv", synthetic.pan(13, 64, 96, 1, 0))
     odd = source / os.fsdecode(b"caf\xe9 \x1b[31mred.mkv")  # Latin-1, and a terminal escape
     shutil.copy(source / "fine.mkv", odd)
@@ -377,8 +384,7 @@ def dead_tag():
 
 
 def test_a_rerun_removes_what_killed_runs_left(dataset, tmp_path):
-    folder = tmp_path / "data"
-    shutil.copytree(dataset[1], folder)
+    folder = data_copy(dataset, tmp_path)
     left = [folder / f".{name}.{dead_tag()}.partial" for name in (
         "index.json", "extract-report.json", "shard-00009.h5")]
     for path in left:
@@ -413,8 +419,7 @@ def test_a_rerun_without_labels_keeps_the_classes_it_was_given(dataset, tmp_path
 def test_the_default_video_stream_is_encoded_not_the_first(tmp_path, ffmpeg_binary):
     still = synthetic.write_video(tmp_path / "still.mkv", synthetic.pan(1, 64, 96, 0, 0, seed=5))
     video = synthetic.write_video(tmp_path / "video.mkv", synthetic.pan(25, 64, 96, 2, 0))
-    source = tmp_path / "src" / "walk"
-    source.mkdir(parents=True)
+    source = walk_folder(tmp_path)
     # a still, then the video, marked default (cover-art-like first streams are common)
     subprocess.run([ffmpeg_binary, "-loglevel", "error", "-i", str(still), "-i", str(video),
                     "-map", "0:v", "-map", "1:v", "-c", "copy", "-disposition:v:0", "0",
