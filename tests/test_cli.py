@@ -147,7 +147,8 @@ def test_every_setting_is_one_option_with_its_default(name, tmp_path):
     for setting in settings:
         matching = [p for p in options if p.name == setting.name]
         assert len(matching) == 1, f"{name}: {setting.name} has {len(matching)} options"
-        assert matching[0].opts == ["--" + setting.name.replace("_", "-")]
+        alias = ["--out"] if setting.name == "output" else []  # one name for every output
+        assert matching[0].opts == ["--" + setting.name.replace("_", "-"), *alias]
     # the defaults the command resolves (after parsing) are the fields' defaults
     (tmp_path / "f").write_text("")
     required = {"encode": [str(tmp_path), str(tmp_path / "o")],

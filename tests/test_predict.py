@@ -686,18 +686,18 @@ def test_timelines_of_two_inputs_of_one_name_are_two_pictures(trained, tmp_path)
         "a__clip.png", "b__clip.png"]
 
 
-def test_the_readme_serves_an_onnx_export_as_predict_scores_it(trained, tmp_path, monkeypatch):
+def test_the_guide_serves_an_onnx_export_as_predict_scores_it(trained, tmp_path, monkeypatch):
     run, (data, _, _) = trained
     video = sorted((data.parent / "raw").glob("*/*.mkv"))[3]
-    shutil.copyfile(video, tmp_path / "clip.mp4")  # the names the README's block uses
+    shutil.copyfile(video, tmp_path / "clip.mp4")  # the names the guide's block uses
     result = CliRunner().invoke(main, ["export", "--checkpoint", str(run / "best.pt"), "--out",
                                        str(tmp_path / "model.onnx")])
     assert result.exit_code == 0, result.output
-    readme = (Path(__file__).parent.parent / "README.md").read_text()
-    block = readme.split("## Serving an exported model")[1].split("```python\n")[1]
+    guide = (Path(__file__).parent.parent / "docs" / "GUIDE.md").read_text()
+    block = guide.split("## Serving an exported model")[1].split("```python\n")[1]
     monkeypatch.chdir(tmp_path)
     served = {}
-    exec(block.split("```")[0], served)  # noqa: S102 - the README's own example
+    exec(block.split("```")[0], served)  # noqa: S102 - the guide's own example
     result = CliRunner().invoke(main, ["predict", "--checkpoint", str(run / "best.pt"), "--json",
                                        "--top-k", "4", "--workers", "0",
                                        str(tmp_path / "clip.mp4")])
