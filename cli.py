@@ -124,9 +124,23 @@ def build(settings_class, options):
     return settings_class(**{f.name: options[f.name] for f in fields(settings_class)})
 
 
-def _report(failures, report=None, notes=()):
+def _as_given(path, folders):
+    """path, named under the folder of `folders` (as typed) that holds it: the work makes
+    folders absolute, and a user reads the names they gave."""
+    for folder in folders:
+        try:
+            return str(Path(folder) / Path(path).relative_to(Path(folder).absolute()))
+        except ValueError:
+            continue
+    return path
+
+
+def _report(failures, report=None, notes=(), folders=()):
     """Name every failed file with its reason, and what else the user must know (notes:
-    (path, message)); exit non-zero if a file failed or a note is about lost output."""
+    (path, message)); exit non-zero if a file failed or a note is about lost output.
+    Paths under one of `folders` are named as the folder was typed."""
+    failures = [(_as_given(path, folders), reason) for path, reason in failures]
+    notes = [(_as_given(path, folders), message) for path, message in notes]
     for path, message in notes:
         click.echo(printable(f"{path}: {message}"), err=True)
     if failures:
@@ -207,7 +221,7 @@ def encode(src, dst, video_list, list_format, **options):
                f"failed {counts['failed']} -> {dst}")
     warnings = [(r.source, f"warning: {r.reason}") for r in results if r.status != "failed" and r.reason]
     _report([(r.source, r.reason) for r in results if r.status == "failed"],
-            dst / report_name(REPORT_NAME, parallel.part), warnings + notes)
+            dst / report_name(REPORT_NAME, parallel.part), warnings + notes, (src, dst))
 
 
 @main.command()
@@ -238,7 +252,7 @@ def extract(src, dst, labels, video_list, list_format, **options):
         click.echo(f"part {part[0]}/{part[1]} done; once every part has run: teamnet index {dst}")
     elif index is not None:
         _print_summary(dst, as_json=False)
-    _report(failures, dst / report_name(REPORT_NAME, parallel.part), notes)
+    _report(failures, dst / report_name(REPORT_NAME, parallel.part), notes, (src, dst))
 
 
 def _print_summary(root, as_json):

@@ -128,6 +128,16 @@ def test_one_name_for_an_output_and_help_for_every_option(runner):
     assert "SRC" not in runner.invoke(main, ["predict", "--help"]).output
 
 
+def test_files_are_named_as_their_folder_was_typed(runner, tmp_path, monkeypatch):
+    (tmp_path / "raw" / "walk").mkdir(parents=True)
+    synthetic.write_video(tmp_path / "raw" / "walk" / "fine.mkv", synthetic.pan(13, 48, 64, 1, 0))
+    (tmp_path / "raw" / "walk" / "broken.mkv").write_bytes(b"not a video" * 100)
+    monkeypatch.chdir(tmp_path)
+    result = runner.invoke(main, ["encode", "raw", "enc", "--size", "64x48"])
+    assert result.exit_code == 1
+    assert "\n  raw/walk/broken.mkv: " in result.output  # not /tmp/.../raw/walk/broken.mkv
+
+
 # --- every setting defined once ------------------------------------------------------------
 
 COMMAND_SETTINGS = {
