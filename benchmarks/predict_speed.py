@@ -17,8 +17,10 @@ preprocessing, the part workers parallelise, is what is measured; `stages` shows
 model on a CPU. Then the same clips as `teamnet encode` wrote them are predicted, which
 skips the re-encode.
 
-long: one long H.264 input of each --minutes and --sizes (the bikes clip looped, x264
-ultrafast), and its `teamnet encode` output: predict's preprocessing of its 25-segment clip
+long: one long H.264 input of each --minutes and --sizes (the bikes clip looped, x264 at
+--preset: superfast, like every preset but ultrafast, puts a keyframe at each of the clip's
+scene cuts, about 50 frames apart; ultrafast only every 250 frames, the worst case for
+seeking), and its `teamnet encode` output: predict's preprocessing of its 25-segment clip
 (best of two), stage by stage (demux, probe, seek + decode + re-encode in one ffmpeg,
 extract), against decord reading the same 25 segments' centre frames as MMAction2's test
 pipeline does (one thread; pip-installed into the benchmark's folder, no dependency) and,
@@ -245,9 +247,9 @@ def decord_seconds(work, path):
     return float(done.stdout.split()[-1])
 
 
-def long_input(work, ffmpeg, minutes, size):
-    """A looped H.264 input of the bikes clip (x264 ultrafast, its default keyframe interval
-    of 250 frames) and its `teamnet encode` output."""
+def long_input(work, ffmpeg, minutes, size, preset):
+    """A looped H.264 input of the bikes clip (x264 at `preset`) and its `teamnet encode`
+    output."""
     from dataclasses import replace
 
     from preprocess.encode import encode_video
@@ -257,7 +259,7 @@ def long_input(work, ffmpeg, minutes, size):
     subprocess.run([ffmpeg, "-v", "error", "-y", "-stream_loop", "-1", "-i",
                     str(sample_folder() / "bikes.mp4"), "-t", str(60 * minutes), "-an",
                     "-vf", f"scale={size.replace('x', ':')}", "-c:v", "libx264", "-preset",
-                    "ultrafast", str(raw)], check=True)
+                    preset, str(raw)], check=True)
     encoded = work / "encoded" / raw.name
     encoded.parent.mkdir(exist_ok=True)
     (encoded.parent / "encode-settings.json").write_text(json.dumps(
@@ -300,7 +302,7 @@ def long_inputs(args, work):
     rows = []
     for size in args.sizes:
         for minutes in args.minutes:
-            raw, encoded = long_input(work, ffmpeg, minutes, size)
+            raw, encoded = long_input(work, ffmpeg, minutes, size, args.preset)
             for kind, path in (("H.264", raw), ("teamnet encode", encoded)):
                 row = {"input": f"{minutes:g} min {size} {kind}",
                        "decord_s": decord_seconds(work, path),
@@ -412,6 +414,9 @@ def main():
                         help="lengths of the long inputs [default: memory 1 10, long 1 5 30]")
     parser.add_argument("--sizes", nargs="+", default=["640x360", "1280x720"],
                         help="long: the inputs' sizes [default: 640x360 1280x720]")
+    parser.add_argument("--preset", default="superfast",
+                        help="long: x264's preset for the inputs [default: superfast, "
+                             "keyframes at scene cuts; ultrafast: every 250 frames]")
     parser.add_argument("--whole-up-to", type=float, default=5,
                         help="long: time today's whole-video path on inputs up to this many "
                              "minutes [default: 5]")
