@@ -19,7 +19,7 @@ from preprocess.errors import TeamnetError
 from preprocess.text import plural
 from preprocess.settings import EncodeSettings, ExtractSettings, ParallelSettings, option_name
 from teamnet.config import (INPUTS, LIST_FORMATS, DataConfig, EvalConfig, ModelConfig,
-                            OptimConfig, PredictConfig, TrainConfig)
+                            OptimConfig, PredictConfig, TrainConfig, with_recipe)
 
 VIDEO_TOOLS = {"av", "ffmpeg", "imageio_ffmpeg", "numba", "skvideo"}
 
@@ -386,7 +386,8 @@ def train(resume, **options):
     given = {name for name in options
              if context.get_parameter_source(name) is ParameterSource.COMMANDLINE}
     try:
-        config, trained = run(TrainConfig.from_options(options), resume=resume, given=given)
+        config, trained = run(TrainConfig.from_options(with_recipe(options, given)),
+                              resume=resume, given=given)
         data, output = config.data, Path(config.output)
         # a finished run is tested once, again only when asked for another list
         if data.test_list and (trained or "test_list" in given

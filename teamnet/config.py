@@ -26,17 +26,70 @@ POSITIONS = ("stem", "res2", "res3", "res4", "res5")  # the stages TEAM can foll
 ARRANGEMENTS = ("c", "s", "c+s", "s->c", "c->s")  # paper Table 3
 LIST_FORMATS = ("auto", "ucf101", "hmdb51", "kinetics", "ssv2", "generic")
 CROPS = (1, 3, 10)
-RECIPES = ("teamnet", "coviar")
+RECIPES = ("teamnet", "team-net-official", "coviar", "coviar-ucf101", "coviar-hmdb51")
 TEST_VIEWS = ("tsn", "team-net", "coviar")
 # What each recipe sets where the command line leaves it (docs/REPRESENTATION.md section 10):
-# TEAM-Net's (the paper's, SGD) and the official CoViAR code's (Adam, no dropout, no clip)
+# TEAM-Net's (the paper's, SGD); the official TEAM-Net code's, whose weight decay is
+# effectively 0 (its test for biases and BatchNorm parameters is true of every parameter);
+# and the official CoViAR code's (Adam, no dropout, no clip)
 RECIPE_DEFAULTS = {"teamnet": {"dropout": 0.5, "lr": 0.01, "weight_decay": 5e-4,
                                "clip_grad": 20.0},
-                   "coviar": {"dropout": 0.0, "lr": None, "weight_decay": 1e-4,
-                              "clip_grad": 0.0}}
+                   "team-net-official": {"dropout": 0.5, "lr": 0.01, "weight_decay": 0.0,
+                                         "clip_grad": 20.0},
+                   **{name: {"dropout": 0.0, "lr": None, "weight_decay": 1e-4, "clip_grad": 0.0}
+                      for name in RECIPES if name.startswith("coviar")}}
 # The official CoViAR code's learning rates on UCF-101 (its GETTING_STARTED), one a branch
 # (an RGB TSN's frames take the I-frame rate: its network is the I-frame one, on pixels)
 COVIAR_LR = {"iframe": 3e-4, "mv": 1e-2, "residual": 5e-3, "rgb": 3e-4}
+# The official CoViAR runs, one a branch (its GETTING_STARTED, split 1 of each dataset), as
+# --recipe coviar-ucf101|coviar-hmdb51 sets them where the command line leaves them
+_UCF_STEPS = {"epochs": 510, "lr_steps": (150, 270, 390), "batch_size": 80}
+COVIAR_PRESETS = {
+    "coviar-ucf101": {"iframe": {"lr": 3e-4, "iframe_arch": "resnet152", **_UCF_STEPS},
+                      "mv": {"lr": 1e-2, **_UCF_STEPS}, "residual": {"lr": 5e-3, **_UCF_STEPS}},
+    "coviar-hmdb51": {"iframe": {"lr": 3e-4, "iframe_arch": "resnet152", "batch_size": 40,
+                                 "epochs": 220, "lr_steps": (55, 110, 165)},
+                      "mv": {"lr": 5e-3, "batch_size": 80, "epochs": 360,
+                             "lr_steps": (120, 200, 280)},
+                      "residual": {"lr": 1e-3, "batch_size": 80, "epochs": 300,
+                                   "lr_steps": (120, 180, 240)}}}
+
+
+def uses_adam(recipe):
+    """Whether a recipe trains as the official CoViAR code (Adam, a rate a branch)."""
+    return recipe.startswith("coviar")
+
+
+def branch_rates(recipe):
+    """{modality: learning rate} of a CoViAR recipe's branches (an RGB TSN's: the I-frame's)."""
+    preset = COVIAR_PRESETS.get(recipe)
+    if preset is None:
+        return COVIAR_LR
+    return {**{m: values["lr"] for m, values in preset.items()}, "rgb": preset["iframe"]["lr"]}
+
+
+def with_recipe(options, given):
+    """The command line's options with what a preset recipe (coviar-ucf101, coviar-hmdb51)
+    sets, where `given` (the options typed) leaves it: the official run of the model's branch
+    (a TSN of one modality), or of all three where they share one schedule (a joint CoViAR
+    on UCF-101)."""
+    preset = COVIAR_PRESETS.get(options.get("recipe"))
+    if preset is None:
+        return options
+    if options.get("model") == "coviar":
+        runs = [preset[m] for m in MODALITIES]
+        if any(run[k] != runs[0][k] for run in runs for k in ("epochs", "lr_steps", "batch_size")):
+            raise SettingsError(
+                f"--recipe {options['recipe']}: the official runs of the three branches train "
+                "for different epochs or batches; train each as --model tsn --modality "
+                "iframe|mv|residual with this recipe, then `teamnet fuse` them (--weights 2,1,1)")
+        values = {k: v for k, v in preset["iframe"].items() if k != "lr"}  # rates: per branch
+    else:
+        modality = "iframe" if options.get("modality") in PIXELS else options.get("modality")
+        values = preset[modality]
+    return {**options, **{k: v for k, v in values.items() if k not in given}}
+
+
 DEFAULT_DROPOUT = RECIPE_DEFAULTS["teamnet"]["dropout"]
 MISSING = ("skip", "error")
 # Flip pairs shipped with the package (teamnet/), by the name --flip-pairs takes
@@ -202,9 +255,13 @@ class ModelConfig:
 @dataclass
 class OptimConfig:
     recipe: str = setting(None, "teamnet: SGD, one learning rate, weight decay on conv and "
-                          "linear weights (the paper's); coviar: the official CoViAR code's "
-                          "(Adam, a rate a branch, backbones at 1/100 of it, no dropout, no "
-                          "gradient clip) [default: coviar for --model coviar, else teamnet].",
+                          "linear weights (the paper's); team-net-official: the same without "
+                          "weight decay (the official code's, in effect); coviar: the "
+                          "official CoViAR code's (Adam, a rate a branch, backbones at 1/100 "
+                          "of it, no dropout, no gradient clip); coviar-ucf101, "
+                          "coviar-hmdb51: that and the official run of each branch on the "
+                          "dataset (rate, epochs, steps, batch, I-frame ResNet-152) where not "
+                          "given [default: coviar for --model coviar, else teamnet].",
                           choices=RECIPES)
     epochs: int = setting(50, "Epochs to train.", minimum=1)
     lr: float = setting(None, "Initial learning rate [default: 0.01; with --recipe coviar "
@@ -241,9 +298,10 @@ class TrainConfig:
     def __post_init__(self):
         """Every setting a recipe decides, decided: what config.json and checkpoints hold."""
         recipe = self.optim.recipe or ("coviar" if self.model.model == "coviar" else "teamnet")
-        if recipe == "coviar" and self.model.model == "teamnet":
-            raise SettingsError("--recipe coviar trains branches apart, each at its own rate: "
-                                "use it with --model coviar or tsn (TEAM-Net's is teamnet)")
+        if uses_adam(recipe) and self.model.model == "teamnet":
+            raise SettingsError(f"--recipe {recipe} trains branches apart, each at its own "
+                                "rate: use it with --model coviar or tsn (TEAM-Net's are "
+                                "teamnet and team-net-official)")
         defaults = RECIPE_DEFAULTS[recipe]
         self.optim = replace(self.optim, recipe=recipe, **{
             name: defaults[name] if getattr(self.optim, name) is None else getattr(self.optim, name)

@@ -16,6 +16,7 @@ import torch
 from preprocess.errors import SettingsError
 from preprocess.machine import available_memory
 
+from .config import uses_adam
 from .model import IN_CHANNELS, build_model
 
 GIB = 2**30
@@ -55,7 +56,7 @@ def step_memory(config, num_classes, batch, sample_bytes):
     activations, parameters = saved_activation_bytes(config.model, num_classes, batch,
                                                      data.num_segments, data.input_size)
     clip = data.num_segments * data.input_size ** 2 * sample_bytes
-    states = 2 if config.optim.recipe == "coviar" else 1  # Adam's moments, SGD's momentum
+    states = 2 if uses_adam(config.optim.recipe) else 1  # Adam's moments, SGD's momentum
     parts = {"activations": int(activations * BACKWARD), "model": (2 + states) * parameters,
              "loader": data.workers * (WORKER + (PREFETCH + 1) * batch * clip),
              "runtime": int(RUNTIME)}

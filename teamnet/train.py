@@ -24,7 +24,7 @@ from preprocess.text import plural
 from . import checkpoint
 from .backbone import weights_name
 from .compiled import compile_regions
-from .config import COVIAR_LR, PIXELS
+from .config import PIXELS, branch_rates, uses_adam
 from .data import ClipDataset, make_loader, stop_workers, with_p_frames
 from .distributed import all_gather, barrier, setup, use_cores
 from .evaluate import check_classes, predict
@@ -60,9 +60,10 @@ def parameter_groups(model, weight_decay, lr, head_lr_mult=None, pretrained=Fals
              "lr": lr * scale} for (is_weight, scale), params in sorted(groups.items())]
 
 
-def coviar_groups(model, weight_decay, lr=None):
+def coviar_groups(model, weight_decay, lr=None, rates=None):
     """Adam parameter groups of the official CoViAR code: each branch at its own rate (lr, or
-    where that is None COVIAR_LR's for its modality), its classifier at that rate, the
+    where that is None rates' for its modality: a recipe's branch_rates, by default
+    UCF-101's), its classifier at that rate, the
     first convolution, BatchNorm and input BatchNorm of the MV and residual branches at 1/10
     of it, the rest of the (pretrained) backbone at 1/100; weight decay on all but biases."""
     groups = {}
@@ -75,7 +76,7 @@ def coviar_groups(model, weight_decay, lr=None):
             scale = 0.1
         else:
             scale = 0.01
-        base = COVIAR_LR[modality] if lr is None else lr
+        base = (rates or branch_rates("coviar"))[modality] if lr is None else lr
         decays = not name.endswith("bias")
         groups.setdefault((decays, base * scale), []).append(parameter)
     return [{"params": params, "weight_decay": weight_decay if decays else 0.0, "lr": rate}
@@ -85,8 +86,9 @@ def coviar_groups(model, weight_decay, lr=None):
 def make_optimizer(model, config):
     """The optimizer of config's recipe (TrainConfig.optim.recipe)."""
     optim = config.optim
-    if optim.recipe == "coviar":
-        return torch.optim.Adam(coviar_groups(model, optim.weight_decay, optim.lr), eps=1e-3)
+    if uses_adam(optim.recipe):
+        return torch.optim.Adam(coviar_groups(model, optim.weight_decay, optim.lr,
+                                              branch_rates(optim.recipe)), eps=1e-3)
     pretrained = config.model.pretrained != "none" or bool(config.model.init_from)
     return torch.optim.SGD(parameter_groups(model, optim.weight_decay, optim.lr,
                                             optim.head_lr_mult, pretrained),

@@ -1,6 +1,7 @@
 """What reproducing the paper's comparisons needs (docs/REPRESENTATION.md section 10): the
 reference's crops and test views, its initial weights and learning rates, CoViAR's own recipe,
 an RGB TSN on decoded frames of any position, and per-video scores fused late."""
+import dataclasses
 import json
 import re
 from pathlib import Path
@@ -16,7 +17,8 @@ from cli import main
 from preprocess.errors import SettingsError
 from preprocess.store import ClipReader, load_index
 from teamnet.backbone import imagenet_weights
-from teamnet.config import ModelConfig, OptimConfig, TrainConfig, parse_pretrained
+from teamnet.config import (ModelConfig, OptimConfig, TrainConfig, parse_pretrained,
+                            with_recipe)
 from teamnet.data import ClipDataset, decoded_frames
 from teamnet.model import TSN, CoViAR, TEAMNet
 from teamnet.sampling import sample_clip
@@ -138,6 +140,66 @@ def test_coviar_trains_with_the_official_recipe_by_default():
     rates = _rates(make_optimizer(rgb, config).param_groups, rgb)
     assert rates["heads.rgb.fc.weight"] == approx(3e-4, 1e-4)
     assert rates["branches.rgb.stages.0.0.weight"] == approx(3e-6, 1e-4)
+
+
+def _train_config(*args):
+    """The TrainConfig `teamnet train ARGS` runs with (its options parsed, its recipe's
+    preset applied where the options leave it)."""
+    command = main.commands["train"]
+    context = command.make_context("train", ["--data", ".", *args])
+    given = {name for name in context.params
+             if context.get_parameter_source(name).name == "COMMANDLINE"}
+    return TrainConfig.from_options(with_recipe(context.params, given))
+
+
+@pytest.mark.parametrize("recipe, modality, expected", [
+    ("coviar-hmdb51", "iframe", (3e-4, 220, (55, 110, 165), 40, "resnet152")),
+    ("coviar-hmdb51", "mv", (5e-3, 360, (120, 200, 280), 80, "resnet50")),
+    ("coviar-hmdb51", "residual", (1e-3, 300, (120, 180, 240), 80, "resnet50")),
+    ("coviar-ucf101", "iframe", (3e-4, 510, (150, 270, 390), 80, "resnet152")),
+    ("coviar-ucf101", "residual", (5e-3, 510, (150, 270, 390), 80, "resnet50")),
+])
+def test_the_official_coviar_runs_are_named_presets(recipe, modality, expected):
+    # pytorch-coviar's GETTING_STARTED, one run a branch on each dataset
+    config = _train_config("--model", "tsn", "--modality", modality, "--recipe", recipe)
+    assert (config.optim.lr, config.optim.epochs, config.optim.lr_steps,
+            config.data.batch_size, config.model.iframe_arch) == expected
+    assert (config.optim.recipe, config.optim.weight_decay, config.model.dropout) == (
+        recipe, 1e-4, 0.0)
+    given = _train_config("--model", "tsn", "--modality", modality, "--recipe", recipe,
+                          "--epochs", "3", "--batch-size", "8")  # what is typed wins
+    assert (given.optim.epochs, given.data.batch_size, given.optim.lr) == (3, 8, expected[0])
+
+
+def test_a_joint_coviar_takes_its_dataset_s_branch_rates_where_they_share_a_schedule():
+    config = _train_config("--model", "coviar", "--recipe", "coviar-ucf101",
+                           "--iframe-arch", "resnet18", "--pframe-arch", "resnet18")
+    assert (config.optim.lr, config.optim.epochs, config.optim.lr_steps) == (
+        None, 510, (150, 270, 390))
+    model = CoViAR(4, "resnet18", "resnet18", dropout=0.0)
+    rates = _rates(make_optimizer(model, config).param_groups, model)
+    assert [rates[f"heads.{m}.fc.weight"][0] for m in ("iframe", "mv", "residual")] == \
+        pytest.approx([3e-4, 1e-2, 5e-3])
+    hmdb = dataclasses.replace(config, optim=dataclasses.replace(config.optim,
+                                                                 recipe="coviar-hmdb51"))
+    rates = _rates(make_optimizer(model, hmdb).param_groups, model)
+    assert [rates[f"heads.{m}.fc.weight"][0] for m in ("iframe", "mv", "residual")] == \
+        pytest.approx([3e-4, 5e-3, 1e-3])
+    with pytest.raises(SettingsError, match="train for different epochs or batches; train "
+                                            "each as --model tsn"):
+        _train_config("--model", "coviar", "--recipe", "coviar-hmdb51")
+
+
+def test_the_official_team_net_recipe_has_no_weight_decay():
+    config = _train_config("--recipe", "team-net-official")
+    assert (config.optim.recipe, config.optim.weight_decay, config.optim.lr) == (
+        "team-net-official", 0.0, 0.01)
+    model = TEAMNet(4, "resnet18", "resnet18")
+    optimizer = make_optimizer(model, config)
+    assert isinstance(optimizer, torch.optim.SGD)
+    assert {group["weight_decay"] for group in optimizer.param_groups} == {0.0}
+    assert 5e-4 in {g["weight_decay"] for g in make_optimizer(
+        model, _train_config()).param_groups}  # the paper's, on conv and linear weights
 
 
 def test_coviar_branches_are_clipped_apart():
