@@ -858,7 +858,8 @@ def _stored_videos(data, video_list, list_format, predictor, notes):
 @click.option("--checkpoint", required=True, type=click.Path(exists=True, dir_okay=False),
               help="A checkpoint of `teamnet train`.")
 @click.option("--output", "--out", "out", required=True,
-              type=click.Path(dir_okay=False, path_type=Path), help="FILE.pt: weights and what evaluate/predict read, no optimizer state; "
+              type=click.Path(dir_okay=False, path_type=Path),
+              help="FILE.pt: weights and what evaluate/predict read, no optimizer state; "
                    "FILE.pt2: a torch.export program; FILE.onnx: an ONNX model (needs "
                    "pip install 'teamnet[export]'). Never a training checkpoint or a file "
                    "that is not an export: those are refused, untouched.")

@@ -108,10 +108,10 @@ def check_output(checkpoint_path, out):
     if not out.exists():
         return
     if out.is_dir():
-        raise SettingsError(f"{out} is a folder: give a file name for --out")
+        raise SettingsError(f"{out} is a folder: give a file name for --output")
     if os.path.samefile(out, checkpoint_path):
         raise SettingsError(f"--output {out} is the checkpoint being exported: writing it would "
-                            "replace the training checkpoint; give another --out")
+                            "replace the training checkpoint; give another --output")
     if out.suffix == ".pt":
         try:
             held = checkpoint.load(out, check=False)
@@ -120,13 +120,13 @@ def check_output(checkpoint_path, out):
         if isinstance(held, dict) and "optimizer" in held:
             raise SettingsError(f"--output {out} is a training checkpoint (it holds optimizer "
                                 "state, which `teamnet train --resume` needs): give another "
-                                "--out; it was left untouched")
+                                "--output; it was left untouched")
         if isinstance(held, dict) and all(key in held for key in checkpoint.REQUIRED):
             return  # an earlier export: replaced
     elif _exported_program(out):
         return
     raise SettingsError(f"--output {out} already holds a file that is not an export of teamnet; "
-                        "it was left untouched: remove it or give another --out")
+                        "it was left untouched: remove it or give another --output")
 
 
 def _exported_program(path):

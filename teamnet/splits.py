@@ -331,12 +331,10 @@ def group_key(pattern, entries):
 
 
 def flip_pairs_file(name):
-    """The file of --flip-pairs: a shipped one by name (ssv2), else the path given."""
+    """The file of --flip-pairs: a shipped one by name (ssv2), else the path given (checked
+    when given: config.parse_flip_pairs)."""
     if name in SHIPPED_FLIP_PAIRS:
         return Path(__file__).parent / SHIPPED_FLIP_PAIRS[name]
-    if not Path(name).is_file():
-        raise SplitError(f"--flip-pairs {name}: no such file, and not one of the pairs "
-                         f"shipped ({', '.join(SHIPPED_FLIP_PAIRS)})")
     return Path(name)
 
 

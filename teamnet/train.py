@@ -229,8 +229,10 @@ def run(config, resume=False, given=()):
             check_classes(saved["classes"], index["classes"], output / "last.pt",
                           config.data.data)
             state = _restore(saved, model, optimizer, scheduler, context, output, config)
-            _say_where(output, state["epoch"] + 1, config.optim.epochs, say)
-        if state["epoch"] + 1 >= config.optim.epochs:
+        done = state["epoch"] + 1  # epochs trained, numbered from 0
+        if resume:
+            _say_where(output, done, config.optim.epochs, say)
+        if done >= config.optim.epochs:
             return config, False
         wrapped = model
         if context.world_size > 1:

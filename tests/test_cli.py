@@ -110,7 +110,8 @@ def test_a_demo_rerun_keeps_the_earlier_run_and_refuses_a_folder_not_its_own(run
     for earlier in ("run.replaced", "run.replaced.2"):  # two earlier demos
         run = tmp_path / "run"
         run.mkdir()
-        (run / "config.json").write_text(json.dumps({"data": {"data": str(tmp_path / "extracted")}}))
+        demo_config = {"data": {"data": str(tmp_path / "extracted")}}
+        (run / "config.json").write_text(json.dumps(demo_config))
         _keep_earlier_demo(tmp_path)
         assert not run.exists() and (tmp_path / earlier / "config.json").is_file()
         assert capsys.readouterr().out == f"the earlier demo run is kept as {tmp_path / earlier}\n"
