@@ -4,8 +4,10 @@ Options come from the settings dataclasses (preprocess/settings.py, teamnet/conf
 hold every default, choice and help text; commands build their settings from the options by
 keyword. Heavy modules (PyAV, torch) are imported inside the commands that need them.
 """
+import faulthandler
 import json
 import os
+import signal
 import sys
 import tempfile
 from collections import Counter
@@ -161,6 +163,17 @@ def main():
     vectors and residuals into HDF5 shards) -> `train` -> `evaluate`; `predict` classifies
     new video files; `info`, `verify` and `show` look at a dataset.
     """
+    _watchable()
+
+
+def _watchable():
+    """Output a user (or a log file, or torchrun's pipe) sees as it is printed, a line at a
+    time; and `kill -USR1 PID` prints where each of the process's threads is, without
+    stopping it: what a run that seems stuck is waiting for (docs/GUIDE.md)."""
+    if hasattr(sys.stdout, "reconfigure"):
+        sys.stdout.reconfigure(line_buffering=True)
+    if hasattr(signal, "SIGUSR1") and sys.__stderr__ is not None:
+        faulthandler.register(signal.SIGUSR1, file=sys.__stderr__, all_threads=True)
 
 
 SOURCE = click.argument("src", type=click.Path(exists=True, file_okay=False, path_type=Path))
@@ -385,6 +398,7 @@ def train(resume, **options):
         raise click.UsageError("Missing option '--data' (needed unless --resume).")
     given = {name for name in options
              if context.get_parameter_source(name) is ParameterSource.COMMANDLINE}
+    finished = False
     try:
         config, trained = run(TrainConfig.from_options(with_recipe(options, given)),
                               resume=resume, given=given)
@@ -399,8 +413,9 @@ def train(resume, **options):
                 device=config.device))
             if report:
                 write_json(output / "test_metrics.json", report)
+        finished = True
     finally:
-        cleanup()
+        cleanup(finished)
 
 
 def _evaluate(config, as_json=False):
@@ -450,10 +465,12 @@ def evaluate(as_json, **options):
     """
     from teamnet.distributed import cleanup
     config = build(EvalConfig, options)
+    finished = False
     try:
         report = _evaluate(config, as_json)
+        finished = True
     finally:
-        cleanup()
+        cleanup(finished)
     if report and report["not_written"]:  # the numbers are out; a file asked for is not
         sys.exit(1)
 

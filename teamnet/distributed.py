@@ -71,6 +71,11 @@ def barrier(context):
         dist.barrier()
 
 
-def cleanup():
-    if dist.is_initialized():
+def cleanup(finished=True):
+    """Leave the process group: every rank together once the work finished (a barrier, then
+    destroy_process_group), else not at all. A rank that failed alone must not wait for the
+    others, which may be blocked in a collective it will never join: it exits, and torchrun
+    stops the rest (tearing the group down then can itself block: pytorch/pytorch#75097)."""
+    if dist.is_initialized() and finished:
+        dist.barrier()
         dist.destroy_process_group()

@@ -3,7 +3,6 @@ import json
 import os
 import signal
 import subprocess
-import sys
 import time
 from pathlib import Path
 
@@ -13,6 +12,7 @@ import torch
 from click.testing import CliRunner
 
 import motion_dataset
+from ranks import TEAMNET_CLI, torchrun
 from cli import main
 from preprocess.store import load_index
 from teamnet.data import ClipDataset, EpochSampler, make_loader
@@ -23,7 +23,6 @@ from teamnet.splits import SplitError, hold_out, read_flip_pairs, read_list
 from teamnet.train import epoch_batches
 from teamnet.transforms import Crop, apply_crop, eval_crops, normalise, train_crop
 
-TEAMNET_CLI = str(Path(sys.executable).parent / "teamnet")
 SMALL = ["--pretrained", "none", "--iframe-arch", "resnet18", "--num-segments", "4",
          "--input-size", "32", "--batch-size", "8"]
 
@@ -273,12 +272,9 @@ def test_direction_classes_learn_with_flips_off_or_swapped(tmp_path, directions)
 @pytest.mark.slow
 def test_ddp_with_two_processes(tmp_path, motion):
     data, train_list, _ = motion
-    done = subprocess.run(
-        [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", "2", "--no-python",
-         TEAMNET_CLI, "train", "--data", str(data), "--train-list", str(train_list),
-         "--epochs", "2", "--output", str(tmp_path / "run"), "--val-fraction", "0.25",
-         *SMALL, "--workers", "1"],
-        capture_output=True, text=True, timeout=600)
+    done = torchrun("train", "--data", data, "--train-list", train_list, "--epochs", "2",
+                    "--output", tmp_path / "run", "--val-fraction", "0.25", *SMALL,
+                    "--workers", "1")
     assert done.returncode == 0, done.stderr[-3000:]
     metrics = [json.loads(line) for line in (tmp_path / "run" / "metrics.jsonl").read_text().splitlines()]
     assert len(metrics) == 2  # written once, by rank 0
@@ -506,9 +502,7 @@ def test_an_extended_run_is_the_run_it_extends(tmp_path, small_motion, workers, 
 def test_an_extended_ddp_run_is_the_run_it_extends(tmp_path, small_motion):
     data, train_list = small_motion
     def launch(*args):
-        done = subprocess.run([sys.executable, "-m", "torch.distributed.run", "--nproc_per_node",
-                               "2", "--no-python", TEAMNET_CLI, *map(str, args)],
-                              capture_output=True, text=True, timeout=600)
+        done = torchrun(*args)
         assert done.returncode == 0, done.stderr[-3000:]
     extension_is_exact(tmp_path, launch, "--data", data, "--train-list", train_list, *SMALL,
                        "--workers", "1", "--val-fraction", "0.25")
