@@ -12,7 +12,6 @@ import torch
 from preprocess.errors import SettingsError
 
 from .pictures import PictureError, cam_grid
-from .sampling import sample_clip
 from .transforms import normalise
 
 
@@ -56,7 +55,7 @@ def dataset_clips(dataset, names):
     what write_cam_pictures draws."""
     for i, name in enumerate(names):
         clip, _, _ = dataset[(0, i)]
-        gops, _ = sample_clip(dataset.num_p[i], dataset.segments, dataset.needs_p_frames)
+        gops, _ = dataset.clip_positions(i, dataset.test_rng(0, i))  # the first clip's
         yield name, clip, gops
 
 

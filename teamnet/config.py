@@ -406,9 +406,15 @@ class EvalConfig:
     crops: int = _crops()
     view: str = setting("tsn", "What a crop takes: tsn, 224/256 of the shorter side (ours, "
                         "TSN's); team-net, the whole shorter side at 256/224 of the input "
-                        "size (the official TEAM-Net test: 256 to a 256 crop); coviar, the "
-                        "centre 224/256 of width and height, squashed (the official CoViAR "
-                        "test; 1 crop).", choices=TEST_VIEWS)
+                        "size and a random GOP a segment, seeded (the official TEAM-Net "
+                        "test); coviar, 224/256 of width and height, squashed, at the centre "
+                        "frame of each segment (the official CoViAR test; 1 or 10 crops). "
+                        "The official views need data extracted with --p-stride 1.",
+                        choices=TEST_VIEWS)
+    clips: int = setting(1, "Clips a video, their scores averaged: with --view team-net, "
+                         "drawn apart (its official test draws 10 for UCF-101 and HMDB-51, 1 "
+                         "for Kinetics).", minimum=1)
+    seed: int = setting(0, "Seed of --view team-net's random GOPs (recorded in the report).")
     batch_size: int = setting(None, "Videos per step, over all ranks [default: the "
                               "checkpoint's training batch].", minimum=1)
     workers: int = setting(None, "Data-loader processes per rank [default: as trained].",

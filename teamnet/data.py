@@ -12,7 +12,7 @@ from torch.utils.data import DataLoader, Dataset, Sampler
 
 from preprocess.store import ClipReader, check_shard, load_index
 
-from .sampling import sample_clip
+from .sampling import OFFICIAL_VIEWS, official_test_clip, sample_clip
 from .splits import SplitError
 from .transforms import apply_crop, default_scales, eval_crops, train_crop, view_size
 
@@ -59,6 +59,22 @@ def p_frames(iframes, mvs, residuals):
     return traced.astype(np.uint8)  # in [0, 255]: a decoded frame
 
 
+def check_official_view(view, crops, clips, p_stride, modalities, root):
+    """Refuse a test view the data or the model cannot give as its official code does."""
+    if view == "coviar" and crops == 3:
+        raise SplitError("--view coviar has 1 or 10 crops (the official CoViAR test)")
+    if view in OFFICIAL_VIEWS and p_stride != 1:
+        raise SplitError(f"{root}: --view {view} reads P-frames at any position of a GOP, as "
+                         f"the official test does; these data keep every {p_stride}th: "
+                         "extract them again with --p-stride 1")
+    if view in OFFICIAL_VIEWS and "rgb" in modalities:
+        raise SplitError(f"--view {view} is the official test of a compressed-domain model; "
+                         "an RGB model (TSN) is tested with --view tsn")
+    if clips != 1 and view != "team-net":
+        raise SplitError(f"--clips {clips}: only --view team-net draws clips that differ "
+                         "(its official test); other views take the same frames every time")
+
+
 class ClipDataset(Dataset):
     """Items are clips: {"iframe": uint8, "mv": int8/16, "residual": int8/16} tensors of shape
     (T, size, size, C), channels last, for the modalities asked for (T x crops in evaluation),
@@ -67,7 +83,7 @@ class ClipDataset(Dataset):
 
     def __init__(self, root, entries, modalities, segments, input_size, train, seed=0, crops=1,
                  flip=True, flip_pairs=None, index=None, files=None, crop_scales=None,
-                 view="tsn"):
+                 view="tsn", clips=1):
         self.root, self.entries = root, list(entries)
         self.modalities, self.segments, self.input_size = tuple(modalities), segments, input_size
         self.train, self.seed, self.crops = train, seed, crops
@@ -75,7 +91,11 @@ class ClipDataset(Dataset):
         # label}, both ways) takes the paired class: "swiping left" flipped is "swiping right"
         self.flip, self.flip_pairs = flip, flip_pairs or {}
         self.crop_scales = crop_scales or default_scales(self.modalities)
-        self.view = view  # the evaluation crops (transforms.eval_crops)
+        # the evaluation crops (transforms.eval_crops) and, for the official views, frames
+        # (sampling.official_test_clip); clips: how many clips a video, each of them crops
+        # (only the team-net view draws clips that differ)
+        self.view, self.clips = view, clips
+        self.views = crops * clips  # network passes a video, averaged (evaluate.clip_logits)
         self.output_size = input_size if train else view_size(view, input_size)
         self.index, self.files = index, files  # None: the reader loads root's (cached)
         index = index or load_index(root)
@@ -86,6 +106,8 @@ class ClipDataset(Dataset):
                              f"this dataset stores {index['settings']['storage']}; extract it "
                              "again with --storage int16")
         self.needs_p_frames = bool({"mv", "residual"} & set(self.modalities))
+        if not train:
+            check_official_view(view, crops, clips, self.p_stride, self.modalities, root)
         self.num_p = [np.asarray(index["by_id"][video]["p_frames"]) for video, _ in self.entries]
         if self.needs_p_frames:
             empty = [v for (v, _), n in zip(self.entries, self.num_p) if not n.any()]
@@ -110,20 +132,38 @@ class ClipDataset(Dataset):
             self.reader = ClipReader(self.root, index=self.index, files=self.files)
         video, label = self.entries[i]
         rng = np.random.default_rng((self.seed, epoch, i)) if self.train else None
-        rgb = "rgb" in self.modalities
-        gops, slots = sample_clip(self.num_p[i], self.segments, self.needs_p_frames, rng,
-                                  self.p_stride, frames=rgb)
-        if rgb:  # positions: 0 the I-frame, j + 1 stored P-frame j
-            frames = {"rgb": decoded_frames(self.reader, video, gops, slots)}
-        else:
-            frames = self.reader.read(video, gops, slots, self.modalities)
         crops = self.clip_crops(i, rng)
         if self.train and crops[self.modalities[0]][0].flip:
             label = self.flip_pairs.get(label, label)
-        clip = {m: torch.cat([apply_crop(frames[m], crop, self.output_size, is_mv=m == "mv")
-                              for crop in crops[m]]).permute(0, 2, 3, 1).contiguous()  # no copy
-                for m in self.modalities}
-        return clip, label, i
+        parts = {m: [] for m in self.modalities}
+        for clip in range(self.clips):
+            frames = self.clip_frames(i, video, rng if self.train else self.test_rng(clip, i))
+            for m in self.modalities:
+                parts[m] += [apply_crop(frames[m], crop, self.output_size, is_mv=m == "mv")
+                             for crop in crops[m]]
+        return ({m: torch.cat(part).permute(0, 2, 3, 1).contiguous()  # no copy
+                 for m, part in parts.items()}, label, i)
+
+    def clip_frames(self, i, video, rng):
+        """{modality: (T, h, w, C) frames} of one clip of item i, as stored."""
+        gops, slots = self.clip_positions(i, rng)
+        if "rgb" in self.modalities:  # positions: 0 the I-frame, j + 1 stored P-frame j
+            return {"rgb": decoded_frames(self.reader, video, gops, slots)}
+        return self.reader.read(video, gops, slots, self.modalities)
+
+    def clip_positions(self, i, rng):
+        """(gops, slots) of one clip of item i (rng: a training draw, or test_rng's)."""
+        if not self.train and self.view in OFFICIAL_VIEWS:
+            return official_test_clip(self.view, self.num_p[i], self.segments,
+                                      self.needs_p_frames, rng)
+        return sample_clip(self.num_p[i], self.segments, self.needs_p_frames,
+                           rng if self.train else None, self.p_stride,
+                           frames="rgb" in self.modalities)
+
+    def test_rng(self, clip, i):
+        """The draws of test clip `clip` of item i under the team-net view: from (seed, clip,
+        video), so that a test is the same on any number of ranks and loader workers."""
+        return np.random.default_rng((self.seed, clip, i)) if self.view == "team-net" else None
 
     def clip_crops(self, i, rng):
         """{modality: crops} of item i: one random crop (training) or the evaluation crops,

@@ -8,7 +8,6 @@ import numpy as np
 import torch
 
 from preprocess.atomic import NO_SPACE, is_disk_full
-from preprocess.errors import SettingsError
 from preprocess.store import load_index
 
 from . import checkpoint, scores
@@ -48,7 +47,7 @@ def predict(model, loader, context, branches=False):
     indices, labels, logits = [], [], []
     with torch.no_grad():
         for clips, label, index in loader:
-            fused, parts = clip_logits(model, clips, loader.dataset.crops, context, True)
+            fused, parts = clip_logits(model, clips, loader.dataset.views, context, True)
             logits.append(torch.stack([fused, *parts.values()], dim=1))  # (N, 1 + B, K)
             indices.append(index)
             labels.append(label)
@@ -141,7 +140,8 @@ def confusion_path(config, evaluated):
     return checkpoint_path.with_name(
         f"confusion-{checkpoint_path.stem}-{evaluated}-{config.num_segments}seg-"
         f"{config.crops}crop-{config.input_size}px"
-        + ("" if config.view == "tsn" else f"-{config.view}") + ".png")
+        + ("" if config.view == "tsn" else f"-{config.view}")
+        + (f"-{config.clips}clip-seed{config.seed}" if config.view == "team-net" else "") + ".png")
 
 
 def _write_scores(config, report, videos, labels, classes, logits):
@@ -178,11 +178,7 @@ def evaluate_checkpoint(config):
     model.to(context.device)
     if config.compile:
         compile_regions(model)
-    if config.view == "coviar" and config.crops != 1:
-        raise SettingsError("--view coviar has 1 crop (the official CoViAR test): give "
-                            "--crops 1 with it")
-    dataset = ClipDataset(config.data, entries, model.modalities, config.num_segments,
-                          config.input_size, train=False, crops=config.crops, view=config.view)
+    dataset = _test_set(config, entries, model.modalities)
     per_rank = max(1, config.batch_size // context.world_size)
     loader = make_loader(dataset, per_rank, config.workers, context.rank,
                          context.world_size, train=False,
@@ -197,7 +193,9 @@ def evaluate_checkpoint(config):
     report["evaluated"] = evaluated
     report["protocol"] = {"num_segments": config.num_segments,
                           "input_size": dataset.output_size, "crops": config.crops,
-                          "view": config.view, "model": trained.model.model}
+                          "view": config.view, "model": trained.model.model,
+                          **({"clips": config.clips, "seed": config.seed}
+                             if config.view == "team-net" else {})}
     # files last, and never at the numbers' cost: one that cannot be written is a warning
     # (and, for the scores a user asked for, exit status 1: report["not_written"])
     report["warnings"], report["not_written"] = [], []
@@ -215,6 +213,13 @@ def evaluate_checkpoint(config):
     return report
 
 
+def _test_set(config, entries, modalities):
+    """The ClipDataset of the test protocol config gives."""
+    return ClipDataset(config.data, entries, modalities, config.num_segments, config.input_size,
+                       train=False, seed=config.seed, crops=config.crops, view=config.view,
+                       clips=config.clips)
+
+
 def _pictures(config, report, classes, name, entries, model, context):
     """The confusion matrix and, with --cam, the CAM pictures: a picture that cannot be
     written is a warning in the report."""
@@ -227,11 +232,9 @@ def _pictures(config, report, classes, name, entries, model, context):
             report["warnings"].append(str(error))
     if config.cam:
         shown = entries[:config.cam_videos]
-        dataset = ClipDataset(config.data, shown, model.modalities, config.num_segments,
-                              config.input_size, train=False, crops=config.crops,
-                              view=config.view)
+        dataset = _test_set(config, shown, model.modalities)
         written, problems = write_cam_pictures(
-            model, dataset_clips(dataset, [video for video, _ in shown]), config.crops,
+            model, dataset_clips(dataset, [video for video, _ in shown]), dataset.views,
             context, classes, config.cam, config.cam_class)
         report["cam_pictures"] = [str(path) for path in written]
         report["warnings"] += problems

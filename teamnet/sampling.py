@@ -11,6 +11,7 @@ knowing. A video left with no GOP to sample is an error (ClipDataset names it).
 import numpy as np
 
 EVAL_P_FRAME = 5  # 1-based position in the GOP of the P-frame used for evaluation
+OFFICIAL_VIEWS = ("coviar", "team-net")  # test views that pick frames as official code does
 
 
 def segment_positions(count, segments, rng=None):
@@ -61,3 +62,44 @@ def sample_clip(num_p, segments, needs_p_frames, rng=None, p_stride=1, frames=Fa
     if rng is not None:
         return gops, rng.integers(0, counts)
     return gops, np.minimum(slot, counts - 1)
+
+
+def official_test_clip(view, num_p, segments, reads_p_frames, rng=None):
+    """(gops, p_slots) of a test clip as an official code's test script picks its frames
+    (docs/REPRESENTATION.md section 6), on data that stores every P-frame (p_stride 1):
+
+    - "coviar" (pytorch-coviar's dataset.py): the centre frame of each of T equal segments
+      of the video's frames, wherever it falls in its GOP. An I-frame model takes that
+      frame's GOP; a model that reads P-frames spaces its frames over the P-frames alone
+      (frames 1 to n - 1) and reads the P-frame there, an I-frame position giving the last
+      P-frame of the GOP before it.
+    - "team-net" (villawang/TEAM-Net's CoviarDataSet_inference): a random frame of each
+      segment (drawn from rng), its GOP's I-frame and P-frame EVAL_P_FRAME.
+
+    Segments are those of the official get_seg_range and frame indices are rounded as there
+    (numpy's round, halves to even). A GOP shorter than the position read gives its last
+    P-frame; a lone I-frame at a video's end gives way to the GOP before it."""
+    num_p = np.asarray(num_p)
+    length = num_p[0] + 1  # a GOP's frames: every GOP but the last is whole
+    frames = len(num_p) + int(num_p.sum())
+    if view == "coviar":
+        moving = int(reads_p_frames)  # frame 0 is an I-frame: P-frames are 1 to n - 1
+        step = (frames - moving - 1) / segments
+        index = np.round(step * (np.arange(segments) + 0.5)).astype(np.int64) + moving
+        gops, positions = index // length, index % length
+        if reads_p_frames:
+            before = positions == 0
+            gops[before], positions[before] = gops[before] - 1, length - 1
+        slots = positions - 1
+    else:
+        step = (frames - 1) / segments
+        begin = np.round(step * np.arange(segments)).astype(np.int64)
+        end = np.maximum(np.round(step * np.arange(1, segments + 1)).astype(np.int64),
+                         begin + 1)
+        gops, slots = rng.integers(begin, end) // length, np.full(segments, eval_slot(1))
+    if reads_p_frames:
+        usable = np.flatnonzero(num_p > 0)
+        if len(usable) == 0:
+            raise ValueError("no GOP with P-frames to sample")
+        gops = usable[np.maximum(np.searchsorted(usable, gops, side="right") - 1, 0)]
+    return gops, np.clip(slots, 0, np.maximum(num_p[gops], 1) - 1)

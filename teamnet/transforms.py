@@ -68,16 +68,18 @@ def eval_crops(height, width, count=1, view="tsn"):
       landscape frame), or 4 corners and the centre plus their flips (10);
     - "team-net" (the official TEAM-Net test): the same places with squares of the whole
       shorter side (the shorter side resized to 256 and a 256 crop; see view_size);
-    - "coviar" (the official CoViAR test, 1 crop): the frame squashed to a square, the centre
-      224/256 of each side: 224/256 of the width by 224/256 of the height."""
+    - "coviar" (the official CoViAR test, 1 or 10 crops): the frame squashed to a square,
+      224 crops of it at 256: rectangles of 224/256 of the width by 224/256 of the height,
+      at the same places (the official 10 are the squashed frame's corners and centre, each
+      flipped: transforms.GroupOverSample)."""
     if view == "coviar":
-        if count != 1:
-            raise ValueError("the CoViAR view has 1 crop")
+        if count == 3:
+            raise ValueError("the CoViAR view has 1 or 10 crops")
         crop_w, crop_h = round(width * EVAL_CROP_FRACTION), round(height * EVAL_CROP_FRACTION)
-        return [Crop((width - crop_w) // 2, (height - crop_h) // 2, crop_w, crop_h)]
-    fraction = 1.0 if view == "team-net" else EVAL_CROP_FRACTION
-    side = round(min(height, width) * fraction)
-    dx, dy = width - side, height - side
+    else:
+        fraction = 1.0 if view == "team-net" else EVAL_CROP_FRACTION
+        crop_w = crop_h = round(min(height, width) * fraction)
+    dx, dy = width - crop_w, height - crop_h
     if count == 1:
         places = [(dx // 2, dy // 2)]
     elif count == 3:
@@ -87,7 +89,7 @@ def eval_crops(height, width, count=1, view="tsn"):
         places = [(0, 0), (dx, 0), (0, dy), (dx, dy), (dx // 2, dy // 2)]
     else:
         raise ValueError(f"{count} crops: choose 1, 3 or 10")
-    crops = [Crop(x, y, side, side) for x, y in places]
+    crops = [Crop(x, y, crop_w, crop_h) for x, y in places]
     return crops + [Crop(c.x, c.y, c.width, c.height, True) for c in crops] if count == 10 else crops
 
 

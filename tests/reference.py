@@ -1,4 +1,5 @@
-"""An independent, literal computation of docs/REPRESENTATION.md sections 2-4, for the tests.
+"""An independent, literal computation of docs/REPRESENTATION.md sections 2-4, and the
+official test scripts' frame choices (section 6), for the tests.
 
 It decodes with PyAV directly and follows the definitions word for word (per record, per
 block of pixels, trace as explicit coordinates), sharing no code with preprocess/.
@@ -58,3 +59,31 @@ def representation(path):
         residual = rgb.astype(int) - iframe[trace_y, trace_x].astype(int)
         gops[-1][1].append((mv, residual))
     return gops
+
+
+# The official test scripts' frame choices, written out as they are (pytorch-coviar
+# dataset.py, villawang/TEAM-Net dataset/dataset_fuse.py), for GOPs of 12 frames.
+
+def official_range(n, segments, seg, p_frames):
+    """get_seg_range: segment seg's frames [begin, end) of an n-frame video (P-frames only:
+    p_frames True)."""
+    n -= p_frames
+    size = float(n - 1) / segments
+    begin, end = int(np.round(size * seg)), int(np.round(size * (seg + 1)))
+    end = begin + 1 if end == begin else end
+    return (begin + 1, end + 1) if p_frames else (begin, end)
+
+
+def official_coviar_test(n, segments, seg, p_frames):
+    """CoViAR's _get_test_frame_index and get_gop_pos: (GOP, position in it) of segment seg."""
+    n -= p_frames
+    index = int(np.round(float(n - 1) / segments * (seg + 0.5))) + p_frames
+    gop, position = index // 12, index % 12
+    if p_frames and position == 0:
+        gop, position = gop - 1, 11
+    return gop, position
+
+
+def gops_of(n):
+    """num_p of an n-frame video in strict GOPs of 12."""
+    return [11] * (n // 12) + ([n % 12 - 1] if n % 12 else [])

@@ -13,16 +13,18 @@ import torch
 from click.testing import CliRunner
 
 import motion_dataset
+import reference
 from cli import main
 from preprocess.errors import SettingsError
 from preprocess.store import ClipReader, load_index
 from teamnet.backbone import imagenet_weights
 from teamnet.config import (ModelConfig, OptimConfig, TrainConfig, parse_pretrained,
                             with_recipe)
-from teamnet.data import ClipDataset, decoded_frames
+from teamnet.data import ClipDataset, check_official_view, decoded_frames
 from teamnet.model import TSN, CoViAR, TEAMNet
-from teamnet.sampling import sample_clip
+from teamnet.sampling import official_test_clip, sample_clip
 from teamnet.scores import ScoreFileError, fuse
+from teamnet.splits import SplitError
 from teamnet.train import check_batch_split, clip_gradients, make_optimizer, parameter_groups
 from teamnet.transforms import CROP_PLACES, Crop, eval_crops, train_crop, view_size
 
@@ -70,8 +72,56 @@ def test_official_test_views():
     assert view_size("team-net", 224) == 256 and view_size("tsn", 224) == 224
     # CoViAR's: squashed to 256 x 256, the centre 224: 7/8 of each side
     assert eval_crops(256, 340, 1, "coviar") == [Crop(21, 16, 298, 224)]
+    # its 10 (GroupOverSample): the squashed frame's corners and centre, 224 of 256, flipped:
+    # offsets 0, 32 and 16 of 256, here 0, 42 and 21 of 340 across, 0, 32 and 16 down
+    places = [(0, 0), (42, 0), (0, 32), (42, 32), (21, 16)]
+    assert eval_crops(256, 340, 10, "coviar") == (
+        [Crop(x, y, 298, 224) for x, y in places] + [Crop(x, y, 298, 224, True) for x, y in places])
     with pytest.raises(ValueError):
-        eval_crops(256, 340, 10, "coviar")
+        eval_crops(256, 340, 3, "coviar")
+    # what the official scripts cannot give is refused: P-frames they read but the data
+    # skip, an RGB model, CoViAR's 3 crops, clips that would all be the same
+    for view, crops, clips, p_stride, modalities, problem in [
+            ("coviar", 1, 1, 4, ("mv",), "--p-stride 1"),
+            ("team-net", 1, 1, 2, ("iframe", "mv"), "--p-stride 1"),
+            ("team-net", 1, 1, 1, ("rgb",), "an RGB model"),
+            ("coviar", 3, 1, 1, ("mv",), "1 or 10 crops"),
+            ("tsn", 1, 2, 1, ("mv",), "only --view team-net draws clips")]:
+        with pytest.raises(SplitError, match=re.escape(problem)):
+            check_official_view(view, crops, clips, p_stride, modalities, "data")
+    check_official_view("tsn", 3, 1, 4, ("rgb",), "data")  # ours takes any
+
+
+@pytest.mark.parametrize("segments", [3, 8, 25])
+def test_the_official_coviar_test_frames(segments):
+    for n in range(2, 500):
+        for p_frames in (False, True):
+            gops, slots = official_test_clip("coviar", reference.gops_of(n), segments, p_frames)
+            expected = [reference.official_coviar_test(n, segments, seg, p_frames)
+                        for seg in range(segments)]
+            assert gops.tolist() == [gop for gop, _ in expected], (n, p_frames)
+            if p_frames:  # stored P-frame j is GOP position j + 1
+                assert (slots + 1).tolist() == [position for _, position in expected]
+
+
+def test_the_official_team_net_test_draws_a_random_frame_a_segment():
+    n, segments = 100, 8  # segments of 12-13 frames: most span two GOPs, unevenly
+    draws = np.array([official_test_clip("team-net", reference.gops_of(n), segments, True,
+                                         np.random.default_rng(k))[0] for k in range(4000)])
+    for seg in range(segments):
+        begin, end = reference.official_range(n, segments, seg, False)
+        expected = np.bincount(np.arange(begin, end) // 12, minlength=9)[:9] / (end - begin)
+        seen = np.bincount(draws[:, seg], minlength=9)
+        assert set(np.flatnonzero(seen)) == set(np.flatnonzero(expected)), seg
+        # each GOP as often as the segment has frames in it: chi-square, 8 degrees at most,
+        # under 30 (p < 1e-3 for any seed) where a GOP drawn by halves would give hundreds
+        kept = expected > 0
+        chi = ((seen[kept] - 4000 * expected[kept]) ** 2 / (4000 * expected[kept])).sum()
+        assert chi < 30, (seg, seen, expected)
+    # P-frame 5 (slot 4), or the last of a GOP that ends before it
+    picks = np.concatenate([np.stack(official_test_clip(
+        "team-net", [11, 2], 2, True, np.random.default_rng(k))) for k in range(50)], axis=1)
+    assert {(gop, slot) for gop, slot in picks.T.tolist()} == {(0, 4), (1, 1)}
 
 
 # --- initial weights, learning rates, recipes -----------------------------------------------------

@@ -16,23 +16,25 @@ from matplotlib.image import imread
 from torch.nn import functional as F
 
 import motion_dataset
+import reference
 import synthetic
 from disks import fill, small_disk
+from ranks import TEAMNET_CLI
 from cli import main
-from preprocess.store import load_index
+from preprocess.store import ClipReader, load_index
 from teamnet import checkpoint
 from teamnet.cam import class_maps
 from teamnet.config import ModelConfig
 from teamnet.data import ClipDataset, make_loader
 from teamnet.distributed import setup
-from teamnet.evaluate import predict
+from teamnet.evaluate import clip_logits, predict
 from teamnet.model import build_model
 from teamnet.pictures import mv_colours
 from teamnet.predict import probabilities_of
+from teamnet.scores import read as read_scores
 from teamnet.sampling import sample_clip
-from teamnet.transforms import eval_crops, normalise
+from teamnet.transforms import apply_crop, eval_crops, normalise
 
-TEAMNET_CLI = str(Path(sys.executable).parent / "teamnet")
 SMALL = ["--pretrained", "none", "--iframe-arch", "resnet18", "--num-segments", "4",
          "--input-size", "32", "--batch-size", "8", "--workers", "0", "--val-fraction", "0"]
 
@@ -114,6 +116,49 @@ def test_predict_table_and_three_crops(trained, tmp_path):
                                        "--cam", str(tmp_path), "--cam-class", "left",
                                        str(data.parent / "raw" / f"{video}.mkv")])
     assert result.exit_code == 1 and "--cam-class 'left' is not a class of" in result.output
+
+
+def test_the_official_test_views_pick_frames_and_crops_as_their_scripts(trained, tmp_path):
+    run, (data, _, test_list) = trained
+    def evaluated(*options):
+        scores = tmp_path / f"scores{len(list(tmp_path.glob('*.npz')))}.npz"
+        result = CliRunner().invoke(main, [
+            "evaluate", "--checkpoint", str(run / "best.pt"), "--list", str(test_list),
+            "--num-segments", "2", "--confusion", "none", "--json", "--scores", str(scores),
+            *options])
+        assert result.exit_code == 0, result.output
+        return json.loads(result.output.splitlines()[-1])["protocol"], read_scores(scores)
+    protocol, coviar = evaluated("--view", "coviar", "--crops", "10")
+    assert (protocol["view"], protocol["crops"]) == ("coviar", 10) and "seed" not in protocol
+    # independently: the frames CoViAR's test.py picks (tests/reference.py), its 10 crops
+    saved = checkpoint.load(run / "best.pt")
+    model = build_model(checkpoint.trained_config(saved, run).model, len(saved["classes"]),
+                        initialise=False)
+    model.load_state_dict(saved["model"])
+    model.eval()
+    index, reader = load_index(data), ClipReader(data)
+    for video, logits in zip(coviar["videos"], coviar["logits"]["fused"]):
+        entry = index["by_id"][video]
+        picks = np.array([reference.official_coviar_test(entry["frames"], 2, seg, True)
+                          for seg in range(2)])
+        frames = reader.read(video, picks[:, 0], picks[:, 1] - 1, model.modalities)
+        crops = eval_crops(entry["height"], entry["width"], 10, "coviar")
+        clip = {m: torch.cat([apply_crop(frames[m], crop, 32, is_mv=m == "mv") for crop in crops])
+                .permute(0, 2, 3, 1)[None] for m in model.modalities}
+        with torch.no_grad():
+            expected = clip_logits(model, clip, 10, setup("cpu"))[0]
+        assert np.allclose(logits, expected.numpy(), atol=1e-5), video
+    # TEAM-Net's: a random GOP a segment, seeded (the same with any number of loader
+    # workers), clips averaged; the seed and clips recorded
+    protocol, drawn = evaluated("--view", "team-net", "--clips", "2", "--seed", "1")
+    assert (protocol["clips"], protocol["seed"], protocol["input_size"]) == (2, 1, 37)
+    again = evaluated("--view", "team-net", "--clips", "2", "--seed", "1", "--workers", "2")[1]
+    other = evaluated("--view", "team-net", "--clips", "2", "--seed", "2")[1]
+    assert np.allclose(drawn["logits"]["fused"], again["logits"]["fused"], atol=1e-6)
+    assert not np.allclose(drawn["logits"]["fused"], other["logits"]["fused"], atol=1e-3)
+    result = CliRunner().invoke(main, ["evaluate", "--checkpoint", str(run / "best.pt"),
+                                       "--list", str(test_list), "--clips", "2"])
+    assert result.exit_code == 1 and "only --view team-net draws clips" in result.output
 
 
 def test_predict_needs_a_recorded_encoding(trained, tmp_path):
