@@ -20,17 +20,15 @@ import numpy as np
 from motion_runs import BASE, motion_dataset, test, train
 from teamnet import train as training
 from teamnet.data import ClipDataset
-from teamnet.transforms import train_crop
 
 
 class IndependentCrops(ClipDataset):
-    """The reference's augmentation: a crop and a flip drawn for each modality."""
+    """The reference's augmentation: a crop and a flip drawn for each modality (what
+    --augment coviar gives the branches of --model coviar; TEAM-Net's never, but here)."""
 
-    def clip_crops(self, i, rng):
-        if not self.train:
-            return super().clip_crops(i, rng)
-        return {m: [train_crop(*self.sizes[i], rng, self.flip, self.crop_scales)]
-                for m in self.modalities}
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.apart = True
 
 
 def main():

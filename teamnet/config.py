@@ -28,6 +28,7 @@ LIST_FORMATS = ("auto", "ucf101", "hmdb51", "kinetics", "ssv2", "generic")
 CROPS = (1, 3, 10)
 RECIPES = ("teamnet", "team-net-official", "coviar", "coviar-ucf101", "coviar-hmdb51")
 TEST_VIEWS = ("tsn", "team-net", "coviar")
+AUGMENTATIONS = ("tsn", "coviar")
 # What each recipe sets where the command line leaves it (docs/REPRESENTATION.md section 10):
 # TEAM-Net's (the paper's, SGD); the official TEAM-Net code's, whose weight decay is
 # effectively 0 (its test for biases and BatchNorm parameters is true of every parameter);
@@ -208,6 +209,12 @@ class DataConfig:
                                  "a model that reads I-frames, 1 .875 .75 for MVs or "
                                  "residuals alone: the reference's].", parse=parse_scales,
                                  show=show_words, metavar="SCALES")
+    augment: str = setting(None, "Training augmentation: tsn (crops at TSN's 13 places, one "
+                           "for all modalities) or coviar (the official CoViAR code's: crops "
+                           "anywhere, I-frame colours jittered in HLS, and with --model coviar "
+                           "each branch cropped and flipped apart at its own scales) "
+                           "[default: coviar with a coviar recipe, else tsn].",
+                           choices=AUGMENTATIONS)
     num_segments: int = setting(8, "Segments (GOPs) per training clip.", minimum=1)
     input_size: int = setting(224, "Side of the square network input, in pixels.", minimum=32)
     batch_size: int = setting(80, "Global batch size (split over the ranks).", minimum=1)
@@ -308,6 +315,17 @@ class TrainConfig:
             for name in ("lr", "weight_decay", "clip_grad")})
         if self.model.dropout is None:
             self.model = replace(self.model, dropout=defaults["dropout"])
+        if self.data.augment is None:
+            self.data = replace(self.data, augment="coviar" if uses_adam(recipe) else "tsn")
+        if self.branches_apart() and self.data.flip_pairs:
+            raise SettingsError("--flip-pairs swaps a clip's label when its frames are flipped; "
+                                "--augment coviar flips each branch of --model coviar on its "
+                                "own: give --augment tsn with it, or leave --flip-pairs out")
+
+    def branches_apart(self):
+        """Whether each branch draws its own crop and flip (the official CoViAR models, each
+        trained on its own); TEAM-Net's and one-branch models' inputs share one."""
+        return self.data.augment == "coviar" and self.model.model == "coviar"
 
     def as_dict(self):
         return asdict(self)
@@ -315,9 +333,10 @@ class TrainConfig:
     @classmethod
     def from_dict(cls, values):
         """From a saved config (JSON gives lists back; the config holds tuples). Configs of
-        earlier versions, which had no recipe, trained with TEAM-Net's."""
+        earlier versions, which had no recipe, trained with TEAM-Net's (and its augmentation)."""
         values = dict(values)
         values["optim"] = {"recipe": "teamnet", **values["optim"]}
+        values["data"] = {"augment": "tsn", **values["data"]}  # all there was before it
         for section in sections(cls):
             values[section.name] = section.type(**_tuples(values[section.name]))
         return cls(**values)

@@ -14,7 +14,8 @@ from preprocess.store import ClipReader, check_shard, load_index
 
 from .sampling import OFFICIAL_VIEWS, official_test_clip, sample_clip
 from .splits import SplitError
-from .transforms import apply_crop, default_scales, eval_crops, train_crop, view_size
+from .transforms import (apply_crop, default_scales, eval_crops, jitter_colours, train_crop,
+                         view_size)
 
 
 def with_p_frames(entries, index, needed, report=None):
@@ -83,7 +84,7 @@ class ClipDataset(Dataset):
 
     def __init__(self, root, entries, modalities, segments, input_size, train, seed=0, crops=1,
                  flip=True, flip_pairs=None, index=None, files=None, crop_scales=None,
-                 view="tsn", clips=1):
+                 view="tsn", clips=1, augment="tsn", apart=False):
         self.root, self.entries = root, list(entries)
         self.modalities, self.segments, self.input_size = tuple(modalities), segments, input_size
         self.train, self.seed, self.crops = train, seed, crops
@@ -91,6 +92,9 @@ class ClipDataset(Dataset):
         # label}, both ways) takes the paired class: "swiping left" flipped is "swiping right"
         self.flip, self.flip_pairs = flip, flip_pairs or {}
         self.crop_scales = crop_scales or default_scales(self.modalities)
+        # the official CoViAR code's augmentation (transforms.train_crop, jitter_colours) and,
+        # apart: a crop and flip of each modality's own, at its own scales unless given
+        self.augment, self.apart, self.given_scales = augment, apart, crop_scales
         # the evaluation crops (transforms.eval_crops) and, for the official views, frames
         # (sampling.official_test_clip); clips: how many clips a video, each of them crops
         # (only the team-net view draws clips that differ)
@@ -132,12 +136,15 @@ class ClipDataset(Dataset):
             self.reader = ClipReader(self.root, index=self.index, files=self.files)
         video, label = self.entries[i]
         rng = np.random.default_rng((self.seed, epoch, i)) if self.train else None
+        clips = [self.clip_frames(i, video, rng if self.train else self.test_rng(clip, i))
+                 for clip in range(self.clips)]
         crops = self.clip_crops(i, rng)
         if self.train and crops[self.modalities[0]][0].flip:
             label = self.flip_pairs.get(label, label)
+        if self.train and self.augment == "coviar" and "iframe" in self.modalities:
+            clips[0]["iframe"] = jitter_colours(clips[0]["iframe"], rng)
         parts = {m: [] for m in self.modalities}
-        for clip in range(self.clips):
-            frames = self.clip_frames(i, video, rng if self.train else self.test_rng(clip, i))
+        for frames in clips:
             for m in self.modalities:
                 parts[m] += [apply_crop(frames[m], crop, self.output_size, is_mv=m == "mv")
                              for crop in crops[m]]
@@ -167,13 +174,18 @@ class ClipDataset(Dataset):
 
     def clip_crops(self, i, rng):
         """{modality: crops} of item i: one random crop (training) or the evaluation crops,
-        the same for every modality, so that the inputs stay aligned (a test-only variant
-        draws them apart, to measure what that costs: benchmarks/independent_crops.py)."""
-        if self.train:
-            crops = [train_crop(*self.sizes[i], rng, self.flip, self.crop_scales)]
-        else:
-            crops = eval_crops(*self.sizes[i], self.crops, self.view)
-        return dict.fromkeys(self.modalities, crops)
+        the same for every modality, so that the inputs stay aligned; in training with apart,
+        one of each modality's own (the official CoViAR models, trained apart; what that
+        would cost TEAM-Net: benchmarks/independent_crops.py)."""
+        if not self.train:
+            return dict.fromkeys(self.modalities, eval_crops(*self.sizes[i], self.crops,
+                                                             self.view))
+        anywhere = self.augment == "coviar"
+        if self.apart:
+            return {m: [train_crop(*self.sizes[i], rng, self.flip, self.given_scales or
+                                   default_scales((m,)), anywhere)] for m in self.modalities}
+        return dict.fromkeys(self.modalities, [train_crop(*self.sizes[i], rng, self.flip,
+                                                          self.crop_scales, anywhere)])
 
 
 class EpochSampler(Sampler):

@@ -463,7 +463,8 @@ def _loader(config, entries, modalities, context, train_mode):
     pairs = data.flip_pairs and read_flip_pairs(data.flip_pairs, load_index(data.data)["classes"])
     dataset = ClipDataset(data.data, entries, modalities, data.num_segments, data.input_size,
                           train_mode, config.seed, flip=data.flip == "on", flip_pairs=pairs,
-                          crop_scales=data.crop_scales)
+                          crop_scales=data.crop_scales, augment=data.augment,
+                          apart=config.branches_apart())
     return make_loader(dataset, rank_batch(config, len(dataset), context), data.workers, context.rank, context.world_size,
                        config.seed, train_mode, pin_memory=context.device.type == "cuda")
 

@@ -1,7 +1,8 @@
 """Crops, flips and normalisation (docs/REPRESENTATION.md sections 5 and 7).
 
 One crop window and one flip per clip, shared by all its segments and its three modalities,
-so the inputs stay spatially aligned; a flip negates the MV x channel. Loader workers crop,
+so the inputs stay spatially aligned (the official CoViAR augmentation, which draws them for
+each branch of a CoViAR model, is an option); a flip negates the MV x channel. Loader workers crop,
 resize and flip (keeping integer dtypes: a quarter of float32's bytes to move); the device
 normalises whole batches.
 """
@@ -46,17 +47,68 @@ def default_scales(modalities):
     return SCALES if set(PIXELS) & set(modalities) else P_FRAME_SCALES
 
 
-def train_crop(height, width, rng, flip=True, scales=SCALES):
+def train_crop(height, width, rng, flip=True, scales=SCALES, anywhere=False):
     """TSN's multi-scale crop, as the reference: width and height each scales[i] x the
-    shorter side (aspect distorted by at most one step), at one of the 13 CROP_PLACES; flip
-    with p = 0.5 (never with flip=False; the same random numbers are drawn either way)."""
+    shorter side (aspect distorted by at most one step), at one of the 13 CROP_PLACES (or,
+    anywhere=True, at any place: the official CoViAR code's fix_crop=False); flip with
+    p = 0.5 (never with flip=False; the same random numbers are drawn either way)."""
     base = min(height, width)
     sides = [int(base * scale) for scale in scales]
     pairs = [(w, h) for i, h in enumerate(sides) for j, w in enumerate(sides) if abs(i - j) <= 1]
     crop_w, crop_h = pairs[rng.integers(len(pairs))]
-    step_x, step_y = (width - crop_w) // 4, (height - crop_h) // 4
-    i, j = CROP_PLACES[rng.integers(len(CROP_PLACES))]
-    return Crop(i * step_x, j * step_y, crop_w, crop_h, bool(rng.random() < 0.5) and flip)
+    if anywhere:
+        x, y = (int(v) for v in rng.integers(0, (width - crop_w + 1, height - crop_h + 1)))
+    else:
+        i, j = CROP_PLACES[rng.integers(len(CROP_PLACES))]
+        x, y = i * ((width - crop_w) // 4), j * ((height - crop_h) // 4)
+    return Crop(x, y, crop_w, crop_h, bool(rng.random() < 0.5) and flip)
+
+
+# The official CoViAR code's colour augmentation of I-frames (its transforms.color_aug): hue,
+# lightness and saturation each moved by a uniform draw of up to these, a frame at a time
+# (OpenCV's 8-bit HLS: 36 half-degrees of hue, 50 of 255 for the others)
+HLS_JITTER = (72.0, 50 / 255, 50 / 255)
+
+
+def jitter_colours(frames, rng):
+    """(T, H, W, 3) uint8 RGB frames with their colours moved as the official CoViAR code
+    moves its I-frames': in HLS, hue by up to 72 degrees either way, lightness and saturation
+    by up to 50/255, one draw each a frame; each clipped to its range (hue at 0 and 360
+    degrees, not wrapped round, as there), in floating point (OpenCV rounds each channel to 8
+    bits on the way)."""
+    shifts = rng.uniform(-1.0, 1.0, (len(frames), 3)) * HLS_JITTER
+    hue, light, saturation = rgb_to_hls(frames.astype(np.float32) / 255)
+    hue = np.clip(hue + shifts[:, 0, None, None], 0, 360)
+    light = np.clip(light + shifts[:, 1, None, None], 0, 1)
+    saturation = np.clip(saturation + shifts[:, 2, None, None], 0, 1)
+    return np.rint(hls_to_rgb(hue, light, saturation) * 255).astype(np.uint8)
+
+
+def rgb_to_hls(rgb):
+    """(hue in degrees [0, 360), lightness, saturation in [0, 1]) of RGB in [0, 1] (..., 3)."""
+    high, low = rgb.max(axis=-1), rgb.min(axis=-1)
+    light, spread = (high + low) / 2, high - low
+    grey = spread == 0
+    spread_or_1 = np.where(grey, 1, spread)
+    saturation = np.where(grey, 0, spread_or_1 / np.where(light <= 0.5, high + low,
+                                                          2 - high - low).clip(1e-12))
+    r, g, b = np.moveaxis(rgb, -1, 0)
+    hue = np.select([high == r, high == g], [(g - b) / spread_or_1, (b - r) / spread_or_1 + 2],
+                    (r - g) / spread_or_1 + 4)
+    return np.where(grey, 0, hue * 60 % 360), light, saturation
+
+
+def hls_to_rgb(hue, light, saturation):
+    """RGB in [0, 1] (..., 3) of hue in degrees, lightness and saturation in [0, 1]."""
+    chroma = (1 - np.abs(2 * light - 1)) * saturation
+    sector = hue / 60 % 6  # 360 degrees is red again
+    middle = chroma * (1 - np.abs(sector % 2 - 1))
+    zero = np.zeros_like(chroma)
+    parts = [(chroma, middle, zero), (middle, chroma, zero), (zero, chroma, middle),
+             (zero, middle, chroma), (middle, zero, chroma), (chroma, zero, middle)]
+    which = np.minimum(sector.astype(np.int64), 5)
+    rgb = np.stack([np.choose(which, [part[c] for part in parts]) for c in range(3)], axis=-1)
+    return rgb + (light - chroma / 2)[..., None]
 
 
 def eval_crops(height, width, count=1, view="tsn"):

@@ -1,6 +1,7 @@
 """What reproducing the paper's comparisons needs (docs/REPRESENTATION.md section 10): the
 reference's crops and test views, its initial weights and learning rates, CoViAR's own recipe,
 an RGB TSN on decoded frames of any position, and per-video scores fused late."""
+import colorsys
 import dataclasses
 import json
 import re
@@ -18,15 +19,18 @@ from cli import main
 from preprocess.errors import SettingsError
 from preprocess.store import ClipReader, load_index
 from teamnet.backbone import imagenet_weights
-from teamnet.config import (ModelConfig, OptimConfig, TrainConfig, parse_pretrained,
+from teamnet.config import (DataConfig, ModelConfig, OptimConfig, TrainConfig, parse_pretrained,
                             with_recipe)
 from teamnet.data import ClipDataset, check_official_view, decoded_frames
+from teamnet.distributed import Context
 from teamnet.model import TSN, CoViAR, TEAMNet
 from teamnet.sampling import official_test_clip, sample_clip
 from teamnet.scores import ScoreFileError, fuse
 from teamnet.splits import SplitError
+from teamnet.train import _loader as training_loader
 from teamnet.train import check_batch_split, clip_gradients, make_optimizer, parameter_groups
-from teamnet.transforms import CROP_PLACES, Crop, eval_crops, train_crop, view_size
+from teamnet.transforms import (CROP_PLACES, Crop, eval_crops, hls_to_rgb, jitter_colours,
+                                rgb_to_hls, train_crop, view_size)
 
 SMALL = ["--pretrained", "none", "--iframe-arch", "resnet18", "--num-segments", "2",
          "--input-size", "32", "--batch-size", "8", "--workers", "0", "--val-fraction", "0"]
@@ -122,6 +126,67 @@ def test_the_official_team_net_test_draws_a_random_frame_a_segment():
     picks = np.concatenate([np.stack(official_test_clip(
         "team-net", [11, 2], 2, True, np.random.default_rng(k))) for k in range(50)], axis=1)
     assert {(gop, slot) for gop, slot in picks.T.tolist()} == {(0, 4), (1, 1)}
+
+
+# --- the official CoViAR augmentation (--augment coviar) -------------------------------------
+
+def test_hls_conversions_are_python_s_own():
+    rng = np.random.default_rng(0)
+    rgb = rng.random((3000, 3))
+    rgb[:30] = rgb[:30, :1]  # greys: no hue
+    hue, light, saturation = rgb_to_hls(rgb)
+    python = np.array([colorsys.rgb_to_hls(*pixel) for pixel in rgb])
+    assert np.allclose(np.stack([hue / 360, light, saturation], axis=1), python, atol=1e-12)
+    hls = rng.random((3000, 3)) * [360, 1, 1]
+    python = np.array([colorsys.hls_to_rgb(h / 360, l, s) for h, l, s in hls])
+    assert np.allclose(hls_to_rgb(*hls.T), python, atol=1e-12)
+    assert np.allclose(hls_to_rgb(np.float64(360), 0.5, 1.0), [1, 0, 0])  # 360 degrees: red
+
+
+def test_i_frame_colours_are_jittered_as_the_official_code_does():
+    frames = np.random.default_rng(1).integers(0, 256, (6, 5, 7, 3), dtype=np.uint8)
+    jittered = jitter_colours(frames, np.random.default_rng(2))
+    # each frame its own draw, hue +-72 degrees (clipped at 0 and 360), the others +-50/255
+    shifts = np.random.default_rng(2).uniform(-1, 1, (6, 3)) * [72, 50 / 255, 50 / 255]
+    for frame, moved, (dh, dl, ds) in zip(frames, jittered, shifts):
+        for pixel, got in zip(frame.reshape(-1, 3) / 255, moved.reshape(-1, 3)):
+            h, l, s = colorsys.rgb_to_hls(*pixel)
+            expected = colorsys.hls_to_rgb(min(max(h * 360 + dh, 0), 360) / 360 % 1,
+                                           min(max(l + dl, 0), 1), min(max(s + ds, 0), 1))
+            assert np.abs(np.rint(np.array(expected) * 255) - got).max() <= 1
+    assert np.abs(shifts).max(axis=0).tolist() > [50, 0.1, 0.1]  # draws that move colours
+
+
+def test_official_coviar_crops_are_anywhere_and_each_branch_its_own(motion):
+    rng = np.random.default_rng(0)
+    places = {(c.x, c.y) for c in (train_crop(256, 340, rng, scales=(.875,), anywhere=True)
+                                   for _ in range(3000))}
+    # 224 x 224 of 340 x 256: every offset 0-116 across and 0-32 down, not only quarters
+    assert {x for x, _ in places} == set(range(117)) and {y for _, y in places} == set(range(33))
+    data, _, _ = motion
+    entries = [(v["id"], v["label"]) for v in load_index(data)["videos"][:8]]
+    apart = ClipDataset(data, entries, ("iframe", "mv", "residual"), 2, 32, train=True,
+                        augment="coviar", apart=True)
+    crops = [apart.clip_crops(i % 8, np.random.default_rng(i)) for i in range(400)]
+    sides = {m: {c[m][0].width / 64 for c in crops} for m in apart.modalities}
+    assert sides["iframe"] == {1.0, 0.875, 0.75, 0.65625}  # .66 of 64: 42 pixels
+    assert sides["mv"] == sides["residual"] == {1.0, 0.875, 0.75}  # the P-frame models'
+    assert np.mean([c["iframe"] != c["mv"] for c in crops]) > 0.9
+    assert np.mean([c["iframe"][0].flip != c["mv"][0].flip for c in crops]) > 0.3
+    # a preset recipe trains with it, recorded; TEAM-Net's inputs stay aligned
+    coviar = TrainConfig(model=ModelConfig(model="coviar"),
+                         data=DataConfig(data=str(data), workers=0))
+    assert coviar.data.augment == "coviar" and coviar.branches_apart()
+    loader = training_loader(coviar, entries, apart.modalities,
+                             Context(0, 0, 1, torch.device("cpu")), True)
+    assert (loader.dataset.augment, loader.dataset.apart) == ("coviar", True)  # what trains
+    assert TrainConfig().data.augment == "tsn" and not TrainConfig().branches_apart()
+    assert not TrainConfig(data=DataConfig(augment="coviar")).branches_apart()
+    with pytest.raises(SettingsError, match="--flip-pairs"):
+        TrainConfig(model=ModelConfig(model="coviar"), data=DataConfig(flip_pairs="ssv2"))
+    old = coviar.as_dict()  # a config written before --augment trained with TSN's
+    del old["data"]["augment"]
+    assert TrainConfig.from_dict(old).data.augment == "tsn"
 
 
 # --- initial weights, learning rates, recipes -----------------------------------------------------
