@@ -42,18 +42,19 @@ RECIPE_DEFAULTS = {"teamnet": {"dropout": 0.5, "lr": 0.01, "weight_decay": 5e-4,
 # The official CoViAR code's learning rates on UCF-101 (its GETTING_STARTED), one a branch
 # (an RGB TSN's frames take the I-frame rate: its network is the I-frame one, on pixels)
 COVIAR_LR = {"iframe": 3e-4, "mv": 1e-2, "residual": 5e-3, "rgb": 3e-4}
-# The official CoViAR runs, one a branch (its GETTING_STARTED, split 1 of each dataset), as
-# --recipe coviar-ucf101|coviar-hmdb51 sets them where the command line leaves them
-_UCF_STEPS = {"epochs": 510, "lr_steps": (150, 270, 390), "batch_size": 80}
+# The official CoViAR runs, one a branch (its GETTING_STARTED, split 1 of each dataset; its
+# train.py's 3 segments, which those commands leave as they are), as --recipe
+# coviar-ucf101|coviar-hmdb51 sets them where the command line leaves them
+_UCF_STEPS = {"epochs": 510, "lr_steps": (150, 270, 390), "batch_size": 80, "num_segments": 3}
 COVIAR_PRESETS = {
     "coviar-ucf101": {"iframe": {"lr": 3e-4, "iframe_arch": "resnet152", **_UCF_STEPS},
                       "mv": {"lr": 1e-2, **_UCF_STEPS}, "residual": {"lr": 5e-3, **_UCF_STEPS}},
     "coviar-hmdb51": {"iframe": {"lr": 3e-4, "iframe_arch": "resnet152", "batch_size": 40,
-                                 "epochs": 220, "lr_steps": (55, 110, 165)},
+                                 "epochs": 220, "lr_steps": (55, 110, 165), "num_segments": 3},
                       "mv": {"lr": 5e-3, "batch_size": 80, "epochs": 360,
-                             "lr_steps": (120, 200, 280)},
+                             "lr_steps": (120, 200, 280), "num_segments": 3},
                       "residual": {"lr": 1e-3, "batch_size": 80, "epochs": 300,
-                                   "lr_steps": (120, 180, 240)}}}
+                                   "lr_steps": (120, 180, 240), "num_segments": 3}}}
 
 
 def uses_adam(recipe):

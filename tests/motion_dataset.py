@@ -41,7 +41,8 @@ def build(root, kind="pan", per_class_train=12, per_class_test=6, frames=48, siz
           p_stride=1, storage="int8"):
     """Returns (extracted folder, train list, test list) under root. The patch sets also write
     root/boxes.json: {video id: [[x0, y0] of the patch's corner in each frame]} (its side is
-    PATCH x size)."""
+    PATCH x size); the "which" set root/which.json: {video id: {"warm", "cool", "moving":
+    quadrant 0-3 row by row, "axis": 0 x or 1 y}}."""
     root = Path(root)
     rng = np.random.default_rng(seed)
     train, test, boxes = [], [], {}
@@ -56,6 +57,8 @@ def build(root, kind="pan", per_class_train=12, per_class_test=6, frames=48, siz
                 tinted = tuple(int(q) for q in rng.choice(4, 2, replace=False))
                 planes = synthetic.tinted_quadrants(frames, size, tinted, dx, dy,
                                                     int(rng.integers(1, 3)), appearance)
+                boxes[video] = {"warm": tinted[0], "cool": tinted[1], "moving": tinted[dx],
+                                "axis": dy}
                 synthetic.write_yuv_video(_mkdir(root / "raw" / name) / f"{name}{n:02d}.mkv",
                                           *planes)
                 (train if n < per_class_train else test).append(video)
@@ -73,7 +76,7 @@ def build(root, kind="pan", per_class_train=12, per_class_test=6, frames=48, siz
     encode_dataset(root / "raw", root / "encoded", EncodeSettings(size=(size, size)), parallel)
     extract_dataset(root / "encoded", root / "data",
                     ExtractSettings(shard_size=16, p_stride=p_stride, storage=storage), parallel)
-    (root / "boxes.json").write_text(json.dumps(boxes))
+    (root / ("which.json" if kind == "which" else "boxes.json")).write_text(json.dumps(boxes))
     for name, videos in (("train.txt", train), ("test.txt", test)):
         (root / name).write_text("".join(f"{v}.mp4\n" for v in videos))
     return root / "data", root / "train.txt", root / "test.txt"

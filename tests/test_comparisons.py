@@ -279,8 +279,8 @@ def test_the_official_coviar_runs_are_named_presets(recipe, modality, expected):
     config = _train_config("--model", "tsn", "--modality", modality, "--recipe", recipe)
     assert (config.optim.lr, config.optim.epochs, config.optim.lr_steps,
             config.data.batch_size, config.model.iframe_arch) == expected
-    assert (config.optim.recipe, config.optim.weight_decay, config.model.dropout) == (
-        recipe, 1e-4, 0.0)
+    assert (config.optim.recipe, config.optim.weight_decay, config.model.dropout,
+            config.data.num_segments, config.data.augment) == (recipe, 1e-4, 0.0, 3, "coviar")
     given = _train_config("--model", "tsn", "--modality", modality, "--recipe", recipe,
                           "--epochs", "3", "--batch-size", "8")  # what is typed wins
     assert (given.optim.epochs, given.data.batch_size, given.optim.lr) == (3, 8, expected[0])

@@ -4,8 +4,12 @@ hand-written converter, and no video silently lost or mislabelled."""
 import json
 import os
 import re
+import shlex
+import subprocess
+import sys
 from pathlib import Path
 
+import numpy as np
 import pytest
 from click.testing import CliRunner
 
@@ -481,3 +485,57 @@ def test_info_counts_each_class_and_warns_about_small_ones(ucf101):
     totals = json.loads(invoke("info", data, "--json").output)
     assert totals["per_class"] == dict.fromkeys(UCF_CLASSES, 4)
     assert totals["without_p_frames"] == []
+
+
+# --- one command per published number (benchmarks/reproduce/reproduce.py) -------------------
+
+REPRODUCE = Path(__file__).parent.parent / "benchmarks" / "reproduce" / "reproduce.py"
+
+
+def _reproduce(*args):
+    return subprocess.run([sys.executable, str(REPRODUCE), *map(str, args)],
+                          capture_output=True, text=True, timeout=900)
+
+
+def test_every_published_number_is_a_valid_command_line(tmp_path):
+    # each figure's teamnet commands, as its dry run prints them, parse: options the command
+    # has, values its choices take (a typo would show only after days of earlier steps)
+    figures = re.findall(r"\{(.*?)\}", _reproduce("--help").stdout.replace("\n", " "))[0]
+    assert len(figures.split(",")) == 8 + 9  # pytorch-coviar's 8, the paper's Table 1's 9
+    for figure in figures.split(","):
+        done = _reproduce(figure, "--videos", "V", "--lists", "L", "--work", tmp_path,
+                          "--kinetics-checkpoint", "K.pt", "--dry-run")
+        assert done.returncode == 0, done.stderr
+        for line in done.stdout.splitlines()[1:]:  # the first: what is published
+            name, *args = shlex.split(line.removeprefix("$ "))[1:]
+            command = main.commands[name]
+            params = {opt: p for p in command.params for opt in p.opts + p.secondary_opts}
+            for option, value in zip(args, args[1:] + [""]):
+                if option.startswith("--"):
+                    assert option in params, (figure, name, option)
+                    choices = getattr(params[option].type, "choices", None)
+                    assert not choices or value in map(str, choices), (figure, option, value)
+
+
+@pytest.mark.slow
+def test_the_mv_only_coviar_figure_runs_from_the_official_download(ucf101, tmp_path):
+    data, lists = ucf101
+    done = _reproduce("coviar-ucf101-mv", "--videos", data.parent / "raw", "--lists", lists,
+                      "--work", tmp_path, "--splits", "1", "--workers", "2",
+                      "--train-options", " ".join(SMALL[:-4] + ["--epochs", "2"]),
+                      "--test-options", "--num-segments 2 --workers 0")
+    assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
+    result = json.loads((tmp_path / "coviar-ucf101-mv.json").read_text())
+    assert result["expected_top1"] == 0.70 and result["splits"] == [1]
+    assert len(result["top1"]) == 1 and 0 <= result["mean_top1"] <= 1
+    run = tmp_path / "runs" / "coviar-ucf101-mv-coviar-mv-split1"
+    config = json.loads((run / "config.json").read_text())
+    assert (config["optim"]["recipe"], config["model"]["modality"], config["data"]["augment"],
+            config["optim"]["epochs"], config["data"]["val_fraction"]) == (
+        "coviar-ucf101", "mv", "coviar", 2, 0.0)  # the preset, but what was typed
+    about = json.loads(str(np.load(tmp_path / "scores" / f"{run.name}.npz")["about"]))
+    assert (about["view"], about["crops"], about["num_segments"]) == ("coviar", 10, 2)
+    assert "published 70.0%" in done.stdout
+    again = _reproduce("coviar-ucf101-mv", "--videos", data.parent / "raw", "--lists", lists,
+                       "--work", tmp_path, "--splits", "1", "--dry-run")
+    assert "--resume" in again.stdout  # a second run continues the first
