@@ -29,8 +29,8 @@ from teamnet.scores import ScoreFileError, fuse
 from teamnet.splits import SplitError
 from teamnet.train import _loader as training_loader
 from teamnet.train import check_batch_split, clip_gradients, make_optimizer, parameter_groups
-from teamnet.transforms import (CROP_PLACES, Crop, eval_crops, hls_to_rgb, jitter_colours,
-                                rgb_to_hls, train_crop, view_size)
+from teamnet.transforms import (CROP_PLACES, Crop, apply_crop, eval_crops, hls_to_rgb,
+                                jitter_colours, rgb_to_hls, train_crop, view_size)
 
 SMALL = ["--pretrained", "none", "--iframe-arch", "resnet18", "--num-segments", "2",
          "--input-size", "32", "--batch-size", "8", "--workers", "0", "--val-fraction", "0"]
@@ -391,6 +391,20 @@ def test_rgb_tsn_trains_on_int16_data_and_refuses_int8(tmp_path, pans16, motion)
                                   "--list", str(test_list), "--num-segments", "2", "--json"])
     assert result.exit_code == 0, result.output
     assert json.loads(result.stdout.strip().splitlines()[-1])["videos"] == 8
+    # what it sees, in training and in test: decoded frames of any position of the GOPs
+    # drawn, cropped, here compared with an independent decode of the encoded video (PyAV)
+    video = load_index(data)["videos"][0]
+    decoded = np.stack([rgb for _, rgb, _ in reference.decode_all(
+        data.parent / "encoded" / video["source"])])
+    for train in (True, False):
+        dataset = ClipDataset(data, [(video["id"], 0)], ("rgb",), 4, 32, train=train)
+        rng = np.random.default_rng((0, 3, 0)) if train else None  # item (epoch 3, 0)'s
+        gops, positions = dataset.clip_positions(0, rng)
+        crop = dataset.clip_crops(0, rng)["rgb"][0]
+        seen = dataset[(3, 0)][0]["rgb"]
+        assert np.array_equal(seen, apply_crop(decoded[12 * gops + positions], crop, 32)
+                              .permute(0, 2, 3, 1))
+        assert train or positions.tolist() == [5, 5, 5, 5]  # P-frame 5 in test
     data8, train8, _ = motion
     result = runner.invoke(main, ["train", "--data", str(data8), "--train-list", str(train8),
                                   "--output", str(tmp_path / "rgb8"), "--model", "tsn",
