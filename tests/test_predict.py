@@ -484,7 +484,10 @@ def test_a_results_file_resumes_after_a_kill_and_refuses_another_protocol(traine
 
 def test_ctrl_c_says_what_was_done_and_how_to_go_on(trained, tmp_path):
     run, (data, _, _) = trained
-    videos = sorted(str(p) for p in (data.parent / "raw").glob("*/*.mkv"))[:12]
+    # enough videos that the interrupt lands mid-run: results come in bursts (in order), and
+    # 12 were once all written before the signal arrived
+    videos = sorted(str(p) for p in (data.parent / "raw").glob("*/*.mkv"))
+    assert len(videos) >= 48
     output = tmp_path / "scores.jsonl"
     command = [TEAMNET_CLI, "predict", "--checkpoint", str(run / "best.pt"), "--output",
                str(output), "--workers", "2", "--batch-size", "1", *videos]
