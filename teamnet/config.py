@@ -424,10 +424,10 @@ class EvalConfig:
     input_size: int = setting(None, "Side of the network input [default: the checkpoint's].",
                               minimum=32)
     crops: int = _crops()
-    view: str = setting("tsn", "What a crop takes: tsn, 224/256 of the shorter side (ours, "
-                        "TSN's); team-net, the whole shorter side at 256/224 of the input "
-                        "size and a random GOP a segment, seeded (the official TEAM-Net "
-                        "test); coviar, 224/256 of width and height, squashed, at the centre "
+    view: str = setting("tsn", "Which frames and crops the test takes: tsn, the centre GOP "
+                        "of each segment and 224/256 of the shorter side (ours, TSN's); "
+                        "team-net, the whole shorter side at 256/224 of the input size and a "
+                        "random GOP a segment, seeded (the official TEAM-Net test); coviar, 224/256 of width and height, squashed, at the centre "
                         "frame of each segment (the official CoViAR test; 1 or 10 crops). "
                         "The official views need data extracted with --p-stride 1.",
                         choices=TEST_VIEWS)
