@@ -427,8 +427,9 @@ class EvalConfig:
     view: str = setting("tsn", "Which frames and crops the test takes: tsn, the centre GOP "
                         "of each segment and 224/256 of the shorter side (ours, TSN's); "
                         "team-net, the whole shorter side at 256/224 of the input size and a "
-                        "random GOP a segment, seeded (the official TEAM-Net test); coviar, 224/256 of width and height, squashed, at the centre "
-                        "frame of each segment (the official CoViAR test; 1 or 10 crops). "
+                        "random GOP a segment, seeded (the official TEAM-Net test); coviar, "
+                        "224/256 of width and height, squashed, at the centre frame of each "
+                        "segment (the official CoViAR test; 1 or 10 crops). "
                         "The official views need data extracted with --p-stride 1.",
                         choices=TEST_VIEWS)
     clips: int = setting(1, "Clips a video, their scores averaged: with --view team-net, "
