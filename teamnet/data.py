@@ -159,13 +159,13 @@ class ClipDataset(Dataset):
         return self.reader.read(video, gops, slots, self.modalities)
 
     def clip_positions(self, i, rng):
-        """(gops, slots) of one clip of item i (rng: a training draw, or test_rng's)."""
+        """(gops, slots) of one clip of item i (rng: a training draw, or test_rng's: None
+        but for the team-net view)."""
         if not self.train and self.view in OFFICIAL_VIEWS:
             return official_test_clip(self.view, self.num_p[i], self.segments,
                                       self.needs_p_frames, rng)
-        return sample_clip(self.num_p[i], self.segments, self.needs_p_frames,
-                           rng if self.train else None, self.p_stride,
-                           frames="rgb" in self.modalities)
+        return sample_clip(self.num_p[i], self.segments, self.needs_p_frames, rng,
+                           self.p_stride, frames="rgb" in self.modalities)
 
     def test_rng(self, clip, i):
         """The draws of test clip `clip` of item i under the team-net view: from (seed, clip,
