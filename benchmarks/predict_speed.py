@@ -21,11 +21,15 @@ long: one long H.264 input of each --minutes and --sizes (the bikes clip looped,
 --preset: superfast, like every preset but ultrafast, puts a keyframe at each of the clip's
 scene cuts, about 50 frames apart; ultrafast only every 250 frames, the worst case for
 seeking), and its `teamnet encode` output: predict's preprocessing of its 25-segment clip
-(best of two), stage by stage (demux, probe, seek + decode + re-encode in one ffmpeg,
-extract), against decord reading the same 25 segments' centre frames as MMAction2's test
-pipeline does (one thread; pip-installed into the benchmark's folder, no dependency) and,
-up to --whole-up-to minutes, against the whole-video path (re-encode all, extract the kept
-GOPs). Then 16 copies of the 10 s bikes clip through predict with 1 and 2 workers.
+(best of two), stage by stage (demux, probe, cut: the packets each group needs copied out,
+decode + re-encode in one ffmpeg, extract), against decord reading the same 25 segments'
+centre frames as MMAction2's test pipeline does (one thread; pip-installed into the
+benchmark's folder, no dependency) and, up to --whole-up-to minutes, against the whole-video
+path (re-encode all, extract the kept GOPs). On the H.264 inputs the one ffmpeg is also timed
+reading the cuts against seeking in the source (best of three each, alternated). Then 16
+copies of the 10 s bikes clip through predict with 1 and 2 workers, with the cores each run
+kept busy (from /proc/stat: the speed-up two workers can give on two cores is 2 / the cores
+one worker keeps busy).
 
 memory: a 640x360 H.264 input of each --minutes length (the sample clip looped) is
 predicted in a process of its own (--workers 0); its peak resident memory, and ffmpeg's,
@@ -316,6 +320,7 @@ def long_inputs(args, work):
                         sampled_in_memory(path, recorded, encoder, keep, folder,
                                           reads=reads, timings=stages)[0].close()
                     row["stages_s"] = stages
+                    row["ffmpeg_s"] = cut_against_seek(path, recorded, encoder, keep, reads)
                     if minutes <= args.whole_up_to:
                         row["today_s"] = whole(path)
                 rows.append(row)
@@ -325,12 +330,44 @@ def long_inputs(args, work):
                          f"({row['today_s'] / row['ours_s']:.1f}x ours)" if "today_s" in row
                          else "")
                       + ("".join(f"\n    {k} {v:.3f} s" for k, v in row["stages_s"].items())
-                         if "stages_s" in row else ""))
+                         if "stages_s" in row else "")
+                      + ("".join(f"\n    one ffmpeg, {k}: {v:.3f} s"
+                                 for k, v in row["ffmpeg_s"].items())
+                         if "ffmpeg_s" in row else ""))
             raw.unlink()
             encoded.unlink()
     model = best_of(3, lambda: _model_seconds(predictor, recorded, encoder, keep, reads))
     print(f"model (one clip, {args.arch} at {args.size} px): {model:.3f} s")
     return {"rows": rows, "model_s": model, "workers": workers_scaling(args, work)}
+
+
+def cut_against_seek(path, recorded, encoder, keep, reads, runs=3):
+    """Seconds of the one ffmpeg that decodes and re-encodes a clip's groups, reading the
+    packets cut out of the source (with the cutting) and seeking in the source itself:
+    best of `runs` each, alternated."""
+    from dataclasses import replace
+
+    from preprocess.decode import probe
+    from preprocess.encode import output_size
+    from preprocess.in_memory import gop_plan
+    from preprocess.sampled import (cut_inputs, encode_runs, seek_groups, seek_inputs,
+                                    stream_index)
+    index, info = stream_index(path), probe(path)
+    groups = seek_groups(index, gop_plan(index.frames, recorded, keep, reads)[0])
+    size, settings = output_size(info.width, info.height, encoder), replace(encoder, gop=reads)
+    seconds = {"cut inputs": [], "seek inputs": []}
+    with tempfile.TemporaryDirectory() as folder:
+        for run in range(runs):
+            for kind in seconds:
+                start = time.perf_counter()
+                cuts = Path(folder) / f"{kind} {run}"
+                cuts.mkdir()
+                inputs = (cut_inputs(path, index, groups, cuts) if kind == "cut inputs"
+                          else seek_inputs(path, index, groups, info.stream))
+                subprocess.run(encode_runs(inputs, cuts / "out.mp4", groups, size, settings),
+                               check=True)
+                seconds[kind].append(time.perf_counter() - start)
+    return {kind: min(values) for kind, values in seconds.items()}
 
 
 def _model_seconds(predictor, recorded, encoder, keep, reads):
@@ -355,14 +392,25 @@ def workers_scaling(args, work):
     for path in paths:
         shutil.copy(sample_folder() / "bikes.mp4", path)
     checkpoint_path = small_checkpoint(work, "resnet18", 32)
-    seconds = {}
+    seconds, cores = {}, {}
     for workers in (1, 2):
         predicting(checkpoint_path, paths[:2 * workers], workers, args.batch, 25)  # warm-up
+        busy = busy_seconds()
         seconds[workers], scored = predicting(checkpoint_path, paths, workers, args.batch, 25)
+        cores[workers] = (busy_seconds() - busy) / seconds[workers]
         assert scored == len(paths), scored
-        print(f"16 x bikes.mp4, --workers {workers}: {seconds[workers]:.1f} s")
-    print(f"  2 workers: {seconds[1] / seconds[2]:.2f}x one")
-    return seconds
+        print(f"16 x bikes.mp4, --workers {workers}: {seconds[workers]:.1f} s, "
+              f"{cores[workers]:.2f} cores busy")
+    print(f"  2 workers: {seconds[1] / seconds[2]:.2f}x one "
+          f"(at most {os.cpu_count() / cores[1]:.2f}x on {os.cpu_count()} cores)")
+    return {"seconds": seconds, "cores_busy": cores}
+
+
+def busy_seconds():
+    """CPU seconds this machine has spent busy since boot, all cores (/proc/stat)."""
+    fields = [int(value) for value in Path("/proc/stat").read_text().split("\n")[0].split()[1:]]
+    idle = fields[3] + fields[4]  # idle, iowait
+    return (sum(fields[:8]) - idle) / os.sysconf("SC_CLK_TCK")
 
 
 def stages(args, work):

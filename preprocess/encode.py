@@ -96,10 +96,13 @@ def encoder_options(settings, stamp=None):
 
 
 def compiled(output, settings, source, target):
-    """The argument list of an ffmpeg-python output whose input is named SOURCE.mkv and
+    """The argument list of an ffmpeg-python output whose input is named SOURCE.mkv (or,
+    where source is a list, whose inputs are named SOURCE-0.mkv, SOURCE-1.mkv...) and
     output TARGET.mp4: those stand-ins replaced by the real names. ffmpeg-python hashes its
     arguments as UTF-8, which a non-UTF-8 file name is not."""
-    names = {"SOURCE.mkv": str(source), "TARGET.mp4": str(target)}
+    sources = ({f"SOURCE-{k}.mkv": str(path) for k, path in enumerate(source)}
+               if isinstance(source, list) else {"SOURCE.mkv": str(source)})
+    names = {**sources, "TARGET.mp4": str(target)}
     command = output.global_args("-nostdin", "-hide_banner", "-loglevel", "error").compile(
         cmd=settings.ffmpeg, overwrite_output=True)
     return [names.get(argument, argument) for argument in command]

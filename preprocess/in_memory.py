@@ -26,7 +26,8 @@ from .discover import DatasetError, Video
 from .encode import (encode_video, find_ffmpeg, from_recorded, output_size, recorded_stamp,
                      settings_of)
 from .extract import extract_video
-from .sampled import batches, encode_runs, join_command, seek_groups, stream_index
+from .sampled import (CutUnfit, batches, cut_inputs, encode_runs, join_command, seek_groups,
+                      seek_inputs, stream_index)
 from .settings import ExtractSettings
 from .store.index import entry
 
@@ -202,13 +203,14 @@ def sampled_in_memory(source, recorded, encoder, choose, work, span=None, reads=
     clock("probe")
     names = [encoded] if len(parts) == 1 else [Path(work) / f"part-{k}.mp4"
                                                for k in range(len(parts))]
-    for groups, name in zip(parts, names):
-        _ffmpeg(encode_runs(source, name, index, groups, size, run_gop, info.stream))
+    for number, (groups, name) in enumerate(zip(parts, names)):
+        _encode_groups(source, index, groups, Path(work) / f"cuts-{number}", name, size,
+                       run_gop, info.stream, clock)
     if len(parts) > 1:  # high resolutions: several ffmpeg, each holding fewer inputs
         listing = Path(work) / "parts.txt"
         listing.write_text("".join(f"file '{name.name}'\n" for name in names))
         _ffmpeg(join_command(listing, encoded, encoder))
-    clock("seek + decode + re-encode")
+        clock("decode + re-encode")
     try:  # the extraction checks every GOP's frames against the plan: none lost or added
         file, memory = extract_in_memory(encoded, recorded,
                                          sampled=(frames, expected, float(index.rate)))
@@ -216,6 +218,26 @@ def sampled_in_memory(source, recorded, encoder, choose, work, span=None, reads=
         raise SampledUnfit(str(error)) from None
     clock("extract")
     return file, {**memory, "decoded": {"decoded": "sampled GOPs"}}
+
+
+def _encode_groups(source, index, groups, cuts, target, size, settings, stream, clock):
+    """Encode groups of runs (sampled.seek_groups) of source into target by one ffmpeg that
+    reads their packets cut out into folder `cuts` (removed afterwards), or, where they
+    cannot be cut or that ffmpeg fails, by one that seeks in the source."""
+    cuts.mkdir()
+    try:
+        inputs = cut_inputs(source, index, groups, cuts)
+        clock("cut")
+        _ffmpeg(encode_runs(inputs, target, groups, size, settings))
+        clock("decode + re-encode")
+        return
+    except (CutUnfit, SampledUnfit):
+        clock("cut, given up")
+    finally:
+        shutil.rmtree(cuts, ignore_errors=True)
+    _ffmpeg(encode_runs(seek_inputs(source, index, groups, stream), target, groups, size,
+                        settings))
+    clock("seek + decode + re-encode")
 
 
 def _ffmpeg(command):

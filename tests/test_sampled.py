@@ -13,8 +13,8 @@ import torch
 
 import synthetic
 from preprocess.in_memory import (MEMORY_SHARD, encode_to, encoder_of, extract_in_memory,
-                                  represent, windows, work_folder)
-from preprocess.sampled import stream_index
+                                  represent, sampled_in_memory, windows, work_folder)
+from preprocess.sampled import CutUnfit, cut_inputs, stream_index
 from preprocess.settings import EncodeSettings, ExtractSettings
 from teamnet.predict import ClipMaker
 
@@ -41,6 +41,9 @@ def inputs(clips, ffmpeg_binary, tmp_path_factory):
            "xvid", "-q:v", 4, "-g", 60, made["ucf101.avi"])
     made["bunny.mkv"] = work / "bunny.mkv"
     ffmpeg(ffmpeg_binary, "-i", clips / "bigbuckbunny.mp4", "-c", "copy", made["bunny.mkv"])
+    made["opengop.mp4"] = work / "opengop.mp4"  # I-frames that B-frames before them need
+    ffmpeg(ffmpeg_binary, "-i", bikes, "-an", "-c:v", "libx264", "-x264-params",
+           "open-gop=1:keyint=40", "-bf", 3, made["opengop.mp4"])
     made["pan.mkv"] = synthetic.write_video(work / "pan.mkv",
                                             synthetic.pan(100, 64, 96, 2, 1, seed=3))
     return made
@@ -84,13 +87,47 @@ def assert_same(sampled, whole, segments=8):
 
 
 @pytest.mark.parametrize("name", ["bikes.mp4", "bigbuckbunny.mp4", "carphone.mp4",
-                                  "kinetics.webm", "ucf101.avi", "bunny.mkv", "pan.mkv"])
+                                  "kinetics.webm", "ucf101.avi", "bunny.mkv", "opengop.mp4",
+                                  "pan.mkv"])
 def test_sampled_gops_equal_those_of_the_whole_encoding(inputs, name):
     sampled, whole = representations(inputs[name])
     assert sampled[1]["decoded"] == {"decoded": "sampled GOPs"}
     num_p = sampled[1]["by_id"]["video"]["p_frames"]
     assert len(num_p) == 8 and sum(num_p) > 7 * 5  # 8 GOPs kept, read to the 5th P-frame
     assert_same(sampled, whole)
+
+
+@pytest.mark.parametrize("name, how", [("bikes.mp4", "cut"), ("kinetics.webm", "cut"),
+                                       ("ucf101.avi", "cut"),
+                                       ("opengop.mp4", "seek + decode + re-encode")])
+def test_ffmpeg_reads_packets_cut_out_of_the_source_else_seeks_in_it(inputs, name, how):
+    """Packets cut out where each group's frames are the packets after its keyframe; an
+    open GOP's are not (frames before an I-frame decoded after it): ffmpeg seeks there."""
+    make, encoder, stages = clip_maker(), encoder_of(RECORDED), {}
+    with work_folder() as work:
+        sampled_in_memory(inputs[name], RECORDED, encoder, make.gops_to_keep, work,
+                          reads=make.frames_read, timings=stages)[0].close()
+    assert how in stages
+    assert ("cut, given up" in stages) == (how != "cut"), stages
+
+
+def test_a_cut_holds_the_packets_its_frames_need(inputs, tmp_path):
+    path = inputs["bikes.mp4"]  # B-frames: decode order is not presentation order
+    groups = [[(40, 6)], [(140, 6), (152, 6)], [(242, 8)]]
+    cuts = cut_inputs(path, stream_index(path), groups, tmp_path)
+    assert [cut.origin for cut in cuts] == [30, 137, 242]  # the keyframes before each
+    with av.open(str(path)) as container:  # every frame, decoded from the start
+        frames = [frame.to_ndarray() for frame in container.decode(video=0)]
+    for cut, group in zip(cuts, groups):
+        with av.open(cut.path) as container:
+            got = [frame.to_ndarray() for frame in container.decode(video=0)]
+        end = group[-1][0] + group[-1][1]
+        assert end - cut.origin <= len(got) <= len(frames) - cut.origin
+        for number in range(cut.origin, end):
+            np.testing.assert_array_equal(got[number - cut.origin], frames[number])
+    with pytest.raises(CutUnfit, match="an open GOP"):
+        cut_inputs(inputs["opengop.mp4"], stream_index(inputs["opengop.mp4"]),
+                   [[(130, 6)]], tmp_path)
 
 
 def test_the_frame_count_comes_from_the_packets(inputs):
