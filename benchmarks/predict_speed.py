@@ -321,6 +321,7 @@ def long_inputs(args, work):
                                           reads=reads, timings=stages)[0].close()
                     row["stages_s"] = stages
                     row["ffmpeg_s"] = cut_against_seek(path, recorded, encoder, keep, reads)
+                    row["frames_decoded"] = frames_decoded(path, recorded, keep, reads)
                     if minutes <= args.whole_up_to:
                         row["today_s"] = whole(path)
                 rows.append(row)
@@ -333,7 +334,10 @@ def long_inputs(args, work):
                          if "stages_s" in row else "")
                       + ("".join(f"\n    one ffmpeg, {k}: {v:.3f} s"
                                  for k, v in row["ffmpeg_s"].items())
-                         if "ffmpeg_s" in row else ""))
+                         if "ffmpeg_s" in row else "")
+                      + (f"\n    frames decoded: ours {row['frames_decoded']['ours']}, "
+                         f"decord at least {row['frames_decoded']['decord']}"
+                         if "frames_decoded" in row else ""))
             raw.unlink()
             encoded.unlink()
     model = best_of(3, lambda: _model_seconds(predictor, recorded, encoder, keep, reads))
@@ -368,6 +372,27 @@ def cut_against_seek(path, recorded, encoder, keep, reads, runs=3):
                                check=True)
                 seconds[kind].append(time.perf_counter() - start)
     return {kind: min(values) for kind, values in seconds.items()}
+
+
+def frames_decoded(path, recorded, keep, reads):
+    """Frames each side must decode: ours, the packets cut out for the clip's groups;
+    decord's, from the keyframe before each of its 25 centre frames to it (or from the
+    frame before, within one keyframe interval), the least any decoder can do."""
+    from bisect import bisect_right
+
+    from preprocess.in_memory import gop_plan
+    from preprocess.sampled import packet_span, seek_groups, stream_index
+    index = stream_index(path)
+    groups = seek_groups(index, gop_plan(index.frames, recorded, keep, reads)[0])
+    ours = sum(packets.stop - packets.start for _, packets in
+               (packet_span(index, group[0][0], group[-1][0] + group[-1][1])
+                for group in groups))
+    step, decord, last = index.frames / 25, 0, -1
+    for centre in (int(step * k + step / 2) for k in range(25)):
+        key = index.keyframes[bisect_right(index.keyframes, centre) - 1]
+        decord += centre - (key - 1 if key > last else last)
+        last = centre
+    return {"ours": ours, "decord": decord}
 
 
 def _model_seconds(predictor, recorded, encoder, keep, reads):

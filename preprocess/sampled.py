@@ -47,6 +47,7 @@ DRIFT = 0.25
 START_DRIFT = 0.1  # a video this much after the file's start gets a frame more
 MEMORY_BUDGET = 512 * 2**20  # bytes of decoded frames one ffmpeg may hold for its inputs
 INPUT_FRAMES = 16  # decoded frames an input holds at most: reference frames and queues
+CUT_BUDGET = 256 * 2**20  # bytes of packets one ffmpeg's inputs may copy into cuts
 
 
 @dataclass(frozen=True)
@@ -60,6 +61,8 @@ class StreamIndex:
     pts: np.ndarray = field(default_factory=lambda: np.zeros(0, np.int64))  # each frame's
     ranks: np.ndarray = field(default_factory=lambda: np.zeros(0, np.int64))  # each packet's
     # frame number, packets in decode order
+    sizes: np.ndarray = field(default_factory=lambda: np.zeros(0, np.int64))  # each packet's
+    # bytes, in decode order
 
 
 def stream_index(path):
@@ -75,7 +78,8 @@ def _stream_index(path, _size, _mtime_ns):
     container, stream = open_video(path)
     with container:
         packets = [(packet.pts, packet.dts, packet.is_keyframe, packet.is_discard
-                    or packet.is_corrupt) for packet in container.demux(stream) if packet.size]
+                    or packet.is_corrupt, packet.size) for packet in container.demux(stream)
+                   if packet.size]
         declared, base, rate = stream.frames, stream.time_base, stream.guessed_rate
         start = (container.start_time or 0) / 1_000_000
         avi = container.format.name == "avi"
@@ -92,8 +96,9 @@ def _stream_index(path, _size, _mtime_ns):
     rank = np.empty_like(order)
     rank[order] = np.arange(len(order))  # each packet's frame number
     keyframes = tuple(sorted(int(rank[i]) for i, packet in enumerate(packets) if packet[2]))
+    sizes = np.array([packet[4] for packet in packets], np.int64)
     return StreamIndex(len(packets), times, keyframes, rate,
-                       _irregular(times, keyframes, rate), pts[order], rank)
+                       _irregular(times, keyframes, rate), pts[order], rank, sizes)
 
 
 def _untrusted(packets, declared, rate, base, avi_without_index):
@@ -103,9 +108,9 @@ def _untrusted(packets, declared, rate, base, avi_without_index):
         return "no video packets"
     if avi_without_index:
         return "an AVI without an index (seeking in it is not exact)"
-    if any(pts is None or dts is None for pts, dts, _, _ in packets) or not rate or not base:
+    if any(pts is None or dts is None for pts, dts, *_ in packets) or not rate or not base:
         return "packets without timestamps or frame rate"
-    if any(hidden for _, _, _, hidden in packets):
+    if any(hidden for _, _, _, hidden, _ in packets):
         return "packets marked to be discarded (an edit list) or corrupt"
     if declared and declared != len(packets):
         return f"the container states {declared} frames, its stream holds {len(packets)}"
@@ -198,13 +203,17 @@ def cut_inputs(source, index, groups, folder):
     copied by PyAV with the stream's parameters (no decoding). Each packet is checked to be
     the one the index puts there; CutUnfit where a group cannot be cut so."""
     spans = [packet_span(index, group[0][0], group[-1][0] + group[-1][1]) for group in groups]
+    size = sum(int(index.sizes[packets].sum()) for _, packets in spans)
+    if size > CUT_BUDGET:  # a source of huge packets: temporary files would be as large
+        raise CutUnfit(f"its cuts would take {size / 2**20:.0f} MiB")
     container, stream = open_video(source)
     inputs = []
     with container:
-        for number, (key, wanted) in enumerate(spans):
+        for number, (key, packets) in enumerate(spans):
             path = Path(folder) / f"cut-{number}.mkv"
+            wanted = index.pts[index.ranks[packets]]  # the packets' presentation times
             try:
-                _copy_packets(container, stream, index.pts[key], index.pts[wanted], path)
+                _copy_packets(container, stream, index.pts[key], wanted, path)
             except (av.FFmpegError, OSError, UnicodeError) as error:  # a codec Matroska
                 raise CutUnfit(f"cannot cut its packets: {error}") from None  # cannot hold
             inputs.append(Input(str(path), 0, key))
@@ -212,10 +221,10 @@ def cut_inputs(source, index, groups, folder):
 
 
 def packet_span(index, start, end):
-    """(keyframe, packets): the last keyframe at or before frame start, and the frame
-    numbers of the packets, in decode order, from the keyframe's to the last that frames
-    before `end` need (a frame needs the packets decoded before it). CutUnfit where those
-    packets hold a frame before the keyframe or lack one after it (open GOPs)."""
+    """(keyframe, packets): the last keyframe at or before frame start, and the slice of
+    packets, in decode order, from the keyframe's to the last that frames before `end` need
+    (a frame needs the packets decoded before it). CutUnfit where those packets hold a frame
+    before the keyframe or lack one after it (open GOPs)."""
     key = index.keyframes[bisect_right(index.keyframes, start) - 1]
     ranks = index.ranks
     first = int(np.flatnonzero(ranks == key)[0])
@@ -224,7 +233,7 @@ def packet_span(index, start, end):
     if wanted.min() < key or np.count_nonzero(wanted < end) != end - key:
         raise CutUnfit(f"the frames after keyframe {key} are not the packets after it "
                        "(an open GOP)")
-    return key, wanted
+    return key, slice(first, last + 1)
 
 
 def _copy_packets(container, stream, key_pts, wanted_pts, path):

@@ -130,6 +130,20 @@ def test_a_cut_holds_the_packets_its_frames_need(inputs, tmp_path):
                    [[(130, 6)]], tmp_path)
 
 
+def test_cuts_that_would_take_too_much_disk_are_not_made(inputs, tmp_path, monkeypatch):
+    import preprocess.sampled
+    path = inputs["bikes.mp4"]
+    with av.open(str(path)) as container:  # packets 30 (the keyframe) to 45 in decode order
+        sizes = [packet.size for packet in container.demux(video=0) if packet.size][30:46]
+    monkeypatch.setattr(preprocess.sampled, "CUT_BUDGET", sum(sizes) - 1)
+    with pytest.raises(CutUnfit, match="would take"):
+        cut_inputs(path, stream_index(path), [[(40, 6)]], tmp_path)
+    monkeypatch.setattr(preprocess.sampled, "CUT_BUDGET", sum(sizes))
+    (cut,) = cut_inputs(path, stream_index(path), [[(40, 6)]], tmp_path)
+    with av.open(cut.path) as container:
+        assert [packet.size for packet in container.demux(video=0) if packet.size] == sizes
+
+
 def test_the_frame_count_comes_from_the_packets(inputs):
     index = stream_index(inputs["bikes.mp4"])
     assert (index.frames, index.rate, index.untrusted) == (250, 25, "")
