@@ -9,6 +9,7 @@ predict`).
 """
 import fcntl
 import os
+import re
 import shutil
 import subprocess
 import tempfile
@@ -195,7 +196,9 @@ def sampled_in_memory(source, recorded, encoder, choose, work, span=None, reads=
     first, frames = span_frames(index, span)
     runs, expected = gop_plan(frames, recorded, choose, reads, first)
     info = probe(source)
-    encoded = Path(work) / "video.mp4"
+    # not encode_to's name: the whole video's encoding, where this fails, must not find this
+    # file there and take it for itself (encode_video skips a target already made)
+    encoded = Path(work) / "sampled.mp4"
     # every run but the video's last GOP has the same length: an encoder GOP each
     run_gop = replace(encoder, gop=min(encoder.gop, reads or encoder.gop))
     size = output_size(info.width, info.height, encoder)
@@ -242,9 +245,11 @@ def _encode_groups(source, index, groups, cuts, target, size, settings, stream, 
 
 def _ffmpeg(command):
     done = subprocess.run(command, capture_output=True, text=True, errors="replace")
-    if done.returncode != 0:
-        message = done.stderr.strip().splitlines()[-1:] or [f"exit {done.returncode}"]
-        raise SampledUnfit(f"ffmpeg failed on its sampled GOPs: {message[0]}")
+    if done.returncode != 0:  # its first error says why, without ffmpeg's [component] tags
+        lines = [re.sub(r"^(\[[^]]*\]\s*)+", "", line) for line in done.stderr.splitlines()]
+        said = [line for line in lines if "error" in line.lower()] or lines[-1:]
+        raise SampledUnfit("ffmpeg failed on its sampled GOPs: "
+                           + (said[0] if said else f"exit {done.returncode}"))
 
 
 class _Stages:

@@ -4,20 +4,19 @@ The strict-GOP encoding (encode.py) starts every GOP with an I-frame and predict
 from earlier frames of its own GOP, at a fixed quantiser: the representation of GOP g
 depends on its own frames alone, source frames gop*g to gop*g + gop - 1 (measured: the same
 pixels and every motion vector field, tests/test_sampled.py). So a clip's GOPs can be made
-from those frames alone: ffmpeg seeks to the source keyframe before each sampled GOP (one
-input a run of GOPs that share a keyframe interval), decodes up to its last frame, and
-encodes the sampled GOPs back to back, scaled and encoded exactly as `teamnet encode` does.
-The cost then follows the number of segments and the source's keyframe spacing, not its
-length.
+from those frames alone: ffmpeg decodes each sampled GOP from the source keyframe before it
+(one input a group of GOPs that share a keyframe interval) up to its last frame, and encodes
+the sampled GOPs back to back, scaled and encoded exactly as `teamnet encode` does. The cost
+then follows the number of segments and the source's keyframe spacing, not its length.
 
-ffmpeg reads each group from a file of its own (cut_inputs): the source's packets from the
-keyframe before it to the last its frames need, copied by PyAV into a small Matroska file, no
-decoding. Opening a long file 25 times over costs ffmpeg more than decoding what it reads
-(each opening parses the whole container index: at 30 minutes this took 0.8 s against 0.2 s
-for the same frames from cuts); the packets and the stream's parameters (colours, chroma
+Each input is a file of its own (cut_inputs): the source's packets from the keyframe before
+its group to the last packet the group's frames need, copied by PyAV into a small Matroska
+file, no decoding. Opening the long source once a group instead makes ffmpeg parse its
+whole container index each time, a cost that grows with the length (BENCHMARKS.md: 0.08-0.24
+s of 0.6-1.8 s at 30 minutes). The packets and the stream's parameters (colours, chroma
 siting, rotation) are the source's, so ffmpeg's decoder gives the same frames. Where a cut
-cannot be made (frames decoded before their keyframe, a codec Matroska does not hold),
-ffmpeg seeks in the source itself (seek_inputs).
+cannot be made (frames decoded before their keyframe, a codec Matroska does not hold, more
+than CUT_BUDGET of packets), ffmpeg seeks in the source itself (seek_inputs).
 
 This rests on knowing which decoded frame the whole encoding would make frame i: the i-th
 frame in presentation order, where the container's timestamps are those of a constant frame
@@ -283,7 +282,9 @@ def encode_runs(inputs, target, groups, size, settings):
     # would fill with copies
     output = ffmpeg.output(video, "TARGET.mp4", fps_mode="passthrough",
                            **encoder_options(settings))
-    return compiled(output.global_args("-filter_complex_threads", "1"), settings,
+    # -xerror: a packet that fails to decode stops ffmpeg (the whole video is then encoded):
+    # its frame would be missing, and the frames after it taken for others
+    return compiled(output.global_args("-filter_complex_threads", "1", "-xerror"), settings,
                     [source.path for source in inputs], target)
 
 
