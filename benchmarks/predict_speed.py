@@ -321,8 +321,9 @@ def long_inputs(args, work):
                         sampled_in_memory(path, recorded, encoder, keep, folder,
                                           reads=reads, timings=stages)[0].close()
                     row["stages_s"] = stages
-                    row["ffmpeg_s"] = cut_against_seek(path, recorded, encoder, keep, reads)
-                    row["frames_decoded"] = frames_decoded(path, recorded, keep, reads)
+                    index, groups = clip_groups(path, recorded, keep, reads)
+                    row["ffmpeg_s"] = cut_against_seek(path, index, groups, encoder, reads)
+                    row["frames_decoded"] = frames_decoded(index, groups)
                     if minutes <= args.whole_up_to:
                         row["today_s"] = whole(path)
                 rows.append(row)
@@ -346,20 +347,24 @@ def long_inputs(args, work):
     return {"rows": rows, "model_s": model, "workers": workers_scaling(args, work)}
 
 
-def cut_against_seek(path, recorded, encoder, keep, reads, runs=3):
+def clip_groups(path, recorded, keep, reads):
+    """(StreamIndex, groups of runs) of a file's 25-segment clip, as predict plans them."""
+    from preprocess.in_memory import gop_plan
+    from preprocess.sampled import seek_groups, stream_index
+    index = stream_index(path)
+    return index, seek_groups(index, gop_plan(index.frames, recorded, keep, reads)[0])
+
+
+def cut_against_seek(path, index, groups, encoder, reads, runs=3):
     """Seconds of the one ffmpeg that decodes and re-encodes a clip's groups, reading the
     packets cut out of the source (with the cutting) and seeking in the source itself:
     best of `runs` each, alternated."""
-    from dataclasses import replace
-
     from preprocess.decode import probe
     from preprocess.encode import output_size
-    from preprocess.in_memory import gop_plan
-    from preprocess.sampled import (cut_inputs, encode_runs, seek_groups, seek_inputs,
-                                    stream_index)
-    index, info = stream_index(path), probe(path)
-    groups = seek_groups(index, gop_plan(index.frames, recorded, keep, reads)[0])
-    size, settings = output_size(info.width, info.height, encoder), replace(encoder, gop=reads)
+    from preprocess.in_memory import run_encoding
+    from preprocess.sampled import cut_inputs, encode_runs, seek_inputs
+    info = probe(path)
+    size, settings = output_size(info.width, info.height, encoder), run_encoding(encoder, reads)
     seconds = {"cut inputs": [], "seek inputs": []}
     with tempfile.TemporaryDirectory() as folder:
         for run in range(runs):
@@ -375,16 +380,13 @@ def cut_against_seek(path, recorded, encoder, keep, reads, runs=3):
     return {kind: min(values) for kind, values in seconds.items()}
 
 
-def frames_decoded(path, recorded, keep, reads):
+def frames_decoded(index, groups):
     """Frames each side must decode: ours, the packets cut out for the clip's groups;
     decord's, from the keyframe before each of its 25 centre frames to it (or from the
     frame before, within one keyframe interval), the least any decoder can do."""
     from bisect import bisect_right
 
-    from preprocess.in_memory import gop_plan
-    from preprocess.sampled import packet_span, seek_groups, stream_index
-    index = stream_index(path)
-    groups = seek_groups(index, gop_plan(index.frames, recorded, keep, reads)[0])
+    from preprocess.sampled import packet_span
     ours = sum(packets.stop - packets.start for _, packets in
                (packet_span(index, group[0][0], group[-1][0] + group[-1][1])
                 for group in groups))
@@ -432,7 +434,7 @@ def workers_scaling(args, work):
         print(f"16 x bikes.mp4, --workers {workers}: {seconds[workers]:.1f} s, "
               f"{cores[workers]:.2f} cores busy")
     print(f"  2 workers: {seconds[1] / seconds[2]:.2f}x one "
-          f"(at most {os.cpu_count() / cores[1]:.2f}x on {os.cpu_count()} cores)")
+          f"(about {os.cpu_count() / cores[1]:.2f}x at most on {os.cpu_count()} cores)")
     return {"seconds": seconds, "cores_busy": cores}
 
 

@@ -199,8 +199,7 @@ def sampled_in_memory(source, recorded, encoder, choose, work, span=None, reads=
     # not encode_to's name: the whole video's encoding, where this fails, must not find this
     # file there and take it for itself (encode_video skips a target already made)
     encoded = Path(work) / "sampled.mp4"
-    # every run but the video's last GOP has the same length: an encoder GOP each
-    run_gop = replace(encoder, gop=min(encoder.gop, reads or encoder.gop))
+    run_gop = run_encoding(encoder, reads)
     size = output_size(info.width, info.height, encoder)
     parts = batches(seek_groups(index, runs), info.width * info.height * 3 // 2)
     clock("probe")
@@ -221,6 +220,12 @@ def sampled_in_memory(source, recorded, encoder, choose, work, span=None, reads=
         raise SampledUnfit(str(error)) from None
     clock("extract")
     return file, {**memory, "decoded": {"decoded": "sampled GOPs"}}
+
+
+def run_encoding(encoder, reads):
+    """The encoding of sampled runs read up to `reads` frames (None: whole GOPs): every run
+    but the video's last GOP has the same length, an encoder GOP each."""
+    return replace(encoder, gop=min(encoder.gop, reads or encoder.gop))
 
 
 def _encode_groups(source, index, groups, cuts, target, size, settings, stream, clock):

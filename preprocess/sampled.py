@@ -266,15 +266,16 @@ def encode_runs(inputs, target, groups, size, settings):
     joined (concat). Every run of a strict GOP starts a GOP of the output."""
     parts = []
     for number, (group, source) in enumerate(zip(groups, inputs)):
-        origin = source.origin
         video = ffmpeg.input(f"SOURCE-{number}.mkv", threads=1,
                              **source.options)[f"v:{source.stream}"]
-        start, end = group[0][0] - origin, group[-1][0] + group[-1][1] - origin
+        first_frame, end = group[0][0], group[-1][0] + group[-1][1]
+        start = first_frame - source.origin  # frames the input gives before the group's
         # the input ends there: nothing after it decoded
-        video = video.trim(**({"start_frame": start} if start else {}), end_frame=end)
-        if sum(count for _, count in group) < end - start:
+        video = video.trim(**({"start_frame": start} if start else {}),
+                           end_frame=end - source.origin)
+        if sum(count for _, count in group) < end - first_frame:
             video = video.filter("select", "+".join(
-                f"between(n,{first - origin - start},{first - origin - start + count - 1})"
+                f"between(n,{first - first_frame},{first - first_frame + count - 1})"
                 for first, count in group))
         parts.append(scaled(video, *size))
     video = parts[0] if len(parts) == 1 else ffmpeg.concat(*parts, v=1, a=0)
