@@ -322,8 +322,8 @@ def long_inputs(args, work):
                                           reads=reads, timings=stages)[0].close()
                     row["stages_s"] = stages
                     index, groups = clip_groups(path, recorded, keep, reads)
-                    row["ffmpeg_s"] = cut_against_seek(path, index, groups, encoder, reads)
-                    row["frames_decoded"] = frames_decoded(index, groups)
+                    row["ffmpeg_s"], cut = cut_against_seek(path, index, groups, encoder, reads)
+                    row["frames_decoded"] = frames_decoded(index, groups, cut)
                     if minutes <= args.whole_up_to:
                         row["today_s"] = whole(path)
                 rows.append(row)
@@ -358,14 +358,14 @@ def clip_groups(path, recorded, keep, reads):
 def cut_against_seek(path, index, groups, encoder, reads, runs=3):
     """Seconds of the one ffmpeg that decodes and re-encodes a clip's groups, reading the
     packets cut out of the source (with the cutting) and seeking in the source itself:
-    best of `runs` each, alternated."""
+    best of `runs` each, alternated; and the packets the cuts held."""
     from preprocess.decode import probe
     from preprocess.encode import output_size
     from preprocess.in_memory import run_encoding
     from preprocess.sampled import cut_inputs, encode_runs, seek_inputs
     info = probe(path)
     size, settings = output_size(info.width, info.height, encoder), run_encoding(encoder, reads)
-    seconds = {"cut inputs": [], "seek inputs": []}
+    seconds, cut = {"cut inputs": [], "seek inputs": []}, 0
     with tempfile.TemporaryDirectory() as folder:
         for run in range(runs):
             for kind in seconds:
@@ -377,13 +377,23 @@ def cut_against_seek(path, index, groups, encoder, reads, runs=3):
                 subprocess.run(encode_runs(inputs, cuts / "out.mp4", groups, size, settings),
                                check=True)
                 seconds[kind].append(time.perf_counter() - start)
-    return {kind: min(values) for kind, values in seconds.items()}
+                if kind == "cut inputs":
+                    cut = sum(packet_count(source.path) for source in inputs)
+    return {kind: min(values) for kind, values in seconds.items()}, cut
 
 
-def frames_decoded(index, groups):
-    """Frames each side must decode: ours, the packets cut out for the clip's groups;
+def packet_count(path):
+    import av
+    with av.open(path) as container:
+        return sum(1 for packet in container.demux(video=0) if packet.size)
+
+
+def frames_decoded(index, groups, cut):
+    """Frames each side must decode: ours, the packets cut out for the clip's groups (cut:
+    those the cuts hold, the unreferenced frames before each group left out);
     decord's, from the keyframe before each of its 25 centre frames to it (or from the
-    frame before, within one keyframe interval), the least any decoder can do."""
+    frame before, within one keyframe interval): the least it decodes, every frame on the
+    way."""
     from bisect import bisect_right
 
     from preprocess.sampled import packet_span
@@ -395,7 +405,7 @@ def frames_decoded(index, groups):
         key = index.keyframes[bisect_right(index.keyframes, centre) - 1]
         decord += centre - (key - 1 if key > last else last)
         last = centre
-    return {"ours": ours, "decord": decord}
+    return {"ours": cut, "ours_without_leaving_out": ours, "decord": decord}
 
 
 def _model_seconds(predictor, recorded, encoder, keep, reads):

@@ -23,6 +23,7 @@ from .lock import folder_lock
 from .motion import GopAccumulator
 from .parallel import run_parallel
 from .settings import ExtractSettings, ParallelSettings
+from .store.layout import ONE_A_GOP
 
 REPORT_NAME = "extract-report.json"
 HEADROOM = 16 * 2**20  # bytes kept free beyond a video's largest size (HDF5 caches, metadata)
@@ -88,21 +89,23 @@ class _GopWriter:
     """A video's GOPs as they are decoded, into its HDF5 group: the I-frame in RGB and, for
     every p_stride-th P-frame, its MVs accumulated back to the I-frame and its residual.
     folder: where the shard is written (its free space checked before each GOP), or None
-    for a file held in memory."""
+    for a file held in memory. only: for each GOP, the one stored P-frame slot whose values
+    are computed and written (those a clip reads), the others counted but left unwritten;
+    None: every one."""
 
-    def __init__(self, group, settings, folder):
-        self.group, self.settings, self.folder = group, settings, folder
+    def __init__(self, group, settings, folder, only=None):
+        self.group, self.settings, self.folder, self.only = group, settings, folder, only
         self.dtype = np.dtype(settings.storage)
         self.rgb = RGBConverter()  # one per video: its frames share size and format
         self.writer = self.buffer = self.iframe = self.accumulator = None
-        self.position = 0  # P-frames so far in this GOP
+        self.position = self.stored = 0  # P-frames so far in this GOP, and stored ones
         self.p_counts = []  # true P-frames per GOP (the stored ones are every p_stride-th)
         self.with_motion = 0  # P-frames that carried motion vectors
 
     def i_frame(self, frame):
         if self.iframe is not None:
             self._finish_gop()
-        self.iframe, self.position = self.rgb(frame), 0
+        self.iframe, self.position, self.stored = self.rgb(frame), 0, 0
         self.accumulator = GopAccumulator(self.iframe)
         self.buffer = self.buffer or _GopBuffer(*self.iframe.shape[:2], self.dtype)
         self.buffer.count = 0
@@ -112,34 +115,45 @@ class _GopWriter:
         self.with_motion += records is not None
         self.accumulator.warp(records)
         if (self.position - 1) % self.settings.p_stride == 0:
-            self.accumulator.outputs(self.rgb(frame), *self.buffer.next_slots())
+            self.stored += 1
+            if self._written(self.stored - 1):
+                self.accumulator.outputs(self.rgb(frame), *self.buffer.next_slots())
+
+    def _written(self, slot):
+        gop = len(self.p_counts)
+        return self.only is None or (gop < len(self.only) and slot == self.only[gop])
 
     def _finish_gop(self):
+        gop = len(self.p_counts)
         _check_gop_length(self.p_counts, self.position)
         self.p_counts.append(self.position)
         height, width = self.iframe.shape[:2]
         if self.folder is not None:
             check_room(1 + self.position, width, height, self.settings, self.folder,
-                       f"GOP {len(self.p_counts) - 1}")
+                       f"GOP {gop}")
         if self.writer is None:  # GOP 0 sets the P-frame count that every other GOP must have
-            self.writer = store.VideoWriter(self.group, height, width, self.buffer.count,
+            self.writer = store.VideoWriter(self.group, height, width, self.stored,
                                             self.dtype, self.settings.compression)
         count = self.buffer.count
-        self.writer.add_gop(self.iframe, self.buffer.mvs[:count], self.buffer.residuals[:count])
+        first = self.only[gop] if count and self.only is not None else 0
+        self.writer.add_gop(self.iframe, self.buffer.mvs[:count], self.buffer.residuals[:count],
+                            self.stored, first)
 
     def finish(self, **attributes):
         """The last GOP written, and the video's attributes."""
         self._finish_gop()
         if sum(self.p_counts) and not self.with_motion:
             raise VideoError("no P-frame carries motion vectors (decoder without export_mvs?)")
+        said = {} if self.only is None else {"p_written": ONE_A_GOP}  # for layout.check_video
         self.writer.finish(width=self.iframe.shape[1], height=self.iframe.shape[0],
-                           **attributes)
+                           **attributes, **said)
 
 
-def extract_video(video, group, settings, runs=None):
+def extract_video(video, group, settings, runs=None, only=None):
     """Decode one video and write its GOPs and attributes into an HDF5 group. runs: [(first
     frame, count)] of GOPs, the only frames decoded (by seeking: memory and time then grow
-    with them, not with the video); default: every frame."""
+    with them, not with the video); default: every frame. only: for each GOP, the one
+    stored P-frame slot written (_GopWriter); default: every one."""
     try:
         video.relative.as_posix().encode("utf-8")
     except UnicodeEncodeError:  # ids are text: in HDF5 attributes, index.json, lists
@@ -152,7 +166,7 @@ def extract_video(video, group, settings, runs=None):
     folder = None if group.file.driver == "core" else Path(group.file.filename).parent
     if folder is not None:
         check_room(info.frames, info.width, info.height, settings, folder)
-    gops = _GopWriter(group, settings, folder)
+    gops = _GopWriter(group, settings, folder, only)
     frames, size = 0, None  # size: (width, height) of frame 0, which every frame must have
     for is_iframe, frame, records in decode_with_motion(video.path, runs):
         size = size or (frame.width, frame.height)

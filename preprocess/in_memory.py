@@ -81,10 +81,12 @@ def extract_in_memory(encoded, recorded, choose=None, reads=None, sampled=None):
     choose: a function of the stored P-frame counts of every GOP giving the GOPs to keep
     (None: all), known before decoding from the encoded file's frame count (exact: we wrote
     it, strict GOPs checked); reads: the frames read from the start of each (None: all, else
-    the P-frames after them are not stored). Only those are decoded (by seeking), so time and
-    memory grow with what a clip reads, not with the video. sampled (frames, stored P-frame
-    counts, fps): encoded holds just what is read, back to back (sampled.py), of a video of
-    that many frames and that frame rate."""
+    the P-frames after them are not stored, and of those before them only the last is
+    written: the one an evaluation clip reads, sampling.eval_frames_read; the chunks of the
+    others stay unwritten, which readers refuse). Only those are decoded (by seeking), so
+    time and memory grow with what a clip reads, not with the video. sampled (frames, stored
+    P-frame counts, fps): encoded holds just what is read, back to back (sampled.py), of a
+    video of that many frames and that frame rate."""
     # The stored values do not depend on compression (lossless): skip the filters' time.
     settings = ExtractSettings(storage=recorded["storage"], p_stride=recorded["p_stride"],
                                compression="none")
@@ -96,8 +98,9 @@ def extract_in_memory(encoded, recorded, choose=None, reads=None, sampled=None):
     file = h5py.File(Path(encoded).with_name(MEMORY_SHARD), "w", driver="core",
                      backing_store=False)
     group = file.create_group("videos").create_group("00000")
+    only = None if reads is None else [count - 1 for count in expected]
     try:
-        extract_video(Video(Path(encoded), Path("video.mp4")), group, settings, runs=runs)
+        extract_video(Video(Path(encoded), Path("video.mp4")), group, settings, runs, only)
         stored = [int(n) for n in group["num_p"][()]]
         if stored != expected:
             raise VideoError(f"internal error: {encoded} stored P-frames {stored}, its frame "
@@ -214,7 +217,7 @@ def sampled_in_memory(source, recorded, encoder, choose, work, span=None, reads=
         _ffmpeg(join_command(listing, encoded, encoder))
         clock("decode + re-encode")
     try:  # the extraction checks every GOP's frames against the plan: none lost or added
-        file, memory = extract_in_memory(encoded, recorded,
+        file, memory = extract_in_memory(encoded, recorded, reads=reads,
                                          sampled=(frames, expected, float(index.rate)))
     except VideoError as error:  # frames that fail to decode, say: the whole video instead
         raise SampledUnfit(str(error)) from None

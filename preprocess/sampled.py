@@ -36,6 +36,7 @@ from pathlib import Path
 import av
 import ffmpeg
 import numpy as np
+from av.bitstream import BitStreamFilterContext
 
 from .decode import open_video
 from .encode import compiled, encoder_options, scaled
@@ -173,7 +174,9 @@ def batches(groups, frame_bytes):
 @dataclass(frozen=True)
 class Input:
     """One input of the ffmpeg that encodes sampled GOPs: a file, the number of its video
-    stream, the options that open it, and the source frame its first decoded frame is."""
+    stream, the options that open it, and its origin: source frame f, from its group's
+    first frame on, is the input's decoded frame f - origin (the keyframe it starts at,
+    plus the frames before the group left out of it: _unreferenced)."""
     path: str
     stream: int
     origin: int
@@ -199,8 +202,10 @@ def seek_inputs(source, index, groups, stream):
 def cut_inputs(source, index, groups, folder):
     """One input a group: folder/cut-K.mkv, the source's packets in decode order from the
     keyframe at or before the group's first frame to the last packet that its frames need,
-    copied by PyAV with the stream's parameters (no decoding). Each packet is checked to be
-    the one the index puts there; CutUnfit where a group cannot be cut so."""
+    copied by PyAV with the stream's parameters (no decoding), less the frames before the
+    group that no frame predicts from (_unreferenced: nothing needs them decoded). Each
+    packet is checked to be the one the index puts there; CutUnfit where a group cannot be
+    cut so."""
     spans = [packet_span(index, group[0][0], group[-1][0] + group[-1][1]) for group in groups]
     size = sum(int(index.sizes[packets].sum()) for _, packets in spans)
     if size > CUT_BUDGET:  # a source of huge packets: temporary files would be as large
@@ -208,14 +213,15 @@ def cut_inputs(source, index, groups, folder):
     container, stream = open_video(source)
     inputs = []
     with container:
-        for number, (key, packets) in enumerate(spans):
+        for number, ((key, packets), group) in enumerate(zip(spans, groups)):
             path = Path(folder) / f"cut-{number}.mkv"
-            wanted = index.pts[index.ranks[packets]]  # the packets' presentation times
+            ranks = index.ranks[packets]  # the packets' frame numbers
             try:
-                _copy_packets(container, stream, index.pts[key], wanted, path)
+                left_out = _copy_packets(container, stream, index.pts[ranks], ranks < group[0][0],
+                                         path)
             except (av.FFmpegError, OSError, UnicodeError) as error:  # a codec Matroska
                 raise CutUnfit(f"cannot cut its packets: {error}") from None  # cannot hold
-            inputs.append(Input(str(path), 0, key))
+            inputs.append(Input(str(path), 0, key + left_out))
     return inputs
 
 
@@ -235,27 +241,48 @@ def packet_span(index, start, end):
     return key, slice(first, last + 1)
 
 
-def _copy_packets(container, stream, key_pts, wanted_pts, path):
-    """Copy the packets of presentation times wanted_pts (decode order, the first the
-    keyframe's, key_pts) from an open container into a new Matroska file at path."""
+def _copy_packets(container, stream, wanted_pts, before, path):
+    """Copy the packets of presentation times wanted_pts (decode order, the first a
+    keyframe's) from an open container into a new Matroska file at path, except those
+    before[k] marks (frames before the group) that no frame predicts from. Returns how many
+    were left out."""
+    key_pts, unreferenced = wanted_pts[0], _unreferenced(stream)
     container.seek(int(key_pts), backward=True, stream=stream)
     with av.open(str(path), "w", format="matroska") as output:
         target = output.add_stream_from_template(stream)
-        copied = 0
+        seen = left_out = 0
         for packet in container.demux(stream):
             if not packet.size:
                 continue
-            if copied == 0 and packet.pts != key_pts:
+            if seen == 0 and packet.pts != key_pts:
                 continue  # before the keyframe: the seek lands at or before it
-            if packet.pts != wanted_pts[copied]:
-                raise CutUnfit(f"packet {copied} after keyframe {key_pts} has time "
-                               f"{packet.pts}, the index says {wanted_pts[copied]}")
-            packet.stream = target
-            output.mux(packet)
-            copied += 1
-            if copied == len(wanted_pts):
-                return
+            if packet.pts != wanted_pts[seen]:
+                raise CutUnfit(f"packet {seen} after keyframe {key_pts} has time "
+                               f"{packet.pts}, the index says {wanted_pts[seen]}")
+            if before[seen] and unreferenced(packet):
+                left_out += 1
+            else:
+                packet.stream = target
+                output.mux(packet)
+            seen += 1
+            if seen == len(wanted_pts):
+                return left_out
     raise CutUnfit(f"the file ends before the packets of keyframe {key_pts}")
+
+
+def _unreferenced(stream):
+    """A test of whether a packet holds a frame that no other frame predicts from, for
+    H.264 (every slice with nal_ref_idc 0: a picture "not used for reference", which the
+    standard lets a decoder drop); false for every packet of other codecs, where that is
+    not as plain (an H.265 "sub-layer non-reference" picture may be a reference for higher
+    layers). Such frames before a group are decoded only to be dropped: leaving them out of
+    its cut saves decoding about a quarter of the frames (BENCHMARKS.md). FFmpeg's own
+    parser decides (the filter_units bitstream filter, which drops them), on a copy of
+    each packet: a filter takes its packet's data."""
+    if stream.codec_context.name != "h264":
+        return lambda packet: False
+    units = BitStreamFilterContext("filter_units=discard=nonref", stream)
+    return lambda packet: not any(out.size for out in units.filter(av.Packet(bytes(packet))))
 
 
 def encode_runs(inputs, target, groups, size, settings):

@@ -16,6 +16,7 @@ from preprocess.in_memory import (MEMORY_SHARD, encode_to, encoder_of, extract_i
                                   represent, sampled_in_memory, windows, work_folder)
 from preprocess.sampled import CutUnfit, cut_inputs, stream_index
 from preprocess.settings import EncodeSettings, ExtractSettings
+from preprocess.store.chunks import ChunkError, Chunks
 from teamnet.predict import ClipMaker
 
 RECORDED = {**ExtractSettings().recorded(), "encode": {**vars(EncodeSettings()),
@@ -65,8 +66,9 @@ def representations(path, segments=8, span=None):
 
 
 def assert_same(sampled, whole, segments=8):
-    """The sampled GOPs hold the whole encoding's I-frames and its P-frames up to the one a
-    clip reads (the 5th), and give the same clip."""
+    """The sampled GOPs hold the whole encoding's I-frames and the P-frame a clip reads (the
+    5th, or a shorter GOP's last: its MVs accumulated from the four before it), the P-frames
+    before it counted but unwritten (reading one fails), and give the same clip."""
     (file, index), (whole_file, whole_index) = sampled, whole
     make = clip_maker(segments)
     with file, whole_file:
@@ -75,8 +77,13 @@ def assert_same(sampled, whole, segments=8):
         np.testing.assert_array_equal(num_p, np.minimum(reference["num_p"][()], 5))
         np.testing.assert_array_equal(group["iframes"][()], reference["iframes"][()])
         for name in ("mvs", "residuals"):
-            np.testing.assert_array_equal(group[name][()],
-                                          reference[name][:, :group[name].shape[1]])
+            for gop, count in enumerate(num_p):
+                if count:
+                    np.testing.assert_array_equal(group[name][gop, count - 1],
+                                                  reference[name][gop, count - 1])
+                for slot in range(count - 1):
+                    with pytest.raises(ChunkError, match="never written"):
+                        Chunks(group[name]).read((gop, slot, 0, 0, 0))
         clip, gops = make(index, {MEMORY_SHARD: file})
         whole_clip, whole_gops = make(whole_index, {MEMORY_SHARD: whole_file})
     for modality, values in whole_clip.items():
@@ -111,19 +118,43 @@ def test_ffmpeg_reads_packets_cut_out_of_the_source_else_seeks_in_it(inputs, nam
     assert ("cut, given up" in stages) == (how != "cut"), stages
 
 
+def slice_reference_idcs(packet, length_size=4):
+    """The nal_ref_idc of each coded slice of an H.264 packet in MP4's form (NAL units each
+    after its length): read here from the bytes, apart from FFmpeg's parser that the cut
+    asks. 0 in every slice: no frame predicts from this one."""
+    data, idcs, at = bytes(packet), [], 0
+    while at < len(data):
+        size = int.from_bytes(data[at:at + length_size], "big")
+        header = data[at + length_size]
+        if header & 0x1F in (1, 5):  # a slice of a non-IDR or of an IDR picture
+            idcs.append(header >> 5 & 3)
+        at += length_size + size
+    return idcs
+
+
 def test_a_cut_holds_the_packets_its_frames_need(inputs, tmp_path):
+    """From its group's first frame on, a cut decodes to the source's frames; before it,
+    it leaves out exactly the frames no frame predicts from (nal_ref_idc 0)."""
     path = inputs["bikes.mp4"]  # B-frames: decode order is not presentation order
     groups = [[(40, 6)], [(140, 6), (152, 6)], [(242, 8)]]
-    cuts = cut_inputs(path, stream_index(path), groups, tmp_path)
-    assert [cut.origin for cut in cuts] == [30, 137, 242]  # the keyframes before each
+    index = stream_index(path)
+    cuts = cut_inputs(path, index, groups, tmp_path)
     with av.open(str(path)) as container:  # every frame, decoded from the start
         frames = [frame.to_ndarray() for frame in container.decode(video=0)]
+        container.seek(0)
+        idcs = [slice_reference_idcs(packet) for packet in container.demux(video=0)
+                if packet.size]
+    unreferenced = {int(index.ranks[k]) for k, found in enumerate(idcs) if max(found) == 0}
+    left_out = [len(unreferenced & set(range(key, group[0][0])))
+                for key, group in zip((30, 137, 242), groups)]  # the keyframes before each
+    assert left_out == [4, 1, 0]  # B-frames among frames 30-39 and 137-139
+    assert [cut.origin for cut in cuts] == [30 + 4, 137 + 1, 242]
     for cut, group in zip(cuts, groups):
         with av.open(cut.path) as container:
             got = [frame.to_ndarray() for frame in container.decode(video=0)]
         end = group[-1][0] + group[-1][1]
         assert end - cut.origin <= len(got) <= len(frames) - cut.origin
-        for number in range(cut.origin, end):
+        for number in range(group[0][0], end):
             np.testing.assert_array_equal(got[number - cut.origin], frames[number])
     with pytest.raises(CutUnfit, match="an open GOP"):
         cut_inputs(inputs["opengop.mp4"], stream_index(inputs["opengop.mp4"]),
@@ -134,14 +165,18 @@ def test_cuts_that_would_take_too_much_disk_are_not_made(inputs, tmp_path, monke
     import preprocess.sampled
     path = inputs["bikes.mp4"]
     with av.open(str(path)) as container:  # packets 30 (the keyframe) to 45 in decode order
-        sizes = [packet.size for packet in container.demux(video=0) if packet.size][30:46]
+        packets = [packet for packet in container.demux(video=0) if packet.size][30:46]
+        sizes = [packet.size for packet in packets]  # the bound: every packet copied
+        kept = [packet.size for packet, frame in zip(packets, stream_index(path).ranks[30:46])
+                if frame >= 40 or max(slice_reference_idcs(packet)) > 0]
     monkeypatch.setattr(preprocess.sampled, "CUT_BUDGET", sum(sizes) - 1)
     with pytest.raises(CutUnfit, match="would take"):
         cut_inputs(path, stream_index(path), [[(40, 6)]], tmp_path)
     monkeypatch.setattr(preprocess.sampled, "CUT_BUDGET", sum(sizes))
     (cut,) = cut_inputs(path, stream_index(path), [[(40, 6)]], tmp_path)
     with av.open(cut.path) as container:
-        assert [packet.size for packet in container.demux(video=0) if packet.size] == sizes
+        assert [packet.size for packet in container.demux(video=0) if packet.size] == kept
+    assert len(kept) < len(sizes)
 
 
 def test_the_frame_count_comes_from_the_packets(inputs):

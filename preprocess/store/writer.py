@@ -76,13 +76,14 @@ class VideoWriter:
             self._checksum = fletcher32
         self.max_p, self.num_p, self.group = max_p, [], group
 
-    def _write(self, name, gop, frames):
-        """An I-frame (frames: one) or a GOP's P-frames (frames[k] into slot k) of GOP gop."""
+    def _write(self, name, gop, frames, first=0):
+        """An I-frame (frames: one) or a GOP's P-frames (frames[k] into slot first + k) of
+        GOP gop."""
         dataset, is_iframe = getattr(self, name), name == "iframes"
         # a direct chunk write checks nothing: a frame of another size would be stored as a
         # chunk that decodes to the wrong number of bytes
         frame_shape = dataset.chunks[1 if is_iframe else 2:]
-        if (not is_iframe and len(frames) > dataset.shape[1]) or any(
+        if (not is_iframe and first + len(frames) > dataset.shape[1]) or any(
                 frame.shape != frame_shape or frame.dtype != dataset.dtype for frame in frames):
             raise ValueError(f"{name}: {len(frames)} frames of shapes "
                              f"{sorted({f.shape for f in frames})} for a dataset of "
@@ -91,24 +92,27 @@ class VideoWriter:
             if is_iframe:
                 dataset[gop] = frames[0]
             else:
-                dataset[gop, :len(frames)] = frames
+                dataset[gop, first:first + len(frames)] = frames
             return
         compress = self._compress[name]
         for k, frame in enumerate(frames):
             data = compress(np.ascontiguousarray(frame))
-            offset = (gop,) + (() if is_iframe else (k,)) + (0,) * frame.ndim
+            offset = (gop,) + (() if is_iframe else (first + k,)) + (0,) * frame.ndim
             dataset.id.write_direct_chunk(offset, data + self._checksum(data))
 
-    def add_gop(self, iframe, mvs, residuals):
-        """Append a GOP: its I-frame and its P-frames' accumulated MVs and residuals."""
-        gop, count = len(self.num_p), len(mvs)
+    def add_gop(self, iframe, mvs, residuals, stored=None, first=0):
+        """Append a GOP: its I-frame and its P-frames' accumulated MVs and residuals, those
+        of slots first, first + 1, ... of its `stored` stored P-frames (default: all of
+        them, len(mvs)). The chunks of slots not given stay unwritten: a reader refuses them
+        (chunks.py), never taking HDF5's zero fill for values."""
+        gop = len(self.num_p)
         for dataset in (self.iframes, self.mvs, self.residuals):
             dataset.resize(gop + 1, axis=0)  # new slots read as zero until written
         self._write("iframes", gop, iframe[None])
-        if count:
-            self._write("mvs", gop, mvs)
-            self._write("residuals", gop, residuals)
-        self.num_p.append(count)
+        if len(mvs):
+            self._write("mvs", gop, mvs, first)
+            self._write("residuals", gop, residuals, first)
+        self.num_p.append(len(mvs) if stored is None else stored)
 
     def finish(self, **attributes):
         self.group.create_dataset("num_p", data=np.asarray(self.num_p, np.int16), fletcher32=True)
