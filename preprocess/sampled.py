@@ -259,7 +259,7 @@ def _copy_packets(container, stream, wanted_pts, before, path):
             if packet.pts != wanted_pts[seen]:
                 raise CutUnfit(f"packet {seen} after keyframe {key_pts} has time "
                                f"{packet.pts}, the index says {wanted_pts[seen]}")
-            if before[seen] and unreferenced(packet):
+            if seen and before[seen] and unreferenced(packet):  # never the keyframe
                 left_out += 1
             else:
                 packet.stream = target
