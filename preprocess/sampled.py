@@ -276,7 +276,7 @@ def _unreferenced(stream):
     standard lets a decoder drop); false for every packet of other codecs, where that is
     not as plain (an H.265 "sub-layer non-reference" picture may be a reference for higher
     layers). Such frames before a group are decoded only to be dropped: leaving them out of
-    its cut saves decoding a quarter to a third of them (BENCHMARKS.md). FFmpeg's own
+    its cut spares a quarter to a third of the frames decoded (BENCHMARKS.md). FFmpeg's own
     parser decides (the filter_units bitstream filter, which drops them), on a copy of
     each packet: a filter takes its packet's data."""
     if stream.codec_context.name != "h264":
