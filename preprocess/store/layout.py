@@ -158,7 +158,25 @@ def check_video(group, storage, where):
         if (dataset.shape, dataset.chunks, dataset.dtype) != (shape, chunks, dtype):
             raise StoreError(f"{where}/{name} is {dataset.shape} {dataset.dtype} in chunks "
                              f"{dataset.chunks}, expected {shape} {dtype} in chunks {chunks}")
-    if iframes.id.get_num_chunks() != gops:  # before num_p is read: G is real, not declared
+    num_p = _stored_counts(group, members, gops, slots, where)
+    if (attrs["width"], attrs["height"], attrs["gops"]) != (width, height, gops) or not (
+            gops + num_p.sum() <= attrs["frames"]):
+        raise StoreError(f"{where}: its attributes (width {attrs['width']}, height "
+                         f"{attrs['height']}, {attrs['gops']} GOPs, {attrs['frames']} frames) "
+                         f"disagree with its datasets ({width}x{height}, {gops} GOPs, "
+                         f"{gops + num_p.sum()} frames at least)")
+    stamp = group.attrs.get("source_stamp")  # since 2026-12-01: which version was extracted
+    return {**{name: value.item() if isinstance(value, np.generic) else value
+               for name, value in attrs.items()}, "num_p": num_p,
+            "source_stamp": stamp if isinstance(stamp, str) else None}
+
+
+def _stored_counts(group, members, gops, slots, where):
+    """num_p of a video group whose datasets have the checked shapes, once the chunks
+    written agree with it: one I-frame a GOP (counted before num_p is read: G is real, not
+    declared) and one MV and residual chunk a P-frame it counts."""
+    iframes = members["iframes"]
+    if iframes.id.get_num_chunks() != gops:
         raise StoreError(f"{where}: {iframes.id.get_num_chunks()} I-frames stored, {gops} "
                          "declared")
     num_p = _read_num_p(members["num_p"], gops, where)
@@ -172,16 +190,7 @@ def check_video(group, storage, where):
         if members[name].id.get_num_chunks() != written:
             raise StoreError(f"{where}/{name}: {members[name].id.get_num_chunks()} frames "
                              f"stored, num_p counts {written}")
-    if (attrs["width"], attrs["height"], attrs["gops"]) != (width, height, gops) or not (
-            gops + num_p.sum() <= attrs["frames"]):
-        raise StoreError(f"{where}: its attributes (width {attrs['width']}, height "
-                         f"{attrs['height']}, {attrs['gops']} GOPs, {attrs['frames']} frames) "
-                         f"disagree with its datasets ({width}x{height}, {gops} GOPs, "
-                         f"{gops + num_p.sum()} frames at least)")
-    stamp = group.attrs.get("source_stamp")  # since 2026-12-01: which version was extracted
-    return {**{name: value.item() if isinstance(value, np.generic) else value
-               for name, value in attrs.items()}, "num_p": num_p,
-            "source_stamp": stamp if isinstance(stamp, str) else None}
+    return num_p
 
 
 def video_group(shard, name):
