@@ -21,16 +21,18 @@ long: one long H.264 input of each --minutes and --sizes (the bikes clip looped,
 --preset: superfast, like every preset but ultrafast, puts a keyframe at each of the clip's
 scene cuts, about 50 frames apart; ultrafast only every 250 frames, the worst case for
 seeking), and its `teamnet encode` output: predict's preprocessing of its 25-segment clip
-(best of two), stage by stage (demux, probe, cut: the packets each group needs copied out,
-decode + re-encode in one ffmpeg, extract), against decord reading the same 25 segments'
-centre frames as MMAction2's test pipeline does (one thread; pip-installed into the
-benchmark's folder, no dependency) and, up to --whole-up-to minutes, against the whole-video
-path (re-encode all, extract the kept GOPs). On the H.264 inputs the one ffmpeg is also timed
-reading the cuts against seeking in the source (best of three each, alternated). Then 16
-copies of the 10 s bikes clip through predict with 1 and 2 workers (best of three each,
-alternated), with the cores the machine kept busy meanwhile (from /proc/stat, so any other
-load counts too: the speed-up two workers can give on two cores is about 2 / the cores one
-worker keeps busy).
+(best of two a round, the median of --rounds rounds alternated with decord's), stage by
+stage (demux, probe, cut: the packets each group needs copied out, decode + re-encode in one
+ffmpeg, extract), against decord reading the same 25 segments' centre frames as MMAction2's
+test pipeline does (one thread; pip-installed into the benchmark's folder, no dependency)
+and, up to --whole-up-to minutes, against the whole-video path (re-encode all, extract the
+kept GOPs); and each side's growth from the two longest inputs' medians. On the H.264 inputs
+the one ffmpeg is also timed reading the cuts against seeking in the source (best of three
+each, alternated). Then 16 copies of the 10 s bikes clip through predict with 1 and 2
+workers (best of three each, alternated), with the cores the machine kept busy meanwhile
+(from /proc/stat, so any other load counts too: the speed-up two workers can give on two
+cores is about 2 / the cores one worker keeps busy), and, as the ceiling of that speed-up,
+the ffmpeg of one copy's clip alone, run one at a time against two at once.
 
 memory: a 640x360 H.264 input of each --minutes length (the sample clip looped) is
 predicted in a process of its own (--workers 0); its peak resident memory, and ffmpeg's,
@@ -48,6 +50,7 @@ import tempfile
 import time
 from pathlib import Path
 
+import numpy as np
 import torch
 
 ROOT = Path(__file__).parent.parent
@@ -278,6 +281,42 @@ def best_of(runs, measure):
     return min(measure() for _ in range(runs))
 
 
+def alternated(rounds, measures):
+    """{name: median, name_rounds: [seconds]} of measures {name: () -> seconds}, each taken
+    once a round, in turn, `rounds` rounds: a disturbance of the box (a few tenths of a
+    second, at times) then falls on every side alike and the median leaves it out."""
+    taken = {name: [] for name in measures}
+    for _ in range(rounds):
+        for name, measure in measures.items():
+            taken[name].append(measure())
+    return {**{name: float(np.median(values)) for name, values in taken.items()},
+            **{f"{name}_rounds": values for name, values in taken.items()}}
+
+
+def spread(values):
+    return f"{min(values):.2f}-{max(values):.2f}"
+
+
+def growths(rows):
+    """Each side's growth from the shortest to the longest input of a size and kind, from
+    the medians: the target is that ours grows no more than decord's."""
+    grown = {}
+    for row in rows:
+        key = f"{row['size']} {row['kind']}"
+        grown.setdefault(key, []).append(row)
+    summary = {}
+    for key, same in grown.items():
+        same = sorted(same, key=lambda row: row["minutes"])
+        if len(same) < 2:
+            continue
+        first, last = same[-2], same[-1]  # the two longest: 5 and 30 min by default
+        summary[f"{key}, {first['minutes']:g} to {last['minutes']:g} min"] = {
+            side: last[f"{side}_s"] - first[f"{side}_s"] for side in ("ours", "decord")}
+    for key, grew in summary.items():
+        print(f"growth {key}: ours {grew['ours']:+.2f} s, decord {grew['decord']:+.2f} s")
+    return summary
+
+
 def long_inputs(args, work):
     """predict's preprocessing of one long video against decord's and today's whole path."""
     from preprocess.encode import find_ffmpeg
@@ -311,9 +350,11 @@ def long_inputs(args, work):
         for minutes in args.minutes:
             raw, encoded = long_input(work, ffmpeg, minutes, size, args.preset)
             for kind, path in (("H.264", raw), ("teamnet encode", encoded)):
-                row = {"input": f"{minutes:g} min {size} {kind}",
-                       "decord_s": decord_seconds(work, path),
-                       "ours_s": best_of(2, lambda: ours(path))}
+                row = {"input": f"{minutes:g} min {size} {kind}", "size": size,
+                       "minutes": minutes, "kind": kind,
+                       **alternated(args.rounds, {"decord_s": lambda: decord_seconds(work, path),
+                                                  "ours_s": lambda: best_of(2, lambda: ours(
+                                                      path))})}
                 if kind == "H.264":
                     stages = {}
                     _stream_index.cache_clear()
@@ -328,7 +369,9 @@ def long_inputs(args, work):
                         row["today_s"] = whole(path)
                 rows.append(row)
                 print(f"{row['input']:<32} ours {row['ours_s']:6.2f} s  decord "
-                      f"{row['decord_s']:6.2f} s  ({row['ours_s'] / row['decord_s']:.2f}x)"
+                      f"{row['decord_s']:6.2f} s  ({row['ours_s'] / row['decord_s']:.2f}x; "
+                      f"rounds {spread(row['ours_s_rounds'])} and "
+                      f"{spread(row['decord_s_rounds'])} s)"
                       + (f"  today's path {row['today_s']:6.1f} s "
                          f"({row['today_s'] / row['ours_s']:.1f}x ours)" if "today_s" in row
                          else "")
@@ -342,9 +385,11 @@ def long_inputs(args, work):
                          if "frames_decoded" in row else ""))
             raw.unlink()
             encoded.unlink()
+    growth = growths(rows)
     model = best_of(3, lambda: _model_seconds(predictor, recorded, encoder, keep, reads))
     print(f"model (one clip, {args.arch} at {args.size} px): {model:.3f} s")
-    return {"rows": rows, "model_s": model, "workers": workers_scaling(args, work)}
+    return {"rows": rows, "growth": growth, "model_s": model,
+            "workers": workers_scaling(args, work)}
 
 
 def clip_groups(path, recorded, keep, reads):
@@ -390,7 +435,7 @@ def packet_count(path):
 
 def frames_decoded(index, groups, cut):
     """Frames each side must decode: ours, the packets cut out for the clip's groups (cut:
-    those the cuts hold, the unreferenced frames before each group left out);
+    those the cuts hold, the unreferenced frames the clip does not read left out);
     decord's, from the keyframe before each of its 25 centre frames to it (or from the
     frame before, within one keyframe interval): the least it decodes, every frame on the
     way."""
@@ -445,7 +490,54 @@ def workers_scaling(args, work):
               f"{cores[workers]:.2f} cores busy")
     print(f"  2 workers: {seconds[1] / seconds[2]:.2f}x one "
           f"(about {os.cpu_count() / cores[1]:.2f}x at most on {os.cpu_count()} cores)")
-    return {"seconds": seconds, "cores_busy": cores}
+    alone = ffmpeg_alone(paths[0], checkpoint_path)
+    return {"seconds": seconds, "cores_busy": cores, "ffmpeg_alone": alone}
+
+
+def ffmpeg_alone(path, checkpoint_path, runs=16, rounds=3):
+    """The ceiling of two workers' speed-up: the one ffmpeg that decodes and re-encodes a
+    clip of path (its cuts made once), `runs` times one at a time against `runs` times two
+    at once (each of two threads starting half), best of `rounds` alternated."""
+    import threading
+
+    from preprocess.decode import probe
+    from preprocess.encode import output_size
+    from preprocess.in_memory import encoder_of, run_encoding
+    from preprocess.sampled import cut_inputs, encode_runs
+    from teamnet.config import PredictConfig
+    from teamnet.predict import Predictor
+    predictor = Predictor(PredictConfig(checkpoint=str(checkpoint_path)))
+    recorded, encoder = predictor.data_settings, encoder_of(predictor.data_settings)
+    reads = predictor.make.frames_read
+    index, groups = clip_groups(path, recorded, predictor.make.gops_to_keep, reads)
+    info = probe(path)
+    size, settings = output_size(info.width, info.height, encoder), run_encoding(encoder, reads)
+    with tempfile.TemporaryDirectory() as folder:
+        inputs = cut_inputs(path, index, groups, folder)
+
+        def run(lane, count):
+            command = encode_runs(inputs, Path(folder) / f"out-{lane}.mp4", groups, size,
+                                  settings)
+            for _ in range(count):
+                subprocess.run(command, check=True)
+
+        def taken(lanes):
+            start = time.perf_counter()
+            threads = [threading.Thread(target=run, args=(lane, runs // lanes))
+                       for lane in range(lanes)]
+            for thread in threads:
+                thread.start()
+            for thread in threads:
+                thread.join()
+            return time.perf_counter() - start
+
+        best = {1: float("inf"), 2: float("inf")}
+        for _ in range(rounds):
+            for lanes in best:
+                best[lanes] = min(best[lanes], taken(lanes))
+    print(f"  its ffmpeg alone, {runs} runs: {best[1]:.2f} s one at a time, {best[2]:.2f} s "
+          f"two at once ({best[1] / best[2]:.2f}x)")
+    return {"one_at_a_time_s": best[1], "two_at_once_s": best[2]}
 
 
 def busy_seconds():
@@ -510,6 +602,9 @@ def main():
     parser.add_argument("--preset", default="superfast",
                         help="long: x264's preset for the inputs [default: superfast, "
                              "keyframes at scene cuts; ultrafast: every 250 frames]")
+    parser.add_argument("--rounds", type=int, default=5,
+                        help="long: rounds of ours and decord, alternated, whose medians are "
+                             "compared (each round best of two a side) [default: 5]")
     parser.add_argument("--whole-up-to", type=float, default=5,
                         help="long: time today's whole-video path on inputs up to this many "
                              "minutes [default: 5]")

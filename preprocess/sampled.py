@@ -27,7 +27,7 @@ variable frame rate, a video that starts after the file, an edit list, a frame c
 disagrees with the container's) is encoded whole instead, and its result says so and why.
 """
 import os
-from bisect import bisect_right
+from bisect import bisect_left, bisect_right
 from dataclasses import dataclass, field
 from fractions import Fraction
 from functools import lru_cache
@@ -174,13 +174,22 @@ def batches(groups, frame_bytes):
 @dataclass(frozen=True)
 class Input:
     """One input of the ffmpeg that encodes sampled GOPs: a file, the number of its video
-    stream, the options that open it, and its origin: source frame f, from its group's
-    first frame on, is the input's decoded frame f - origin (the keyframe it starts at,
-    plus the frames before the group left out of it: _unreferenced)."""
+    stream, the options that open it, and the source frames it decodes to, in order (its
+    decoded frame k is source frame frames[k]): a cut's, from the keyframe it starts at,
+    less the frames left out of it (_unreferenced); a seek's, from its group's first frame
+    on."""
     path: str
     stream: int
-    origin: int
+    frames: tuple | range
     options: dict = field(default_factory=dict)
+
+    def position(self, frame):
+        """k where source frame `frame` is the input's decoded frame k: CutUnfit where it
+        is not among them (no frame a clip reads is left out; this says so)."""
+        k = bisect_left(self.frames, frame)
+        if k == len(self.frames) or self.frames[k] != frame:
+            raise CutUnfit(f"source frame {frame} is not among those of {self.path}")
+        return k
 
 
 class CutUnfit(Exception):
@@ -195,15 +204,15 @@ def seek_inputs(source, index, groups, stream):
     for group in groups:
         start = group[0][0]
         seek = {"ss": f"{index.times[start] - 0.5 / float(index.rate):.6f}"} if start else {}
-        inputs.append(Input(str(source), stream, start, seek))
+        inputs.append(Input(str(source), stream, range(start, index.frames), seek))
     return inputs
 
 
 def cut_inputs(source, index, groups, folder):
     """One input a group: folder/cut-K.mkv, the source's packets in decode order from the
     keyframe at or before the group's first frame to the last packet that its frames need,
-    copied by PyAV with the stream's parameters (no decoding), less the frames before the
-    group that no frame predicts from (_unreferenced: nothing needs them decoded). Each
+    copied by PyAV with the stream's parameters (no decoding), less the frames that its runs
+    do not read and no frame predicts from (_unreferenced: nothing needs them decoded). Each
     packet is checked to be the one the index puts there; CutUnfit where a group cannot be
     cut so."""
     spans = [packet_span(index, group[0][0], group[-1][0] + group[-1][1]) for group in groups]
@@ -216,12 +225,14 @@ def cut_inputs(source, index, groups, folder):
         for number, ((key, packets), group) in enumerate(zip(spans, groups)):
             path = Path(folder) / f"cut-{number}.mkv"
             ranks = index.ranks[packets]  # the packets' frame numbers
+            read = np.zeros(len(ranks), bool)
+            for first, count in group:
+                read |= (ranks >= first) & (ranks < first + count)
             try:
-                left_out = _copy_packets(container, stream, index.pts[ranks], ranks < group[0][0],
-                                         path)
+                kept = _copy_packets(container, stream, index.pts[ranks], ~read, path)
             except (av.FFmpegError, OSError, UnicodeError) as error:  # a codec Matroska
                 raise CutUnfit(f"cannot cut its packets: {error}") from None  # cannot hold
-            inputs.append(Input(str(path), 0, key + left_out))
+            inputs.append(Input(str(path), 0, tuple(int(k) for k in np.sort(ranks[kept]))))
     return inputs
 
 
@@ -241,16 +252,17 @@ def packet_span(index, start, end):
     return key, slice(first, last + 1)
 
 
-def _copy_packets(container, stream, wanted_pts, before, path):
+def _copy_packets(container, stream, wanted_pts, unread, path):
     """Copy the packets of presentation times wanted_pts (decode order, the first a
     keyframe's) from an open container into a new Matroska file at path, except those
-    before[k] marks (frames before the group) that no frame predicts from. Returns how many
-    were left out."""
+    unread[k] marks (frames the clip does not read) that no frame predicts from. Returns
+    which were copied (a mask)."""
     key_pts, unreferenced = wanted_pts[0], _unreferenced(stream)
     container.seek(int(key_pts), backward=True, stream=stream)
+    kept = np.ones(len(wanted_pts), bool)
     with av.open(str(path), "w", format="matroska") as output:
         target = output.add_stream_from_template(stream)
-        seen = left_out = 0
+        seen = 0
         for packet in container.demux(stream):
             if not packet.size:
                 continue
@@ -259,14 +271,14 @@ def _copy_packets(container, stream, wanted_pts, before, path):
             if packet.pts != wanted_pts[seen]:
                 raise CutUnfit(f"packet {seen} after keyframe {key_pts} has time "
                                f"{packet.pts}, the index says {wanted_pts[seen]}")
-            if seen and before[seen] and unreferenced(packet):  # never the keyframe
-                left_out += 1
+            if seen and unread[seen] and unreferenced(packet):  # never the keyframe
+                kept[seen] = False
             else:
                 packet.stream = target
                 output.mux(packet)
             seen += 1
             if seen == len(wanted_pts):
-                return left_out
+                return kept
     raise CutUnfit(f"the file ends before the packets of keyframe {key_pts}")
 
 
@@ -275,10 +287,10 @@ def _unreferenced(stream):
     H.264 (every slice with nal_ref_idc 0: a picture "not used for reference", which the
     standard lets a decoder drop); false for every packet of other codecs, where that is
     not as plain (an H.265 "sub-layer non-reference" picture may be a reference for higher
-    layers). Such frames before a group are decoded only to be dropped: leaving them out of
-    its cut spares a quarter to a third of the frames decoded (BENCHMARKS.md). FFmpeg's own
-    parser decides (the filter_units bitstream filter, which drops them), on a copy of
-    each packet: a filter takes its packet's data."""
+    layers). Such frames, unless a run reads them, are decoded only to be dropped: leaving
+    them out of a cut spares a quarter to a third of the frames decoded (BENCHMARKS.md).
+    FFmpeg's own parser decides (the filter_units bitstream filter, which drops them), on a
+    copy of each packet: a filter takes its packet's data."""
     if stream.codec_context.name != "h264":
         return lambda packet: False
     units = BitStreamFilterContext("filter_units=discard=nonref", stream)
@@ -295,15 +307,16 @@ def encode_runs(inputs, target, groups, size, settings):
     for number, (group, source) in enumerate(zip(groups, inputs)):
         video = ffmpeg.input(f"SOURCE-{number}.mkv", threads=1,
                              **source.options)[f"v:{source.stream}"]
-        first_frame, end = group[0][0], group[-1][0] + group[-1][1]
-        start = first_frame - source.origin  # frames the input gives before the group's
-        # the input ends there: nothing after it decoded
-        video = video.trim(**({"start_frame": start} if start else {}),
-                           end_frame=end - source.origin)
-        if sum(count for _, count in group) < end - first_frame:
-            video = video.filter("select", "+".join(
-                f"between(n,{first - first_frame},{first - first_frame + count - 1})"
-                for first, count in group))
+        # the frames the input gives before the group's first, and to its last (the input
+        # ends there: nothing after it decoded); then each run's, counted from the first
+        final = group[-1][0] + group[-1][1] - 1  # the last frame the group reads
+        start, end = source.position(group[0][0]), source.position(final) + 1
+        runs = [(source.position(first) - start, source.position(first + count - 1) - start)
+                for first, count in group]
+        video = video.trim(**({"start_frame": start} if start else {}), end_frame=end)
+        if sum(count for _, count in group) < end - start:
+            video = video.filter("select", "+".join(f"between(n,{first},{last})"
+                                                    for first, last in runs))
         parts.append(scaled(video, *size))
     video = parts[0] if len(parts) == 1 else ffmpeg.concat(*parts, v=1, a=0)
     # frames as they come: the runs' timestamps have gaps, which a constant-rate output

@@ -133,8 +133,9 @@ def slice_reference_idcs(packet, length_size=4):
 
 
 def test_a_cut_holds_the_packets_its_frames_need(inputs, tmp_path):
-    """From its group's first frame on, a cut decodes to the source's frames; before it,
-    it leaves out exactly the frames no frame predicts from (nal_ref_idc 0)."""
+    """A cut leaves out exactly the frames that its runs do not read and no frame predicts
+    from (nal_ref_idc 0), and decodes to the source's frames: every frame it gives is the
+    source frame its Input names."""
     path = inputs["bikes.mp4"]  # B-frames: decode order is not presentation order
     groups = [[(40, 6)], [(140, 6), (152, 6)], [(242, 8)]]
     index = stream_index(path)
@@ -145,17 +146,22 @@ def test_a_cut_holds_the_packets_its_frames_need(inputs, tmp_path):
         idcs = [slice_reference_idcs(packet) for packet in container.demux(video=0)
                 if packet.size]
     unreferenced = {int(index.ranks[k]) for k, found in enumerate(idcs) if max(found) == 0}
-    left_out = [len(unreferenced & set(range(key, group[0][0])))
-                for key, group in zip((30, 137, 242), groups)]  # the keyframes before each
-    assert left_out == [4, 1, 0]  # B-frames among frames 30-39 and 137-139
-    assert [cut.origin for cut in cuts] == [30 + 4, 137 + 1, 242]
-    for cut, group in zip(cuts, groups):
+    ranks, left_out = [int(frame) for frame in index.ranks], []
+    for cut, group, key in zip(cuts, groups, (30, 137, 242)):  # the keyframes before them
+        # the frames of the packets from the keyframe's to the last that the group needs
+        end = group[-1][0] + group[-1][1]
+        spanned = set(ranks[ranks.index(key):max(k for k, frame in enumerate(ranks)
+                                                 if frame < end) + 1])
+        read = {frame for first, count in group for frame in range(first, first + count)}
+        assert cut.frames == tuple(sorted(spanned - (unreferenced - read)))
+        left_out.append(sorted(int(frame) for frame in spanned - set(cut.frames)))
         with av.open(cut.path) as container:
             got = [frame.to_ndarray() for frame in container.decode(video=0)]
-        end = group[-1][0] + group[-1][1]
-        assert end - cut.origin <= len(got) <= len(frames) - cut.origin
-        for number in range(group[0][0], end):
-            np.testing.assert_array_equal(got[number - cut.origin], frames[number])
+        assert len(got) == len(cut.frames)
+        for frame, number in zip(got, cut.frames):
+            np.testing.assert_array_equal(frame, frames[number])
+    # B-frames before groups 1 and 2, and in group 2's gap between its runs
+    assert left_out == [[32, 34, 36, 38], [138, 146, 148, 150], []]
     with pytest.raises(CutUnfit, match="an open GOP"):
         cut_inputs(inputs["opengop.mp4"], stream_index(inputs["opengop.mp4"]),
                    [[(130, 6)]], tmp_path)
@@ -168,7 +174,7 @@ def test_cuts_that_would_take_too_much_disk_are_not_made(inputs, tmp_path, monke
         packets = [packet for packet in container.demux(video=0) if packet.size][30:46]
         sizes = [packet.size for packet in packets]  # the bound: every packet copied
         kept = [packet.size for packet, frame in zip(packets, stream_index(path).ranks[30:46])
-                if frame >= 40 or max(slice_reference_idcs(packet)) > 0]
+                if 40 <= frame < 46 or max(slice_reference_idcs(packet)) > 0]
     monkeypatch.setattr(preprocess.sampled, "CUT_BUDGET", sum(sizes) - 1)
     with pytest.raises(CutUnfit, match="would take"):
         cut_inputs(path, stream_index(path), [[(40, 6)]], tmp_path)
