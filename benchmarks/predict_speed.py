@@ -20,19 +20,20 @@ skips the re-encode.
 long: one long H.264 input of each --minutes and --sizes (the bikes clip looped, x264 at
 --preset: superfast, like every preset but ultrafast, puts a keyframe at each of the clip's
 scene cuts, about 50 frames apart; ultrafast only every 250 frames, the worst case for
-seeking), and its `teamnet encode` output: predict's preprocessing of its 25-segment clip
-(best of two a round, the median of --rounds rounds alternated with decord's), stage by
-stage (demux, probe, cut: the packets each group needs copied out, decode + re-encode in one
-ffmpeg, extract), against decord reading the same 25 segments' centre frames as MMAction2's
-test pipeline does (one thread; pip-installed into the benchmark's folder, no dependency)
-and, up to --whole-up-to minutes, against the whole-video path (re-encode all, extract the
-kept GOPs); and each side's growth from the two longest inputs' medians. On the H.264 inputs
-the one ffmpeg is also timed reading the cuts against seeking in the source (best of three
-each, alternated). Then 16 copies of the 10 s bikes clip through predict with 1 and 2
-workers (best of three each, alternated), with the cores the machine kept busy meanwhile
-(from /proc/stat, so any other load counts too: the speed-up two workers can give on two
-cores is about 2 / the cores one worker keeps busy), and, as the ceiling of that speed-up,
-the ffmpeg of one copy's clip alone, run one at a time against two at once.
+seeking; --audio adds an AAC track, as uploads have, which demuxing must skip), and its
+`teamnet encode` output: predict's preprocessing of its 25-segment clip (best of two a
+round, the median of --rounds rounds alternated with decord's), stage by stage (demux,
+probe, cut: the packets each group needs copied out, decode + re-encode in one ffmpeg,
+extract), against decord reading the same 25 segments' centre frames as MMAction2's test
+pipeline does (one thread; pip-installed into the benchmark's folder, no dependency) and, up
+to --whole-up-to minutes, against the whole-video path (re-encode all, extract the kept
+GOPs); and each side's growth from the two longest inputs' medians. On the H.264 inputs the
+one ffmpeg is also timed reading the cuts against seeking in the source (best of three each,
+alternated). Then 16 copies of the 10 s bikes clip through predict with 1 and 2 workers
+(best of three each, alternated), with the cores the machine kept busy meanwhile (from
+/proc/stat, so any other load counts too: the speed-up two workers can give on two cores is
+about 2 / the cores one worker keeps busy), and, as the ceiling of that speed-up, the ffmpeg
+of one copy's clip alone, run one at a time against two at once.
 
 memory: a 640x360 H.264 input of each --minutes length (the sample clip looped) is
 predicted in a process of its own (--workers 0); its peak resident memory, and ffmpeg's,
@@ -255,17 +256,19 @@ def decord_seconds(work, path):
     return float(done.stdout.split()[-1])
 
 
-def long_input(work, ffmpeg, minutes, size, preset):
-    """A looped H.264 input of the bikes clip (x264 at `preset`) and its `teamnet encode`
-    output."""
+def long_input(work, ffmpeg, minutes, size, preset, audio=False):
+    """A looped H.264 input of the bikes clip (x264 at `preset`; with audio, an AAC track as
+    an upload has, interleaved) and its `teamnet encode` output."""
     from dataclasses import replace
 
     from preprocess.encode import encode_video
     from preprocess.samples import sample_folder
     from preprocess.settings import EncodeSettings
     raw = work / f"long-{minutes}min-{size}.mp4"
+    sound = (["-f", "lavfi", "-i", "sine=frequency=440:sample_rate=44100", "-map", "0:v",
+              "-map", "1:a", "-c:a", "aac", "-b:a", "64k"] if audio else ["-an"])
     subprocess.run([ffmpeg, "-v", "error", "-y", "-stream_loop", "-1", "-i",
-                    str(sample_folder() / "bikes.mp4"), "-t", str(60 * minutes), "-an",
+                    str(sample_folder() / "bikes.mp4"), *sound, "-t", str(60 * minutes),
                     "-vf", f"scale={size.replace('x', ':')}", "-c:v", "libx264", "-preset",
                     preset, str(raw)], check=True)
     encoded = work / "encoded" / raw.name
@@ -348,7 +351,8 @@ def long_inputs(args, work):
     rows = []
     for size in args.sizes:
         for minutes in args.minutes:
-            raw, encoded = long_input(work, ffmpeg, minutes, size, args.preset)
+            raw, encoded = long_input(work, ffmpeg, minutes, size, args.preset,
+                                      args.audio)
             for kind, path in (("H.264", raw), ("teamnet encode", encoded)):
                 row = {"input": f"{minutes:g} min {size} {kind}", "size": size,
                        "minutes": minutes, "kind": kind,
@@ -602,6 +606,8 @@ def main():
     parser.add_argument("--preset", default="superfast",
                         help="long: x264's preset for the inputs [default: superfast, "
                              "keyframes at scene cuts; ultrafast: every 250 frames]")
+    parser.add_argument("--audio", action="store_true",
+                        help="long: give the inputs an AAC track, as uploads have")
     parser.add_argument("--rounds", type=int, default=5,
                         help="long: rounds of ours and decord, alternated, whose medians are "
                              "compared (each round best of two a side) [default: 5]")

@@ -12,6 +12,7 @@ import pytest
 import torch
 
 import synthetic
+from preprocess.decode import open_video
 from preprocess.in_memory import (MEMORY_SHARD, encode_to, encoder_of, extract_in_memory,
                                   represent, sampled_in_memory, windows, work_folder)
 from preprocess.sampled import CutUnfit, cut_inputs, stream_index
@@ -183,6 +184,20 @@ def test_cuts_that_would_take_too_much_disk_are_not_made(inputs, tmp_path, monke
     with av.open(cut.path) as container:
         assert [packet.size for packet in container.demux(video=0) if packet.size] == kept
     assert len(kept) < len(sizes)
+
+
+def test_demuxing_gives_the_main_video_stream_alone(inputs):
+    """The frame count's demux reads no audio: the other streams are discarded at open, so
+    the demuxer skips their packets (in MP4 without reading them). Only those read while
+    the streams were probed at open may still come out: 1 of 249 in MP4, 14 in Matroska."""
+    for name in ("bigbuckbunny.mp4", "bunny.mkv"):
+        with av.open(str(inputs[name])) as container:  # every stream read
+            audio = sum(1 for packet in container.demux(audio=0) if packet.size)
+        container, stream = open_video(inputs[name])
+        with container:
+            kept = sum(1 for packet in container.demux() if packet.size
+                       and packet.stream.index != stream.index)
+        assert audio > 200 and kept < audio // 10
 
 
 def test_the_frame_count_comes_from_the_packets(inputs):
