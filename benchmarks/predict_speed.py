@@ -301,8 +301,9 @@ def spread(values):
 
 
 def growths(rows):
-    """Each side's growth from the shortest to the longest input of a size and kind, from
-    the medians: the target is that ours grows no more than decord's."""
+    """Each side's growth from the second longest to the longest input of a size and kind
+    (5 and 30 min by default), from the medians: the target is that ours grows no more than
+    decord's."""
     grown = {}
     for row in rows:
         key = f"{row['size']} {row['kind']}"
@@ -312,7 +313,7 @@ def growths(rows):
         same = sorted(same, key=lambda row: row["minutes"])
         if len(same) < 2:
             continue
-        first, last = same[-2], same[-1]  # the two longest: 5 and 30 min by default
+        first, last = same[-2], same[-1]
         summary[f"{key}, {first['minutes']:g} to {last['minutes']:g} min"] = {
             side: last[f"{side}_s"] - first[f"{side}_s"] for side in ("ours", "decord")}
     for key, grew in summary.items():
@@ -404,16 +405,22 @@ def clip_groups(path, recorded, keep, reads):
     return index, seek_groups(index, gop_plan(index.frames, recorded, keep, reads)[0])
 
 
+def clip_encoding(path, encoder, reads):
+    """(probe of path, output size, encoder settings) of the one ffmpeg that encodes a
+    clip's groups of path, as predict runs it."""
+    from preprocess.decode import probe
+    from preprocess.encode import output_size
+    from preprocess.in_memory import run_encoding
+    info = probe(path)
+    return info, output_size(info.width, info.height, encoder), run_encoding(encoder, reads)
+
+
 def cut_against_seek(path, index, groups, encoder, reads, runs=3):
     """Seconds of the one ffmpeg that decodes and re-encodes a clip's groups, reading the
     packets cut out of the source (with the cutting) and seeking in the source itself:
     best of `runs` each, alternated; and the packets the cuts held."""
-    from preprocess.decode import probe
-    from preprocess.encode import output_size
-    from preprocess.in_memory import run_encoding
     from preprocess.sampled import cut_inputs, encode_runs, seek_inputs
-    info = probe(path)
-    size, settings = output_size(info.width, info.height, encoder), run_encoding(encoder, reads)
+    info, size, settings = clip_encoding(path, encoder, reads)
     seconds, cut = {"cut inputs": [], "seek inputs": []}, 0
     with tempfile.TemporaryDirectory() as folder:
         for run in range(runs):
@@ -446,7 +453,7 @@ def frames_decoded(index, groups, cut):
     from bisect import bisect_right
 
     from preprocess.sampled import packet_span
-    ours = sum(packets.stop - packets.start for _, packets in
+    ours = sum(packets.stop - packets.start for packets in
                (packet_span(index, group[0][0], group[-1][0] + group[-1][1])
                 for group in groups))
     step, decord, last = index.frames / 25, 0, -1
@@ -504,9 +511,7 @@ def ffmpeg_alone(path, checkpoint_path, runs=16, rounds=3):
     at once (each of two threads starting half), best of `rounds` alternated."""
     import threading
 
-    from preprocess.decode import probe
-    from preprocess.encode import output_size
-    from preprocess.in_memory import encoder_of, run_encoding
+    from preprocess.in_memory import encoder_of
     from preprocess.sampled import cut_inputs, encode_runs
     from teamnet.config import PredictConfig
     from teamnet.predict import Predictor
@@ -514,8 +519,7 @@ def ffmpeg_alone(path, checkpoint_path, runs=16, rounds=3):
     recorded, encoder = predictor.data_settings, encoder_of(predictor.data_settings)
     reads = predictor.make.frames_read
     index, groups = clip_groups(path, recorded, predictor.make.gops_to_keep, reads)
-    info = probe(path)
-    size, settings = output_size(info.width, info.height, encoder), run_encoding(encoder, reads)
+    _, size, settings = clip_encoding(path, encoder, reads)
     with tempfile.TemporaryDirectory() as folder:
         inputs = cut_inputs(path, index, groups, folder)
 

@@ -216,13 +216,13 @@ def cut_inputs(source, index, groups, folder):
     packet is checked to be the one the index puts there; CutUnfit where a group cannot be
     cut so."""
     spans = [packet_span(index, group[0][0], group[-1][0] + group[-1][1]) for group in groups]
-    size = sum(int(index.sizes[packets].sum()) for _, packets in spans)
+    size = sum(int(index.sizes[packets].sum()) for packets in spans)
     if size > CUT_BUDGET:  # a source of huge packets: temporary files would be as large
         raise CutUnfit(f"its cuts would take {size / 2**20:.0f} MiB")
     container, stream = open_video(source)
     inputs = []
     with container:
-        for number, ((key, packets), group) in enumerate(zip(spans, groups)):
+        for number, (packets, group) in enumerate(zip(spans, groups)):
             path = Path(folder) / f"cut-{number}.mkv"
             ranks = index.ranks[packets]  # the packets' frame numbers
             read = np.zeros(len(ranks), bool)
@@ -237,10 +237,10 @@ def cut_inputs(source, index, groups, folder):
 
 
 def packet_span(index, start, end):
-    """(keyframe, packets): the last keyframe at or before frame start, and the slice of
-    packets, in decode order, from the keyframe's to the last that frames before `end` need
-    (a frame needs the packets decoded before it). CutUnfit where those packets hold a frame
-    before the keyframe or lack one after it (open GOPs)."""
+    """The slice of packets, in decode order, from that of the last keyframe at or before
+    frame start to the last that frames before `end` need (a frame needs the packets
+    decoded before it). CutUnfit where those packets hold a frame before the keyframe or
+    lack one after it (open GOPs)."""
     key = index.keyframes[bisect_right(index.keyframes, start) - 1]
     ranks = index.ranks
     first = int(np.flatnonzero(ranks == key)[0])
@@ -249,7 +249,7 @@ def packet_span(index, start, end):
     if wanted.min() < key or np.count_nonzero(wanted < end) != end - key:
         raise CutUnfit(f"the frames after keyframe {key} are not the packets after it "
                        "(an open GOP)")
-    return key, slice(first, last + 1)
+    return slice(first, last + 1)
 
 
 def _copy_packets(container, stream, wanted_pts, unread, path):
